@@ -1,0 +1,15 @@
+"""DELETE /v1/integrations/activecampaign/auth — forget the caller's AC connection."""
+
+from acexport import connections
+from acexport.api import AUTH_PATH, http_app, lambda_handler_for, ok, tenant
+
+app = http_app()
+
+
+@app.delete(AUTH_PATH)
+def delete_connection():
+    connections.delete(tenant(app))
+    return ok()
+
+
+lambda_handler = lambda_handler_for(app)

@@ -1,0 +1,14 @@
+"""POST /v1/integrations/activecampaign/auth — validate an AC base URL + api key and store them."""
+
+from acexport import connections
+from acexport.api import AUTH_PATH, deadline, http_app, json_object, lambda_handler_for, ok, tenant
+
+app = http_app()
+
+
+@app.post(AUTH_PATH)
+def save_connection():
+    return ok(connections.save(tenant(app), json_object(app), deadline=deadline(app)))
+
+
+lambda_handler = lambda_handler_for(app)

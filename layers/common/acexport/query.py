@@ -1,0 +1,83 @@
+"""Parsing of the export query string: page, limit, filters[<field>]=<value>, orders[<field>]=ASC|DESC.
+
+The raw query string is parsed (not API Gateway's decoded map) because orders apply in query-string
+order. Everything is checked before any I/O, and each refusal says what is allowed.
+Parameters other than these four are left alone (clients add cache busters and the like).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from urllib.parse import parse_qsl
+
+from acexport.errors import BadRequest
+
+DEFAULT_LIMIT = 20
+MAX_LIMIT = 250
+MAX_PAGE = 1_000_000
+MAX_VALUE_LENGTH = 256
+_BRACKETED = re.compile(r"^(filters|orders)\[([A-Za-z0-9_.-]{1,64})\]$")
+_DIRECTIONS = {"ASC", "DESC"}
+
+
+@dataclass(frozen=True)
+class Query:
+    page: int = 1
+    limit: int = DEFAULT_LIMIT
+    filters: tuple[tuple[str, str], ...] = ()
+    orders: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def offset(self) -> int:
+        return (self.page - 1) * self.limit
+
+
+def _integer(name: str, value: str, low: int, high: int) -> int:
+    text = value.strip()
+    if not text.isdigit() or not low <= int(text) <= high:
+        raise BadRequest(f"{name} must be an integer from {low} to {high}", parameter=name)
+    return int(text)
+
+
+def parse(raw_query: str | None, *, filters: set[str] | list[str], orders: set[str] | list[str],
+          resource: str) -> Query:
+    """Parse and check a raw query string against the fields a resource supports."""
+    try:
+        pairs = parse_qsl(raw_query or "", keep_blank_values=True, max_num_fields=100)
+    except ValueError as exc:
+        raise BadRequest("Too many query parameters") from exc
+    seen: set[str] = set()
+    page, limit = 1, DEFAULT_LIMIT
+    found_filters: list[tuple[str, str]] = []
+    found_orders: list[tuple[str, str]] = []
+    for key, value in pairs:
+        if key in seen:
+            raise BadRequest(f"Query parameter {key} is given more than once", parameter=key)
+        seen.add(key)
+        if key == "page":
+            page = _integer("page", value, 1, MAX_PAGE)
+        elif key == "limit":
+            limit = _integer("limit", value, 1, MAX_LIMIT)
+        elif key.startswith(("filters", "orders")):
+            match = _BRACKETED.match(key)
+            if not match:
+                raise BadRequest(f"Malformed query parameter {key}: use filters[<field>]=<value> "
+                                 "or orders[<field>]=ASC|DESC", parameter=key)
+            kind, field = match.groups()
+            allowed = filters if kind == "filters" else orders
+            if field not in allowed:
+                names = ", ".join(sorted(allowed)) or "none"
+                raise BadRequest(f"Unsupported {kind[:-1]} '{field}' for {resource}. Supported: {names}",
+                                 parameter=key, supported=sorted(allowed))
+            if kind == "filters":
+                if not value.strip() or len(value) > MAX_VALUE_LENGTH:
+                    raise BadRequest(f"{key} needs a value of 1 to {MAX_VALUE_LENGTH} characters",
+                                     parameter=key)
+                found_filters.append((field, value.strip()))
+            else:
+                direction = value.strip().upper()
+                if direction not in _DIRECTIONS:
+                    raise BadRequest(f"{key} must be ASC or DESC", parameter=key)
+                found_orders.append((field, direction))
+    return Query(page=page, limit=limit, filters=tuple(found_filters), orders=tuple(found_orders))

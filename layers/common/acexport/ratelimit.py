@@ -1,0 +1,53 @@
+"""The request budget per AC account: AC allows 5 requests per second per account, shared by every
+integration of that account, and answers 429 beyond it. Calls wait for a slot instead of collecting
+429s; a call that cannot get a slot before its deadline is told so at once.
+
+`SlidingWindowLimiter` holds within one process (one warm Lambda container, or the local server). The
+interface (`acquire(key, deadline)`) is what a budget shared across containers plugs into.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+
+
+class BudgetExhausted(Exception):
+    """No slot before the deadline; `wait` is how long the next slot is away."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"next request slot in {wait:.2f}s")
+        self.wait = wait
+
+
+class SlidingWindowLimiter:
+    """At most `rate` requests in any `window` seconds, per key (the AC host)."""
+
+    def __init__(self, rate: float, window: float = 1.0, *, clock=time.monotonic, sleep=time.sleep):
+        self.rate = max(1, int(rate))
+        self.window = window
+        self._clock, self._sleep = clock, sleep
+        self._sent: dict[str, deque[float]] = {}
+        self._lock = threading.Lock()
+
+    def acquire(self, key: str, deadline: float) -> None:
+        while True:
+            with self._lock:
+                now = self._clock()
+                sent = self._sent.setdefault(key, deque())
+                while sent and now - sent[0] >= self.window:
+                    sent.popleft()
+                if len(sent) < self.rate:
+                    sent.append(now)
+                    return
+                wait = sent[0] + self.window - now + 0.005
+            if now + wait > deadline:
+                raise BudgetExhausted(wait)
+            self._sleep(wait)
+
+    def penalise(self, key: str, seconds: float) -> None:
+        """AC said 429 with Retry-After: hold every caller of this account for that long."""
+        with self._lock:
+            until = self._clock() + seconds - self.window
+            self._sent[key] = deque([until] * self.rate)

@@ -1,0 +1,51 @@
+"""AC reference data (contact fields, pipelines, stages), read whole and cached per AC account.
+
+Cached per (AC host, api key) for REFERENCE_CACHE_SECONDS in the warm container, so an export page
+costs one AC call once the cache is warm. Keyed by the key too: two keys of one AC account may not see
+the same things, and nothing one tenant fetched is served to a key that did not fetch it.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from acexport.ac_client import ACClient
+from acexport.settings import get_settings
+
+AC_PAGE = 100
+_cache: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
+_lock = threading.Lock()
+
+
+def _cache_key(client: ACClient, path: str) -> tuple[str, str, str]:
+    return client.host, client.key_fingerprint, path
+
+
+def fetch_all(client: ACClient, path: str, collection: str) -> list[dict]:
+    """Every item of a (small) AC collection, 100 per call, stopping on a short or empty page."""
+    items: list[dict] = []
+    while True:
+        body = client.get(path, [("limit", str(AC_PAGE)), ("offset", str(len(items)))])
+        batch = body.get(collection) or []
+        items.extend(batch)
+        if len(batch) < AC_PAGE:
+            return items
+
+
+def reference(client: ACClient, path: str, collection: str) -> list[dict]:
+    key = _cache_key(client, path)
+    now = time.monotonic()
+    with _lock:
+        hit = _cache.get(key)
+        if hit and hit[0] > now:
+            return hit[1]
+    items = fetch_all(client, path, collection)
+    with _lock:
+        _cache[key] = (now + get_settings().reference_cache_seconds, items)
+    return items
+
+
+def clear() -> None:
+    with _lock:
+        _cache.clear()

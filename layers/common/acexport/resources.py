@@ -1,0 +1,229 @@
+"""What each exported resource supports, and how it maps onto AC's real API.
+
+AC silently ignores parameters it doesn't know, and its real filters differ from what clients send
+(../shared/reference/activecampaign-v3.md §3). So every filter and order this API accepts is declared
+here with what it becomes at AC:
+- an exact AC parameter (`to_ac` only), or
+- an AC parameter that narrows plus an exact check applied here (`to_ac` + `matches`), e.g. contacts'
+  `filters[firstName]` → AC `search=` then firstName equals (case-insensitive);
+- an order AC applies (`ac_field`), or one applied here over the whole filtered set (`key`).
+Anything not declared is refused with a 400 that names what is supported.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from acexport.errors import BadRequest
+
+Params = list[tuple[str, str]]
+Record = dict[str, Any]
+
+
+# ---- building blocks ---------------------------------------------------------------------------
+
+def param(name: str) -> Callable[[str], Params]:
+    return lambda value: [(name, value)]
+
+
+def ac_filter(name: str) -> Callable[[str], Params]:
+    return lambda value: [(f"filters[{name}]", value)]
+
+
+def equals_ci(record_field: str) -> Callable[[Record, str], bool]:
+    return lambda record, value: str(record.get(record_field) or "").strip().casefold() == value.casefold()
+
+
+def integer(label: str, values: set[str] | None = None) -> Callable[[str, str], str]:
+    def check(name: str, value: str) -> str:
+        text = value.strip()
+        if not text.lstrip("-").isdigit() or (values is not None and text not in values):
+            allowed = f" ({', '.join(sorted(values, key=int))})" if values else ""
+            raise BadRequest(f"filters[{name}] must be {label}{allowed}", parameter=f"filters[{name}]")
+        return text
+    return check
+
+
+def date(name: str, value: str) -> str:
+    try:
+        return dt.date.fromisoformat(value.strip()).isoformat()
+    except ValueError:
+        raise BadRequest(f"filters[{name}] must be a date YYYY-MM-DD (AC filters by day)",
+                         parameter=f"filters[{name}]") from None
+
+
+def number(name: str, value: str) -> str:
+    try:
+        if float(value) < 0:
+            raise ValueError
+    except ValueError:
+        raise BadRequest(f"filters[{name}] must be a non-negative number", parameter=f"filters[{name}]") from None
+    return value.strip()
+
+
+def local_key(record_field: str, kind: Callable[[Any], Any] = str) -> Callable[[Record], tuple]:
+    """Sort key that puts missing values last in ASC and never compares None with a value."""
+    def key(record: Record) -> tuple:
+        value = record.get(record_field)
+        if value in (None, ""):
+            return (1, "")
+        try:
+            return (0, kind(value))
+        except (TypeError, ValueError):
+            return (1, "")
+    return key
+
+
+def casefold(value: Any) -> str:
+    return str(value).casefold()
+
+
+def timestamp(value: Any) -> dt.datetime:
+    """AC timestamps come with and without a UTC offset; compare them as instants (naive = UTC)."""
+    moment = dt.datetime.fromisoformat(str(value))
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+@dataclass(frozen=True)
+class Filter:
+    to_ac: Callable[[str], Params]
+    matches: Callable[[Record, str], bool] | None = None   # set when AC only narrows
+    check: Callable[[str, str], str] | None = None
+
+
+@dataclass(frozen=True)
+class Order:
+    ac_field: str | None = None                             # None: ordered by this service
+    key: Callable[[Record], Any] | None = None
+
+
+@dataclass(frozen=True)
+class Resource:
+    name: str
+    path: str
+    collection: str
+    filters: dict[str, Filter]
+    orders: dict[str, Order]
+    base_params: Params = field(default_factory=list)
+    sideload: str | None = None       # AC's `include=` sideload joined back onto records
+    sideload_key: str | None = None   # field of a sideloaded item naming its record
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How one query runs: AC parameters, plus what this service must apply itself."""
+    params: Params
+    local_filters: tuple[tuple[Filter, str], ...]
+    local_orders: tuple[tuple[Order, str], ...]
+
+    @property
+    def scans(self) -> bool:
+        """True when the whole (AC-filtered) set must be read to filter, count or order correctly."""
+        return bool(self.local_filters or self.local_orders)
+
+
+def plan(resource: Resource, filters, orders) -> Plan:
+    exact: Params = list(resource.base_params)
+    narrowing: Params = []
+    local_filters = []
+    for name, raw in filters:
+        spec = resource.filters[name]
+        value = spec.check(name, raw) if spec.check else raw
+        if spec.matches is None:
+            exact += spec.to_ac(value)
+        else:
+            narrowing += spec.to_ac(value)
+            local_filters.append((spec, value))
+    # An exact AC parameter wins over a narrowing one of the same name (the local check still applies).
+    taken = {key for key, _ in exact}
+    for key, value in narrowing:
+        if key not in taken:
+            exact.append((key, value))
+            taken.add(key)
+    specs = [(resource.orders[name], direction) for name, direction in orders]
+    if any(order.ac_field is None for order, _ in specs):
+        return Plan(exact, tuple(local_filters), tuple(specs))
+    exact += [(f"orders[{order.ac_field}]", direction) for order, direction in specs]
+    return Plan(exact, tuple(local_filters), ())
+
+
+def sort_locally(records: list[Record], orders: tuple[tuple[Order, str], ...]) -> None:
+    """Apply several orders, the first given being the primary one (stable sorts, last key first)."""
+    for order, direction in reversed(orders):
+        records.sort(key=order.key, reverse=direction == "DESC")
+
+
+# ---- the resources -----------------------------------------------------------------------------
+
+_DATE_FILTERS = ("created_after", "created_before", "updated_after", "updated_before")
+
+CONTACTS = Resource(
+    name="contacts",
+    path="/contacts",
+    collection="contacts",
+    sideload="fieldValues",
+    sideload_key="contact",
+    base_params=[("include", "fieldValues")],
+    filters={
+        "email": Filter(param("email")),                       # AC: exact email
+        "email_like": Filter(param("email_like")),             # AC: email contains
+        "search": Filter(param("search")),                     # AC: names, org, phone or email contain
+        "phone": Filter(param("phone")),                       # AC: phone starts with
+        "firstName": Filter(param("search"), equals_ci("firstName")),
+        "first_name": Filter(param("search"), equals_ci("firstName")),
+        "lastName": Filter(param("search"), equals_ci("lastName")),
+        "last_name": Filter(param("search"), equals_ci("lastName")),
+        "status": Filter(param("status"), check=integer("a contact status", {"-1", "0", "1", "2", "3"})),
+        "listid": Filter(param("listid"), check=integer("a list id")),
+        "tagid": Filter(param("tagid"), check=integer("a tag id")),
+        "segmentid": Filter(param("segmentid"), check=integer("a segment id")),
+        "formid": Filter(param("formid"), check=integer("a form id")),
+        **{name: Filter(ac_filter(name), check=date) for name in _DATE_FILTERS},
+    },
+    orders={
+        "id": Order("id"), "cdate": Order("cdate"), "email": Order("email"), "name": Order("name"),
+        "first_name": Order("first_name"), "firstName": Order("first_name"),
+        "last_name": Order("last_name"), "lastName": Order("last_name"),
+    },
+)
+
+DEALS = Resource(
+    name="deals",
+    path="/deals",
+    collection="deals",
+    filters={
+        "title": Filter(ac_filter("title")),
+        "search": Filter(ac_filter("search")),
+        "stage": Filter(ac_filter("stage"), check=integer("a stage id")),
+        "group": Filter(ac_filter("group"), check=integer("a pipeline id")),
+        "pipeline": Filter(ac_filter("group"), check=integer("a pipeline id")),
+        "status": Filter(ac_filter("status"), check=integer("a deal status", {"0", "1", "2"})),
+        "owner": Filter(ac_filter("owner"), check=integer("a user id")),
+        "minimum_value": Filter(ac_filter("minimum_value"), check=number),
+        "maximum_value": Filter(ac_filter("maximum_value"), check=number),
+        **{name: Filter(ac_filter(name), check=date) for name in _DATE_FILTERS},
+    },
+    orders={name: Order(name) for name in ("title", "value", "cdate", "contact_name", "contact_orgname")},
+)
+
+ACCOUNTS = Resource(
+    name="accounts",
+    path="/accounts",
+    collection="accounts",
+    filters={
+        "search": Filter(param("search")),                     # AC: name contains
+        "name": Filter(param("search"), equals_ci("name")),    # exact name (case-insensitive)
+    },
+    # AC documents no ordering for accounts: all orders are applied here over the filtered set.
+    orders={
+        "name": Order(key=local_key("name", casefold)),
+        "id": Order(key=local_key("id", int)),
+        "createdTimestamp": Order(key=local_key("createdTimestamp", timestamp)),
+        "updatedTimestamp": Order(key=local_key("updatedTimestamp", timestamp)),
+    },
+)
+
+RESOURCES = {r.name: r for r in (CONTACTS, DEALS, ACCOUNTS)}

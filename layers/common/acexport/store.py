@@ -1,0 +1,96 @@
+"""The credential store: one AC connection per (account_id, owner), in CREDENTIALS_COLLECTION.
+
+Fields: account_id, owner, workspace_id, base_url, api_key, key_encryption, created_at, updated_at,
+validated_at, rejected_at. `api_key` holds KMS ciphertext (`key_encryption: "kms"`); records written in
+plaintext by the old Node service (no `key_encryption`) still work and are encrypted by
+`python -m acexport.migrate_keys`. The unique index on {account_id, owner} decides duplicates.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from dataclasses import dataclass
+
+from bson.binary import Binary
+from pymongo import ASCENDING
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError
+
+from acexport import crypto, db
+from acexport.errors import AlreadyExists
+from acexport.settings import get_settings
+from acexport.tenancy import Tenant
+
+_indexed: set[str] = set()
+_lock = threading.Lock()
+
+
+def collection() -> Collection:
+    name = get_settings().credentials_collection
+    coll = db.database()[name]
+    with _lock:
+        if name not in _indexed:
+            with db.mongo_errors():
+                coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING)], unique=True,
+                                  name="account_id_1_owner_1")
+            _indexed.add(name)
+    return coll
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _key(tenant: Tenant) -> dict[str, str]:
+    return {"account_id": tenant.account_id, "owner": tenant.owner}
+
+
+@dataclass(frozen=True)
+class Credentials:
+    base_url: str
+    api_key: str
+
+
+def exists(tenant: Tenant) -> bool:
+    with db.mongo_errors():
+        return collection().count_documents(_key(tenant), limit=1) > 0
+
+
+def insert(tenant: Tenant, *, base_url: str, ciphertext: bytes) -> dict:
+    now = _now()
+    doc = {**_key(tenant), "workspace_id": tenant.workspace_id, "base_url": base_url,
+           "api_key": Binary(ciphertext), "key_encryption": "kms",
+           "created_at": now, "updated_at": now, "validated_at": now, "rejected_at": None}
+    try:
+        with db.mongo_errors():
+            collection().insert_one(doc)
+    except DuplicateKeyError:
+        raise AlreadyExists() from None
+    return doc
+
+
+def find(tenant: Tenant) -> dict | None:
+    with db.mongo_errors():
+        return collection().find_one(_key(tenant), {"_id": 0})
+
+
+def delete(tenant: Tenant) -> bool:
+    with db.mongo_errors():
+        return collection().delete_one(_key(tenant)).deleted_count == 1
+
+
+def mark_rejected(tenant: Tenant) -> None:
+    """AC refused the stored key: remember it so GET /auth can say the user must reconnect."""
+    with db.mongo_errors():
+        collection().update_one(_key(tenant), {"$set": {"rejected_at": _now(), "updated_at": _now()}})
+
+
+def credentials(doc: dict) -> Credentials:
+    """Decrypt a stored record's key (legacy plaintext records are read as they are)."""
+    stored = doc.get("api_key")
+    if doc.get("key_encryption") == "kms":
+        api_key = crypto.decrypt(stored, account_id=doc["account_id"], owner=doc["owner"])
+    else:
+        api_key = str(stored or "")
+    return Credentials(base_url=doc["base_url"], api_key=api_key)

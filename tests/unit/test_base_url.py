@@ -1,0 +1,67 @@
+"""The SSRF guard: only AC API hosts over https get through, normalised; everything else is a 400."""
+
+import pytest
+
+from acexport.base_url import normalise_base_url
+from acexport.errors import BadRequest
+
+ACCEPTED = {
+    "https://acme.api-us1.com": "https://acme.api-us1.com",
+    "https://acme.api-us1.com/": "https://acme.api-us1.com",
+    "https://acme.api-us1.com/api/3": "https://acme.api-us1.com",
+    "https://acme.api-us1.com/api/3/": "https://acme.api-us1.com",
+    "  https://ACME.api-us1.com  ": "https://acme.api-us1.com",
+    "https://acme-co.api-eu1.com": "https://acme-co.api-eu1.com",
+    "https://123456demo.activehosted.com": "https://123456demo.activehosted.com",
+}
+
+REJECTED = [
+    "http://acme.api-us1.com",                      # not https
+    "ftp://acme.api-us1.com",
+    "acme.api-us1.com",                             # no scheme
+    "https://api-us1.com",                          # no account label
+    "https://acme.api-us1.com:8443",                # port
+    "https://acme.api-us1.com:443",
+    "https://user:pw@acme.api-us1.com",             # userinfo
+    "https://acme.api-us1.com@evil.com",
+    "https://evil.com#@acme.api-us1.com",
+    "https://acme.api-us1.com.evil.com",            # only starts like AC
+    "https://evilacme.api-us1.com.attacker.net",
+    "https://acme.api-us1.co",
+    "https://127.0.0.1",                            # IP literals
+    "https://169.254.169.254/latest/meta-data",
+    "https://[::1]",
+    "https://2130706433",
+    "https://0x7f000001",
+    "https://localhost",
+    "https://acme.api-us1.com/other/path",          # another path
+    "https://acme.api-us1.com/api/3?x=1",           # query
+    "https://acme.api-us1.com/api/3#frag",
+    "https://acme.api-us1.cοm",                     # Greek omicron look-alike
+    "https://acme.api-us1.com\\@evil.com",
+    "https://acme.api-us1.com\r\nHost: evil",
+    "https://a.b.api-us1.com",                      # nested labels
+    "https://" + "a" * 300 + ".api-us1.com",
+    "http://127.0.0.1:8010",                        # loopback needs the local switch
+]
+
+
+@pytest.mark.parametrize(("raw", "expected"), ACCEPTED.items())
+def test_accepts_ac_hosts_and_normalises(raw, expected):
+    assert normalise_base_url(raw) == expected
+
+
+@pytest.mark.parametrize("raw", REJECTED)
+def test_rejects_everything_else(raw):
+    with pytest.raises(BadRequest) as err:
+        normalise_base_url(raw)
+    assert err.value.status == 400
+    assert "Invalid base_url" in err.value.message
+
+
+def test_local_switch_accepts_only_loopback():
+    assert normalise_base_url("http://127.0.0.1:8010/api/3/", allow_local=True) == "http://127.0.0.1:8010"
+    assert normalise_base_url("http://localhost:9000", allow_local=True) == "http://localhost:9000"
+    for raw in ("http://10.0.0.1:80", "http://169.254.169.254", "http://user@127.0.0.1:8010"):
+        with pytest.raises(BadRequest):
+            normalise_base_url(raw, allow_local=True)

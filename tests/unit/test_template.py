@@ -1,0 +1,498 @@
+"""template.yaml, samconfig.toml and events/ hold to the contract of docs/architecture.md.
+
+The template is read as SAM source (cfn-lint 1.x validates SAM resources without running the SAM
+transform), so SAM policy templates are checked by name and mapped to the IAM actions they grant.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+from functools import cache
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "template.yaml"
+SAMCONFIG = ROOT / "samconfig.toml"
+EVENTS = ROOT / "events"
+
+BASE = "/v1/integrations/activecampaign"
+AUTHORIZER = "AuthorizerFunction"
+ROUTES = {  # logical id -> (directory under functions/ and events/, route key)
+    "SaveAuthFunction": ("save_auth", f"POST {BASE}/auth"),
+    "DeleteAuthFunction": ("delete_auth", f"DELETE {BASE}/auth"),
+    "AuthStatusFunction": ("auth_status", f"GET {BASE}/auth"),
+    "ExportContactsFunction": ("export_contacts", f"GET {BASE}/export/contacts"),
+    "ExportDealsFunction": ("export_deals", f"GET {BASE}/export/deals"),
+    "ExportAccountsFunction": ("export_accounts", f"GET {BASE}/export/accounts"),
+}
+DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}}
+EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}
+MONGO_FUNCTIONS = set(ROUTES)
+
+# SAM policy templates this template may use, and the IAM actions each expands to
+# (aws/serverless-application-model samtranslator/policy_templates_data/policy_templates.json).
+POLICY_TEMPLATE_ACTIONS = {
+    "AWSSecretsManagerGetSecretValuePolicy": {"secretsmanager:getsecretvalue"},
+    "KMSEncryptPolicy": {"kms:encrypt"},
+    "KMSDecryptPolicy": {"kms:decrypt"},
+}
+KEY = {"Ref": "ApiKeyEncryptionKey"}
+KEY_ARN = {"Fn::GetAtt": ["ApiKeyEncryptionKey", "Arn"]}
+
+
+# ----------------------------------------------------------------------------- loading
+
+
+class CfnLoader(yaml.SafeLoader):
+    """SafeLoader that reads CloudFormation short tags as their long form: `!Ref X` -> {"Ref": "X"},
+    `!GetAtt A.B` -> {"Fn::GetAtt": ["A", "B"]}, `!Sub s` -> {"Fn::Sub": s}, and so on."""
+
+
+def _intrinsic(loader: CfnLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    key = suffix if suffix in ("Ref", "Condition") else f"Fn::{suffix}"
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+        if suffix == "GetAtt":
+            value = value.split(".", 1)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)
+    return {key: value}
+
+
+CfnLoader.add_multi_constructor("!", _intrinsic)
+
+
+@cache
+def template() -> dict[str, Any]:
+    return yaml.load(TEMPLATE.read_text(), Loader=CfnLoader)  # CfnLoader is a SafeLoader
+
+
+def resources(type_: str | None = None) -> dict[str, dict[str, Any]]:
+    res = template()["Resources"]
+    return {k: v for k, v in res.items() if type_ is None or v["Type"] == type_}
+
+
+def props(logical_id: str) -> dict[str, Any]:
+    return template()["Resources"][logical_id].get("Properties", {})
+
+
+def effective(logical_id: str) -> dict[str, Any]:
+    """A function's properties with Globals.Function merged in (maps merged, local values win)."""
+    merged = dict(template().get("Globals", {}).get("Function", {}))
+    for key, value in props(logical_id).items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict) and key == "Environment":
+            merged[key] = {"Variables": {**merged[key].get("Variables", {}), **value.get("Variables", {})}}
+        elif isinstance(value, list) and isinstance(merged.get(key), list):
+            merged[key] = merged[key] + value
+        else:
+            merged[key] = value
+    return merged
+
+
+def env(logical_id: str) -> dict[str, Any]:
+    return effective(logical_id).get("Environment", {}).get("Variables", {})
+
+
+def http_routes(logical_id: str) -> list[str]:
+    events = props(logical_id).get("Events", {}) or {}
+    return [
+        f"{e['Properties']['Method'].upper()} {e['Properties']['Path']}"
+        for e in events.values()
+        if e["Type"] == "HttpApi"
+    ]
+
+
+def load_event(directory: str) -> dict[str, Any]:
+    return json.loads((EVENTS / f"{directory}.json").read_text())
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def granted(logical_id: str) -> dict[str, list[Any]]:
+    """IAM actions (lower case) a function's Policies grant -> the resources they are granted on."""
+    out: dict[str, list[Any]] = {}
+    for policy in as_list(props(logical_id).get("Policies", [])):
+        if isinstance(policy, dict) and "Statement" in policy:
+            for stmt in as_list(policy["Statement"]):
+                assert stmt.get("Effect") == "Allow", stmt
+                for action in as_list(stmt["Action"]):
+                    out.setdefault(action.lower(), []).extend(as_list(stmt["Resource"]))
+            continue
+        assert isinstance(policy, dict) and len(policy) == 1, f"{logical_id}: unreviewed policy {policy!r}"
+        ((name, args),) = policy.items()
+        assert name in POLICY_TEMPLATE_ACTIONS, f"{logical_id}: unreviewed policy template {name}"
+        target = args.get("SecretArn", args.get("KeyId"))
+        for action in POLICY_TEMPLATE_ACTIONS[name]:
+            out.setdefault(action, []).append(target)
+    return out
+
+
+def statements() -> list[tuple[str, dict[str, Any]]]:
+    """Every policy statement in the template: function policies, IAM resources, resource policies."""
+    found: list[tuple[str, dict[str, Any]]] = []
+    for logical_id, res in resources().items():
+        p = res.get("Properties", {})
+        docs = [x for x in as_list(p.get("Policies", [])) if isinstance(x, dict) and "Statement" in x]
+        docs += [x.get("PolicyDocument", {}) for x in as_list(p.get("Policies", [])) if isinstance(x, dict)]
+        docs += [p[k] for k in ("PolicyDocument", "KeyPolicy", "AssumeRolePolicyDocument") if k in p]
+        for doc in docs:
+            found += [(logical_id, s) for s in as_list(doc.get("Statement", []))]
+    return found
+
+
+# ----------------------------------------------------------------------------- lint
+
+
+def test_cfn_lint_reports_nothing() -> None:
+    sibling = Path(sys.executable).with_name("cfn-lint")
+    exe = str(sibling) if sibling.exists() else shutil.which("cfn-lint")
+    if exe is None:
+        pytest.fail("cfn-lint is not installed (requirements-dev.txt)")
+    proc = subprocess.run([exe, str(TEMPLATE)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, f"cfn-lint found problems:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_no_blanket_lint_exceptions() -> None:
+    assert "cfn-lint" not in template().get("Metadata", {}), "ignore rules per resource, with a reason"
+
+
+# ----------------------------------------------------------------------------- functions and routes
+
+
+def test_the_function_set_is_the_documented_one() -> None:
+    assert set(resources("AWS::Serverless::Function")) == set(DIRS)
+    assert template()["Transform"] == "AWS::Serverless-2016-10-31"
+
+
+@pytest.mark.parametrize("logical_id", sorted(DIRS))
+def test_code_uri_and_handler(logical_id: str) -> None:
+    assert props(logical_id)["CodeUri"] == f"functions/{DIRS[logical_id]}/"
+    assert effective(logical_id)["Handler"] == "app.lambda_handler"
+
+
+@pytest.mark.parametrize("logical_id", sorted(ROUTES))
+def test_each_route_function_serves_exactly_its_route(logical_id: str) -> None:
+    assert http_routes(logical_id) == [ROUTES[logical_id][1]]
+    for event in props(logical_id)["Events"].values():
+        assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
+        assert "Auth" not in event["Properties"], "no route may opt out of the default authorizer"
+
+
+def test_every_route_is_served_once_and_the_authorizer_has_no_route() -> None:
+    served = [route for fn in resources("AWS::Serverless::Function") for route in http_routes(fn)]
+    assert sorted(served) == sorted(route for _, route in ROUTES.values())
+    assert not props(AUTHORIZER).get("Events")
+
+
+@pytest.mark.parametrize("logical_id", sorted(DIRS))
+def test_runtime_architecture_tracing_and_layer(logical_id: str) -> None:
+    fn = effective(logical_id)
+    assert fn["Runtime"] == "python3.13"
+    assert fn["Architectures"] == ["arm64"]
+    assert fn["Tracing"] == "Active"
+    assert {"Ref": "CommonLayer"} in fn["Layers"]
+
+
+def test_timeouts_fit_api_gateway_and_exports_get_more_memory() -> None:
+    for logical_id in ROUTES:
+        assert 0 < effective(logical_id)["Timeout"] < 30  # HTTP API waits 30 s at most
+    assert effective(AUTHORIZER)["Timeout"] <= 10
+    for logical_id in EXPORTS:
+        assert effective(logical_id)["MemorySize"] >= 512
+
+
+def test_layer_is_built_by_sam_for_python313_arm64() -> None:
+    layer = resources()["CommonLayer"]
+    assert layer["Type"] == "AWS::Serverless::LayerVersion"
+    p = layer["Properties"]
+    assert p["ContentUri"] == "layers/common/"
+    assert p["CompatibleRuntimes"] == ["python3.13"]
+    assert p["CompatibleArchitectures"] == ["arm64"]
+    assert p["RetentionPolicy"] == "Delete"
+    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert (ROOT / "layers/common/requirements.txt").is_file()
+
+
+# ----------------------------------------------------------------------------- API and authorizer
+
+
+def test_http_api_uses_the_lambda_authorizer_by_default() -> None:
+    api = props("HttpApi")
+    assert resources()["HttpApi"]["Type"] == "AWS::Serverless::HttpApi"
+    assert api["FailOnWarnings"] is True
+    auth = api["Auth"]
+    authorizer = auth["Authorizers"][auth["DefaultAuthorizer"]]
+    assert authorizer["FunctionArn"] == {"Fn::GetAtt": [AUTHORIZER, "Arn"]}
+    assert authorizer["AuthorizerPayloadFormatVersion"] == "2.0"
+    assert authorizer["EnableSimpleResponses"] is True
+    assert authorizer["EnableFunctionDefaultPermissions"] is True
+    assert authorizer["Identity"]["Headers"] == ["Authorization"]
+    assert authorizer["Identity"]["ReauthorizeEvery"] == {"Ref": "AuthorizerCacheSeconds"}
+
+
+def test_api_stage_is_default_so_paths_carry_no_stage_prefix() -> None:
+    assert "StageName" not in props("HttpApi")
+    url = template()["Outputs"]["ApiUrl"]["Value"]["Fn::Sub"]
+    assert url.endswith(".execute-api.${AWS::Region}.${AWS::URLSuffix}/"), "no stage segment in the URL"
+
+
+def test_parameters() -> None:
+    params = template()["Parameters"]
+    assert params["Stage"]["AllowedValues"] == ["dev", "prod"]
+    for name in ("MongoUriSecretArn", "JwtSecretArn"):
+        pattern = re.compile(params[name]["AllowedPattern"])
+        assert pattern.match("arn:aws:secretsmanager:eu-west-1:123456789012:secret:activecampaign/x-AbCdEf")
+        assert not pattern.match("activecampaign/x")
+        assert not pattern.match("arn:aws:ssm:eu-west-1:123456789012:parameter/x")
+    cache_seconds = params["AuthorizerCacheSeconds"]
+    assert [cache_seconds[k] for k in ("Type", "MinValue", "MaxValue")] == ["Number", 0, 3600]
+    assert params["LogRetentionDays"]["Default"] in params["LogRetentionDays"]["AllowedValues"]
+    defaults = {
+        "LogLevel": "INFO",
+        "ApiVersion": "/api/3",
+        "MongoDatabase": "platform",
+        "CredentialsCollection": "integrations-activecampaign-keys",
+        "AccountsCollection": "accounts",
+        "AccountsIdField": "_id",
+        "AccountsParentField": "parent_account",
+    }
+    assert {name: params[name]["Default"] for name in defaults} == defaults
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def test_global_environment_holds_no_secret_or_key() -> None:
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["POWERTOOLS_SERVICE_NAME"] == "activecampaign-integration"
+    assert variables["POWERTOOLS_METRICS_NAMESPACE"] == "ActiveCampaignIntegration"
+    assert variables["POWERTOOLS_LOG_LEVEL"] == {"Ref": "LogLevel"}
+    assert variables["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"
+    assert variables["ACTIVECAMPAIGN_API_VERSION"] == {"Ref": "ApiVersion"}
+    secrets_and_keys = {"MONGODB_URI_SECRET_ARN", "JWT_SECRET_ARN", "KMS_KEY_ID", "MONGODB_URI", "JWT_SECRET"}
+    assert not secrets_and_keys & set(variables)
+
+
+def test_authorizer_environment_has_only_the_jwt_secret() -> None:
+    variables = env(AUTHORIZER)
+    assert variables["JWT_SECRET_ARN"] == {"Ref": "JwtSecretArn"}
+    assert "MONGODB_URI_SECRET_ARN" not in variables
+    assert "KMS_KEY_ID" not in variables
+
+
+@pytest.mark.parametrize("logical_id", sorted(MONGO_FUNCTIONS))
+def test_route_function_environment(logical_id: str) -> None:
+    variables = env(logical_id)
+    assert variables["MONGODB_URI_SECRET_ARN"] == {"Ref": "MongoUriSecretArn"}
+    assert variables["MONGODB_DATABASE"] == {"Ref": "MongoDatabase"}
+    assert variables["CREDENTIALS_COLLECTION"] == {"Ref": "CredentialsCollection"}
+    assert variables["ACCOUNTS_COLLECTION"] == {"Ref": "AccountsCollection"}
+    assert variables["ACCOUNTS_ID_FIELD"] == {"Ref": "AccountsIdField"}
+    assert variables["ACCOUNTS_PARENT_FIELD"] == {"Ref": "AccountsParentField"}
+    assert "JWT_SECRET_ARN" not in variables
+    needs_kms = logical_id == "SaveAuthFunction" or logical_id in EXPORTS
+    assert ("KMS_KEY_ID" in variables) is needs_kms
+    if needs_kms:
+        assert variables["KMS_KEY_ID"] in (KEY, KEY_ARN)
+
+
+# ----------------------------------------------------------------------------- IAM least privilege
+
+
+def test_no_wildcard_action_or_resource_outside_the_key_policy() -> None:
+    found = statements()
+    assert found, "no policy statement found at all"
+    for logical_id, stmt in found:
+        actions = [a.lower() for a in as_list(stmt.get("Action", []))]
+        is_key_policy = logical_id == "ApiKeyEncryptionKey"
+        if is_key_policy and actions == ["kms:*"]:
+            # KMS's default key policy: the account root administers the key; IAM policies grant its use.
+            root = "arn:${AWS::Partition}:iam::${AWS::AccountId}:root"
+            assert stmt["Principal"] == {"AWS": {"Fn::Sub": root}}
+            assert stmt["Resource"] == "*"
+            continue
+        assert not any(a == "*" or a.endswith(":*") for a in actions), (logical_id, stmt)
+        assert "NotAction" not in stmt and "NotResource" not in stmt, (logical_id, stmt)
+        assert "*" not in as_list(stmt.get("Resource", [])), (logical_id, stmt)
+
+
+def test_policies_use_only_reviewed_templates_and_no_managed_policies() -> None:
+    for logical_id in DIRS:
+        granted(logical_id)  # asserts on anything it does not know
+        assert "Role" not in props(logical_id), "a shared role would defeat per-function policies"
+
+
+@pytest.mark.parametrize("logical_id", sorted(DIRS))
+def test_each_function_reads_only_its_own_secret(logical_id: str) -> None:
+    expected = {"Ref": "JwtSecretArn"} if logical_id == AUTHORIZER else {"Ref": "MongoUriSecretArn"}
+    secret_actions = {a: r for a, r in granted(logical_id).items() if a.startswith("secretsmanager:")}
+    assert secret_actions == {"secretsmanager:getsecretvalue": [expected]}
+
+
+@pytest.mark.parametrize("logical_id", sorted(DIRS))
+def test_kms_permissions_follow_the_route(logical_id: str) -> None:
+    kms = {a: r for a, r in granted(logical_id).items() if a.startswith("kms:")}
+    if logical_id == "SaveAuthFunction":
+        assert set(kms) == {"kms:encrypt"}
+    elif logical_id in EXPORTS:
+        assert set(kms) == {"kms:decrypt"}
+    else:
+        assert kms == {}, "delete, status and the authorizer never touch the key"
+    for targets in kms.values():
+        assert all(t in (KEY, KEY_ARN) for t in targets), targets
+
+
+def test_kms_key_rotates_is_retained_and_has_an_alias() -> None:
+    key = resources()["ApiKeyEncryptionKey"]
+    assert key["Type"] == "AWS::KMS::Key"
+    assert key["Properties"]["EnableKeyRotation"] is True
+    assert key["DeletionPolicy"] == "Retain"
+    assert key["UpdateReplacePolicy"] == "Retain"
+    (alias,) = resources("AWS::KMS::Alias").values()
+    assert alias["Properties"]["AliasName"] == {"Fn::Sub": "alias/${AWS::StackName}-api-keys"}
+    assert alias["Properties"]["TargetKeyId"] == KEY
+
+
+# ----------------------------------------------------------------------------- logs and outputs
+
+
+@pytest.mark.parametrize("logical_id", sorted(DIRS))
+def test_every_function_has_a_log_group_with_retention(logical_id: str) -> None:
+    matching = [
+        g["Properties"]
+        for g in resources("AWS::Logs::LogGroup").values()
+        if g["Properties"].get("LogGroupName") == {"Fn::Sub": f"/aws/lambda/${{{logical_id}}}"}
+    ]
+    assert len(matching) == 1
+    assert matching[0]["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+
+
+def test_no_log_group_keeps_logs_forever() -> None:
+    for logical_id, group in resources("AWS::Logs::LogGroup").items():
+        assert "RetentionInDays" in group["Properties"], logical_id
+
+
+def test_outputs() -> None:
+    outputs = template()["Outputs"]
+    api_url = "https://${HttpApi}.execute-api.${AWS::Region}.${AWS::URLSuffix}/"
+    assert outputs["ApiUrl"]["Value"] == {"Fn::Sub": api_url}
+    assert outputs["ApiKeyEncryptionKeyArn"]["Value"] == KEY_ARN
+    assert outputs["CommonLayerArn"]["Value"] == {"Ref": "CommonLayer"}
+    for logical_id in DIRS:
+        assert outputs[f"{logical_id}Arn"]["Value"] == {"Fn::GetAtt": [logical_id, "Arn"]}
+
+
+# ----------------------------------------------------------------------------- events/
+
+
+def _check_request_context(event: dict[str, Any], method: str, path: str) -> None:
+    ctx = event["requestContext"]
+    for key in ("accountId", "apiId", "domainName", "requestId", "time", "timeEpoch"):
+        assert ctx[key], key
+    assert ctx["routeKey"] == event["routeKey"] == f"{method} {path}"
+    assert ctx["stage"] == "$default"
+    http = ctx["http"]
+    assert (http["method"], http["path"]) == (method, path)
+    assert {"protocol", "sourceIp", "userAgent"} <= set(http)
+    assert event["rawPath"] == path
+    assert all(name == name.lower() for name in event["headers"]), "v2 header names are lower case"
+    assert event["headers"]["authorization"].startswith("Bearer ")
+    query = event.get("queryStringParameters") or {}
+    assert query == dict(parse_qsl(event["rawQueryString"], keep_blank_values=True))
+
+
+def test_one_event_file_per_function_and_nothing_else() -> None:
+    assert {p.stem for p in EVENTS.glob("*.json")} == set(DIRS.values())
+
+
+@pytest.mark.parametrize("logical_id", sorted(ROUTES))
+def test_route_event_matches_the_template_route(logical_id: str) -> None:
+    directory, route = ROUTES[logical_id]
+    event = load_event(directory)
+    method, path = route.split(" ", 1)
+    assert event["version"] == "2.0"
+    assert http_routes(logical_id) == [event["routeKey"]]
+    _check_request_context(event, method, path)
+    caller = event["requestContext"]["authorizer"]["lambda"]
+    assert (caller["uid"], caller["account_id"]) == ("user-1", "account-1")
+    assert all(isinstance(v, str) for v in caller.values())
+    assert event["isBase64Encoded"] is False
+    if method == "POST":
+        assert event["headers"]["content-type"] == "application/json"
+        assert json.loads(event["body"]) == {"api_key": "sandbox-key", "base_url": "https://acme.api-us1.com"}
+    else:
+        assert "body" not in event
+
+
+def test_export_events_carry_the_documented_queries() -> None:
+    assert load_event("export_contacts")["queryStringParameters"] == {
+        "page": "1",
+        "limit": "20",
+        "orders[email]": "ASC",
+        "filters[firstName]": "John",
+    }
+    assert load_event("export_deals")["rawQueryString"] == "page=1&limit=20"
+    assert load_event("export_accounts")["queryStringParameters"] == {
+        "filters[name]": "Acme Corporation",
+        "orders[name]": "DESC",
+    }
+
+
+def test_authorizer_event_is_a_v2_request_for_a_template_route() -> None:
+    event = load_event("authorizer")
+    assert (event["version"], event["type"]) == ("2.0", "REQUEST")
+    assert event["routeKey"] in {route for _, route in ROUTES.values()}
+    method, path = event["routeKey"].split(" ", 1)
+    _check_request_context(event, method, path)
+    assert event["identitySource"] == [event["headers"]["authorization"]]
+    assert event["routeArn"].startswith("arn:aws:execute-api:")
+    assert event["routeArn"].endswith(f"/$default/{method}{path}")
+    assert "authorizer" not in event["requestContext"]
+
+
+# ----------------------------------------------------------------------------- samconfig.toml
+
+
+@cache
+def samconfig() -> dict[str, Any]:
+    return tomllib.loads(SAMCONFIG.read_text())
+
+
+def test_samconfig_defaults() -> None:
+    config = samconfig()
+    assert config["version"] == 0.1
+    assert config["default"]["global"]["parameters"]["stack_name"]
+    assert config["default"]["validate"]["parameters"]["lint"] is True
+
+
+@pytest.mark.parametrize("stage", ["dev", "prod"])
+def test_samconfig_environment(stage: str) -> None:
+    config = samconfig()[stage]
+    build = config["build"]["parameters"]
+    assert build["cached"] is True and build["parallel"] is True
+    deploy = config["deploy"]["parameters"]
+    assert stage in deploy["stack_name"]
+    assert deploy["capabilities"] == "CAPABILITY_IAM"
+    assert deploy["resolve_s3"] is True
+    assert deploy["confirm_changeset"] is (stage == "prod")
+    overrides = dict(item.split("=", 1) for item in as_list(deploy["parameter_overrides"]))
+    assert overrides["Stage"] == stage
+    params = template()["Parameters"]
+    assert set(overrides) <= set(params)
+    for name in ("MongoUriSecretArn", "JwtSecretArn"):
+        assert re.match(params[name]["AllowedPattern"], overrides[name]), name
+        assert f"/{stage}/" in overrides[name]

@@ -47,8 +47,8 @@ def normalise_base_url(raw: str, *, allow_local: bool = False) -> str:
         or parts.path.rstrip("/").lower() not in {"", "/api/3"}
     ):
         raise BadRequest(INVALID_BASE_URL)
-    if allow_local and host in _LOCAL_HOSTS and parts.scheme in {"http", "https"}:
-        return f"{parts.scheme}://{host}" + (f":{port}" if port else "")
+    if allow_local and host in _LOCAL_HOSTS and parts.scheme == "http" and port:
+        return f"http://{host}:{port}"
     if parts.scheme != "https" or port is not None or ":" in parts.netloc or not AC_HOST.match(host):
         raise BadRequest(INVALID_BASE_URL)
     return f"https://{host}"

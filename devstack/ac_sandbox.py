@@ -1,0 +1,762 @@
+"""A stand-in for ActiveCampaign's v3 API, served over real HTTP on loopback.
+
+It serves as the demo account of the local dev server and as the AC the tests drive. It behaves as
+``../shared/reference/activecampaign-v3.md`` describes: ``limit``/``offset`` paging (default 20, clamped to
+100; ``/fields`` defaults to 100), ``meta.total`` a string everywhere except ``/deals`` (an int), unknown
+query parameters silently ignored, a bad or missing ``Api-Token`` answered 403 ``{"message": "Forbidden"}``
+*without* a Content-Type header, 5 requests per sliding second per account (all keys are one account)
+answered 429 + ``Retry-After: 1`` beyond that, ``RateLimit-Limit``/``RateLimit-Remaining`` headers on
+authorised responses, an HTML 404 for unknown paths and one "disabled stub" deal row.
+
+Usage::
+
+    sandbox = ACSandbox(rate_limit=None, contacts=50).start()   # port 0 -> a free port
+    requests.get(f"{sandbox.base_url}/api/3/contacts", headers={"Api-Token": "sandbox-key"})
+    sandbox.count("/contacts")                                 # AC calls made so far to that path
+    sandbox.stop()
+
+    python -m devstack.ac_sandbox --port 8010 --contacts 500  # foreground, Ctrl-C to stop
+
+Fault injection
+---------------
+``inject(status=None, *, times=1, path=None, retry_after=None, delay=0.0, body=None,
+content_type="application/json", location=None)`` queues a fault for the next ``times`` requests, or only
+for requests whose path equals ``path`` (given after the API prefix, e.g. ``"/contacts"``; the full
+``"/api/3/contacts"`` works too). Faults are consumed in FIFO order: a request takes the first queued fault
+that matches it. They apply before auth and rate limiting (they simulate the network or AC itself failing):
+
+* ``status=503`` (any code): answered with that status and ``{"message": "<reason>"}``, or ``body`` if
+  given; ``retry_after`` adds a ``Retry-After`` header; ``content_type=None`` sends no Content-Type.
+* ``status=302, location="https://www.activecampaign.com/login/"``: a redirect with that Location and an
+  HTML login-page body (the "wrong account host" case; send with ``allow_redirects=False``).
+* ``status=None, delay=12``: a slow but otherwise normal response (simulates a hang past the client's read
+  timeout). ``delay`` also works together with a status.
+* ``status=None, body=b'{"contacts": [{"id"'``: the normal response (status and headers) with its body
+  replaced, e.g. by truncated JSON or an HTML page (``content_type="text/html"``).
+
+Every request, faulted or not, is appended to ``requests`` as a :class:`RecordedRequest` (``path`` after the
+API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status, 0 while in flight).
+``reset()`` clears faults, the request log and the rate-limit window, restores the original keys and
+regenerates the dataset.
+The data (``contacts``, ``fields``, ``field_values``, ``deals``, ``deal_groups``, ``deal_stages``,
+``accounts``) are plain lists of AC-shaped dicts that tests may edit; ``generate()`` rebuilds them
+deterministically from ``seed``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import random
+import threading
+import time
+import traceback
+import unicodedata
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from socketserver import TCPServer
+from urllib.parse import parse_qsl, urlencode, urlsplit
+
+__all__ = ["ACSandbox", "RecordedRequest"]
+
+JSON = "application/json"
+TZ = timezone(timedelta(hours=-5))
+EPOCH = datetime(2023, 1, 2, 9, 0, tzinfo=TZ)
+NOW = datetime(2025, 6, 30, 17, 0, tzinfo=TZ)
+LINK_HOST = "https://sandbox.api-us1.com"
+NOT_FOUND = b"<html><body>Sorry, this page could not be found</body></html>"
+LOGIN_PAGE = '<html><head><title>Log in</title></head><body><a href="{0}">Log in</a></body></html>'
+
+FIRST = ["James", "Mary", "Robert", "Patricia", "Michael", "Jennifer", "William", "Linda", "David", "Sofia",
+         "Richard", "Barbara", "Joseph", "Susan", "Thomas", "Jessica", "Charles", "Sarah", "Daniel", "Karen",
+         "Matthew", "Nancy", "Anthony", "Lisa", "Liam", "Olivia", "Noah", "Emma", "Lucas", "Mia", "Ethan",
+         "Chloé", "Mateo", "Aisha", "Hiroshi", "Priya", "Zoe", "Björn"]
+LAST = ["Smith", "Johnson", "Williams", "Brown", "Jones", "Garcia", "Miller", "Davis", "Rodriguez", "Wilson",
+        "Martinez", "Anderson", "Taylor", "Thomas", "Moore", "Jackson", "Martin", "Lee", "Perez", "White",
+        "Harris", "Clark", "Lewis", "Robinson", "Walker", "Young", "Allen", "King", "Wright", "Scott",
+        "Torres", "Hill", "Green", "Adams", "Nelson", "O'Brien", "Müller", "Kowalski", "Okafor", "Tanaka"]
+JOHNS = ["Smith", "Doe", "Carter", "Nguyen"]
+DOMAINS = ["example.com", "example.org", "mail.example.net", "corp.example", "inbox.test"]
+COMPANIES = ["Globex", "Initech", "Umbrella", "Stark", "Wayne", "Hooli", "Vandelay", "Wonka", "Cyberdyne",
+             "Soylent", "Tyrell", "Oscorp", "Aperture", "Pied Piper", "Dunder Mifflin", "Sterling Cooper",
+             "Bluth", "Nakatomi", "Virtucon", "Gringotts", "Massive Dynamic", "Monarch", "Prestige Worldwide",
+             "Los Pollos", "Zürich Analytics", "Café Olé"]
+SUFFIXES = ["Inc", "LLC", "Ltd", "Group", "Holdings", "Labs"]
+PRODUCTS = ["Annual Plan", "Pilot", "Enterprise Upgrade", "Onboarding Package", "Renewal", "Add-on Seats",
+            "Consulting", "Training"]
+FIELDS = [("Company Size", "COMPANY_SIZE", "dropdown", ["1-10", "11-50", "51-200", "201-1000", "1000+"]),
+          ("Industry", "INDUSTRY", "dropdown", ["Software", "Retail", "Healthcare", "Finance", "Education"]),
+          ("Birthday", "BIRTHDAY", "date", []),
+          ("Lead Source", "LEAD_SOURCE", "text", ["Website", "Referral", "Trade Show", "Webinar", "Partner"])]
+PIPELINES = [("Sales Pipeline", ["To Contact", "In Contact", "Follow Up", "Closing"]),
+             ("Partnerships", ["Qualification", "Negotiation", "Signed"])]
+CONTACT_LINKS = ["bounceLogs", "contactAutomations", "contactData", "contactGoals", "contactLists",
+                 "contactLogs", "contactTags", "contactDeals", "deals", "fieldValues", "geoIps", "notes",
+                 "organization", "plusAppend", "trackingLogs", "scoreValues", "accountContacts"]
+DEAL_LINKS = ["dealActivities", "contact", "contactDeals", "group", "nextTask", "notes", "account",
+              "customerAccount", "organization", "owner", "scoreValues", "stage", "tasks",
+              "dealCustomFieldData"]
+
+
+@dataclass
+class RecordedRequest:
+    method: str
+    path: str
+    query: list[tuple[str, str]]
+    api_key: str | None
+    status: int
+    at: float
+
+
+@dataclass
+class _Fault:
+    status: int | None
+    times: int
+    path: str | None
+    retry_after: float | None
+    delay: float
+    body: bytes | None
+    content_type: str | None
+    location: str | None
+
+
+# ---------------------------------------------------------------- helpers
+
+def _int(value, default: int) -> int:
+    try:
+        return int(str(value).strip())
+    except (TypeError, ValueError):
+        return default
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
+
+
+def _iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="seconds")
+
+
+def _stamp(dt: datetime) -> str:
+    return dt.strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
+    return start + timedelta(seconds=rng.randint(0, max(0, int((end - start).total_seconds()))))
+
+
+def _ts(value) -> float:
+    """Sort key for an AC date/time string (missing or zero dates sort first)."""
+    try:
+        dt = datetime.fromisoformat(str(value or "").replace(" ", "T"))
+    except ValueError:
+        return 0.0
+    return (dt if dt.tzinfo else dt.replace(tzinfo=TZ)).timestamp()
+
+
+def _day(value: str | None) -> str | None:
+    """The YYYY-MM-DD of a date filter value (a date or an ISO timestamp), None when unusable."""
+    try:
+        return date.fromisoformat((value or "").strip()[:10]).isoformat()
+    except ValueError:
+        return None
+
+
+def _slug(text: str) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return "".join(ch for ch in ascii_text.lower() if ch.isalnum())
+
+
+def _page(q: dict[str, str], default_limit: int = 20) -> tuple[int, int]:
+    limit = _int(q.get("limit"), default_limit)
+    limit = default_limit if limit < 1 else min(limit, 100)
+    return limit, max(0, _int(q.get("offset"), 0))
+
+
+def _orders(ql: list[tuple[str, str]], allowed) -> list[tuple[str, bool]]:
+    """``orders[field]=ASC|DESC`` pairs in query-string order (unknown fields ignored)."""
+    found: dict[str, bool] = {}
+    for key, value in ql:
+        if key.startswith("orders[") and key.endswith("]") and key[7:-1] in allowed:
+            found[key[7:-1]] = value.strip().upper() == "DESC"
+    return list(found.items())
+
+
+def _sorted(items: list[dict], orders: list[tuple[str, bool]], keys) -> list[dict]:
+    items = sorted(items, key=lambda r: _int(r.get("id"), 0))
+    for name, desc in reversed(orders):  # stable sorts, least significant first
+        items.sort(key=keys[name], reverse=desc)
+    return items
+
+
+def _dated(items: list[dict], q: dict[str, str], created: str, updated: str) -> list[dict]:
+    for name, key in (("created", created), ("updated", updated)):
+        for side in ("after", "before"):
+            day = _day(q.get(f"filters[{name}_{side}]"))
+            if day is not None:
+                items = [r for r in items if (d := str(r.get(key) or "")[:10])
+                         and (d >= day if side == "after" else d <= day)]
+    return items
+
+
+def _contains(needle: str, *hay) -> bool:
+    return any(needle in str(h or "").lower() for h in hay)
+
+
+# ---------------------------------------------------------------- data generation
+
+def _gen_accounts(rng: random.Random, n: int, link: str) -> list[dict]:
+    firsts = [f"{c} {rng.choice(SUFFIXES)}" for c in rng.sample(COMPANIES, len(COMPANIES))]
+    rest = [f"{c} {s}" for c in COMPANIES for s in SUFFIXES if f"{c} {s}" not in firsts]
+    rng.shuffle(rest)
+    names = (firsts + rest)[:n] + [f"Account {k + 1}" for k in range(len(firsts) + len(rest), n)]
+    acme = n // 7
+    if n:
+        names[acme] = "Acme Corporation"
+    if acme + 1 < n:
+        names[max(acme + 1, n * 3 // 5)] = "Acme Corporation Europe"
+    out = []
+    for i, name in enumerate(names):
+        aid = str(i + 1)
+        created = _between(rng, EPOCH - timedelta(days=365), NOW - timedelta(days=10))
+        updated = created if rng.random() < 0.3 else _between(rng, created, NOW)
+        out.append({"name": name, "accountUrl": f"https://www.{_slug(name)}.example" if rng.random() < 0.7
+                    else None, "createdTimestamp": _iso(created), "updatedTimestamp": _iso(updated),
+                    "contactCount": "0", "dealCount": "0",
+                    "links": {k: f"{link}/accounts/{aid}/{k}"
+                              for k in ("notes", "accountCustomFieldData", "accountContacts")},
+                    "id": aid})
+    return out
+
+
+def _gen_contacts(rng: random.Random, n: int, accounts: list[dict], link: str):
+    step = max(1, (n - 2) // 4)
+    johns = {2 + k * step: last for k, last in enumerate(JOHNS)}
+    contacts, status, seen = [], {}, set()
+    for i in range(n):
+        cid = str(i + 1)
+        if i in johns:
+            first, last = "John", johns[i]
+        elif i % 23 == 11:
+            first = last = ""  # AC has plenty of contacts without names
+        else:
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+        f, la = _slug(first), _slug(last)
+        local = rng.choice([f"{f}.{la}", f"{f[:1]}{la}", f"{f}{rng.randint(1, 99)}", f"{la}.{f}"]) if f \
+            else rng.choice(["info", "hello", "sales", "office"]) + str(rng.randint(1, 999))
+        email = f"{local}@{rng.choice(DOMAINS)}"
+        if email in seen:
+            email = f"{local}{cid}@{email.split('@')[1]}"
+        seen.add(email)
+        cdate = EPOCH + (NOW - EPOCH) * (0.9 * i / max(n, 1)) + timedelta(minutes=rng.randint(0, 900))
+        udate = cdate if rng.random() < 0.25 else _between(rng, cdate, NOW)
+        account = rng.choice(accounts) if accounts and rng.random() < 0.6 else None
+        phone = "" if rng.random() < 0.2 else rng.choice(
+            ["+1 (555) 01{}-{:04d}", "555-01{}-{:04d}", "+44 20 79{} {:04d}"]).format(
+                rng.randint(0, 9), rng.randint(0, 9999))
+        status[cid] = rng.choices([1, 0, 2, 3], weights=[85, 5, 7, 3])[0]
+        bounced = status[cid] == 3
+        contacts.append({
+            "cdate": _iso(cdate), "email": email, "phone": phone, "firstName": first, "lastName": last,
+            "orgid": account["id"] if account else "0", "orgname": account["name"] if account else "",
+            "segmentio_id": "", "bounced_hard": "1" if bounced else "0", "bounced_soft": "0",
+            "bounced_date": udate.date().isoformat() if bounced else "0000-00-00", "ip": "0", "ua": "",
+            "hash": _md5(email),
+            "socialdata_lastcheck": "0000-00-00 00:00:00", "email_local": "", "email_domain": "",
+            "sentcnt": str(rng.randint(0, 40)), "rating_tstamp": "0000-00-00", "gravatar": rng.choice("01"),
+            "deleted": "0", "anonymized": "0", "adate": None, "udate": _iso(udate), "edate": None,
+            "deleted_at": "0000-00-00 00:00:00", "created_utc_timestamp": _stamp(cdate.astimezone(UTC)),
+            "updated_utc_timestamp": _stamp(udate.astimezone(UTC)), "created_timestamp": _stamp(cdate),
+            "updated_timestamp": _stamp(udate), "created_by": None, "updated_by": None, "mpp_tracking": "0",
+            "email_empty": False, "scoreValues": [],
+            "links": {k: f"{link}/contacts/{cid}/{k}" for k in CONTACT_LINKS},
+            "id": cid, "organization": None,
+        })
+    return contacts, status
+
+
+def _gen_fields(rng: random.Random, contacts: list[dict], link: str):
+    created = EPOCH - timedelta(days=60)
+    fields = [{"title": title, "descript": "", "type": kind, "isrequired": "0", "perstag": tag, "defval": "",
+               "show_in_list": "0", "rows": "0", "cols": "0", "visible": "1", "service": "",
+               "ordernum": str(i + 1), "cdate": _iso(created), "udate": _iso(created), "options": [],
+               "relations": [], "links": {k: f"{link}/fields/{i + 1}/{k}" for k in ("options", "relations")},
+               "id": str(i + 1)} for i, (title, tag, kind, _) in enumerate(FIELDS)]
+    values = []
+    for contact in contacts:
+        cdate = datetime.fromisoformat(contact["cdate"])
+        for fid, (_, _, kind, choices) in enumerate(FIELDS, start=1):
+            if rng.random() >= 0.65:
+                continue
+            value = (date(1960, 1, 1) + timedelta(days=rng.randint(0, 15000))).isoformat() if kind == "date" \
+                else rng.choice(choices)
+            vid = str(len(values) + 1)
+            values.append({"contact": contact["id"], "field": str(fid), "value": value, "cdate": _iso(cdate),
+                           "udate": _iso(_between(rng, cdate, NOW)),
+                           "links": {"owner": f"{link}/fieldValues/{vid}/owner",
+                                     "field": f"{link}/fieldValues/{vid}/field"},
+                           "id": vid, "owner": contact["id"]})
+    return fields, values
+
+
+def _gen_pipelines(link: str):
+    created, groups, stages = _iso(EPOCH - timedelta(days=90)), [], []
+    colors = ["32B0FC", "FFA800", "A5E75E", "F15A5A"]
+    for gid, (title, names) in enumerate(PIPELINES, start=1):
+        ids = [str(len(stages) + k + 1) for k in range(len(names))]
+        groups.append({"id": str(gid), "title": title, "currency": "usd", "stages": ids, "cdate": created,
+                       "udate": created, "allgroups": "1", "allusers": "1", "autoassign": "1",
+                       "links": {"stages": f"{link}/dealGroups/{gid}/stages"}})
+        stages.extend({"id": sid, "title": name, "group": str(gid), "order": str(k + 1),
+                       "color": colors[k % len(colors)], "dealOrder": "next-action DESC",
+                       "cardRegion1": "title", "cardRegion2": "next-action", "cardRegion3": "show-avatar",
+                       "cardRegion4": "contact-fullname-orgname", "cardRegion5": "value",
+                       "cdate": created, "udate": created, "width": "280",
+                       "links": {"group": f"{link}/dealStages/{sid}/group"}}
+                      for k, (sid, name) in enumerate(zip(ids, names, strict=True)))
+    return groups, stages
+
+
+def _gen_deals(rng: random.Random, n: int, contacts, accounts, stages, prefix: str) -> list[dict]:
+    by_id = {a["id"]: a for a in accounts}
+    deals = []
+    for i in range(n):
+        did = str(i + 1)
+        if i == min(1, n - 1):  # the "disabled" system row AC really returns among deals
+            deals.append({"id": did, "isDisabled": 1, "title": "Demo Requested"})
+            continue
+        contact = rng.choice(contacts) if contacts else None
+        account = by_id.get(contact["orgid"]) if contact else None
+        if account is None and accounts and rng.random() < 0.3:
+            account = rng.choice(accounts)
+        stage = rng.choice(stages)
+        cdate = _between(rng, EPOCH, NOW - timedelta(days=2))
+        mdate = cdate if rng.random() < 0.2 else _between(rng, cdate, NOW)
+        company = account["name"] if account else (contact and contact["lastName"]) or "Inbound"
+        title = f"{company} - {rng.choice(PRODUCTS)}"
+        deals.append({
+            "owner": rng.choice("1123"), "contact": contact["id"] if contact else None,
+            "organization": account["id"] if account else None, "group": stage["group"], "stage": stage["id"],
+            "title": title, "description": rng.choice(["", f"Follow-up on {title}.", "Inbound lead."]),
+            "percent": "0", "cdate": _iso(cdate), "mdate": _iso(mdate),
+            "nextdate": _iso(_between(rng, NOW, NOW + timedelta(days=30))) if rng.random() < 0.4 else None,
+            "nexttaskid": None, "value": str(rng.randint(5, 900) * 10000 + rng.choice([0, 0, 0, 50, 99])),
+            "currency": "usd", "winProbability": rng.choice([None, rng.randint(5, 95)]),
+            "winProbabilityMdate": _iso(mdate), "status": rng.choices("012", weights=[60, 25, 15])[0],
+            "activitycount": str(rng.randint(0, 12)), "nextdealid": did,
+            "edate": _stamp(mdate) if rng.random() < 0.5 else None,
+            "links": {k: f"{prefix}/deals/{did}/{k}" for k in DEAL_LINKS}, "id": did, "isDisabled": False,
+            "account": account and account["id"], "customerAccount": account and account["id"],
+        })
+    return deals
+
+
+# ---------------------------------------------------------------- the server
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 64  # the default backlog of 5 drops connections under parallel clients
+    sandbox: ACSandbox
+
+    def server_bind(self) -> None:  # skip HTTPServer's reverse-DNS lookup of the host (slow on some hosts)
+        TCPServer.server_bind(self)
+        self.server_name, self.server_port = self.server_address[:2]
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+
+    def version_string(self) -> str:
+        return "ACSandbox/1.0"
+
+    def log_message(self, format, *args) -> None:  # quiet
+        pass
+
+    def _serve(self) -> None:
+        sb = self.server.sandbox
+        split = urlsplit(self.path)
+        rel, query = sb._rel(split.path), parse_qsl(split.query, keep_blank_values=True)
+        key = self.headers.get("Api-Token")
+        if (length := _int(self.headers.get("Content-Length"), 0)) > 0:
+            self.rfile.read(length)
+        record = RecordedRequest(self.command, rel, query, key, 0, time.monotonic())
+        with sb._lock:
+            sb.requests.append(record)
+        try:
+            status, headers, body = sb._answer(self.command, rel, query, key)
+        except Exception:
+            traceback.print_exc()
+            status, headers, body = 500, {"Content-Type": JSON}, b'{"message": "Internal Server Error"}'
+        record.status = status
+        try:
+            self.send_response(status)
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+        except OSError:  # the client went away (e.g. its read timeout fired during an injected delay)
+            self.close_connection = True
+
+    do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
+
+
+_ROUTES = {"/users/me": "_users_me", "/contacts": "_contacts", "/fields": "_fields",
+           "/fieldValues": "_field_values", "/deals": "_deals", "/dealGroups": "_deal_groups",
+           "/dealStages": "_deal_stages", "/accounts": "_accounts"}
+
+
+class ACSandbox:
+    """ActiveCampaign v3 stand-in; see the module docstring."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_keys=("sandbox-key",),
+                 rate_limit: float | None = 5.0, seed: int = 7, contacts: int = 120, deals: int = 60,
+                 accounts: int = 25, api_prefix: str = "/api/3"):
+        self.host, self._port, self.seed, self.rate_limit = host, port, seed, rate_limit
+        self.api_prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
+        self._initial_keys = tuple(api_keys)
+        self._keys = set(api_keys)
+        self.requests: list[RecordedRequest] = []
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._window: list[float] = []
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._sizes = {"contacts": contacts, "deals": deals, "accounts": accounts}
+        self.generate()
+
+    # -- lifecycle
+    def start(self) -> ACSandbox:
+        if self._server is None:
+            self._stopping.clear()
+            self._server = _Server((self.host, self._port), _Handler)
+            self._server.sandbox = self
+            self._port = self._server.server_address[1]  # a restart after stop() reuses the same port
+            self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.05},
+                                            name=f"ac-sandbox-{self._port}", daemon=True)
+            self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            self._stopping.set()  # wakes handlers sleeping in an injected delay
+            server.shutdown()
+            server.server_close()
+            if self._thread is not None:
+                self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> ACSandbox:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    @property
+    def port(self) -> int:
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self._port}"
+
+    # -- test controls
+    def reset(self) -> None:
+        with self._lock:
+            self._faults.clear()
+            self.requests.clear()
+            self._window.clear()
+            self._keys = set(self._initial_keys)
+        self.generate()
+
+    def inject(self, status: int | None = None, *, times: int = 1, path: str | None = None,
+               retry_after: float | None = None, delay: float = 0.0, body: bytes | None = None,
+               content_type: str | None = JSON, location: str | None = None) -> None:
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        fault = _Fault(status, times, None if path is None else self._rel(path), retry_after, delay, body,
+                       content_type, location)
+        with self._lock:
+            self._faults.append(fault)
+
+    def count(self, path: str | None = None) -> int:
+        with self._lock:
+            log = list(self.requests)
+        if path is None:
+            return len(log)
+        rel = self._rel(path)
+        return sum(1 for r in log if r.path == rel)
+
+    def add_key(self, api_key: str) -> None:
+        with self._lock:
+            self._keys.add(api_key)
+
+    def remove_key(self, api_key: str) -> None:
+        with self._lock:
+            self._keys.discard(api_key)
+
+    def generate(self, *, contacts: int | None = None, deals: int | None = None,
+                 accounts: int | None = None) -> None:
+        for name, size in (("contacts", contacts), ("deals", deals), ("accounts", accounts)):
+            if size is not None:
+                if size < 0:
+                    raise ValueError(f"{name} must be >= 0")
+                self._sizes[name] = size
+        link = LINK_HOST + self.api_prefix
+        accounts_ = _gen_accounts(random.Random(f"{self.seed}:accounts"), self._sizes["accounts"], link)
+        contacts_, status = _gen_contacts(random.Random(f"{self.seed}:contacts"), self._sizes["contacts"],
+                                          accounts_, link)
+        fields, values = _gen_fields(random.Random(f"{self.seed}:fields"), contacts_, link)
+        groups, stages = _gen_pipelines(link)
+        data = {"accounts": accounts_, "contacts": contacts_, "fields": fields, "field_values": values,
+                "deal_groups": groups, "deal_stages": stages,
+                "deals": _gen_deals(random.Random(f"{self.seed}:deals"), self._sizes["deals"], contacts_,
+                                    accounts_, stages, self.api_prefix)}
+        with self._lock:
+            self._contact_status = status
+            for name, items in data.items():  # in place, so references held by tests stay valid
+                if isinstance(getattr(self, name, None), list):
+                    getattr(self, name)[:] = items
+                else:
+                    setattr(self, name, items)
+
+    # -- request handling
+    def _rel(self, path: str) -> str:
+        if self.api_prefix and (path == self.api_prefix or path.startswith(self.api_prefix + "/")):
+            path = path[len(self.api_prefix):]
+        return path.rstrip("/") or "/"
+
+    def _take_fault(self, rel: str) -> _Fault | None:
+        with self._lock:
+            for i, fault in enumerate(self._faults):
+                if fault.path is None or fault.path == rel:
+                    fault.times -= 1
+                    if fault.times <= 0:
+                        del self._faults[i]
+                    return fault
+        return None
+
+    def _take_slot(self) -> tuple[bool, int]:
+        """Sliding one-second window shared by all keys (AC limits per account, not per key)."""
+        now, limit = time.monotonic(), self.rate_limit
+        with self._lock:
+            self._window[:] = [t for t in self._window if now - t < 1.0]
+            if limit is not None and len(self._window) >= limit:
+                return False, 0
+            self._window.append(now)
+            return True, max(0, int(limit if limit is not None else 5) - len(self._window))
+
+    def _answer(self, method: str, rel: str, query, key: str | None) -> tuple[int, dict[str, str], bytes]:
+        fault = self._take_fault(rel)
+        if fault is not None and fault.delay > 0:
+            self._stopping.wait(fault.delay)
+        if fault is not None and fault.status is not None:
+            headers = {}
+            if fault.retry_after is not None:
+                ra = fault.retry_after
+                headers["Retry-After"] = str(int(ra)) if float(ra).is_integer() else str(ra)
+            if fault.location is not None:
+                headers["Location"] = fault.location
+            body, ctype = fault.body, fault.content_type
+            if body is None and 300 <= fault.status < 400:
+                body = LOGIN_PAGE.format(fault.location or "/").encode()
+                ctype = "text/html" if ctype == JSON else ctype
+            elif body is None:
+                phrase = BaseHTTPRequestHandler.responses.get(fault.status, ("Error",))[0]
+                body = json.dumps({"message": phrase}).encode()
+            if ctype is not None:
+                headers["Content-Type"] = ctype
+            return fault.status, headers, body
+        status, headers, body = self._normal(method, rel, query, key)
+        if fault is not None and fault.body is not None:
+            headers = {k: v for k, v in headers.items() if k != "Content-Type"}
+            if fault.content_type is not None:
+                headers["Content-Type"] = fault.content_type
+            body = fault.body
+        return status, headers, body
+
+    def _normal(self, method: str, rel: str, query, key: str | None) -> tuple[int, dict[str, str], bytes]:
+        if key is None or key not in self._keys:
+            return 403, {}, b'{"message": "Forbidden"}'  # AC sends this without a Content-Type
+        ok, remaining = self._take_slot()
+        limit = self.rate_limit if self.rate_limit is not None else 5
+        headers = {"RateLimit-Limit": str(int(limit)) if float(limit).is_integer() else str(limit),
+                   "RateLimit-Remaining": str(remaining)}
+        if not ok:
+            headers.update({"Retry-After": "1", "Content-Type": JSON})
+            return 429, headers, b'{"message": "Too Many Requests"}'
+        route = _ROUTES.get(rel)
+        if route is None:
+            return 404, {**headers, "Content-Type": "text/html"}, NOT_FOUND
+        if method not in ("GET", "HEAD"):
+            return 405, {**headers, "Content-Type": JSON}, b'{"message": "Method Not Allowed"}'
+        payload = getattr(self, route)(dict(query), query)
+        return 200, {**headers, "Content-Type": JSON}, json.dumps(payload).encode()
+
+    # -- endpoints: (q = last value per name, ql = the query list in order) -> JSON payload
+    def _users_me(self, q, ql) -> dict:
+        links = {k: f"{LINK_HOST}{self.api_prefix}/users/1/{k}"
+                 for k in ("lists", "userGroup", "dealGroupTotals", "dealGroupUsers", "configs")}
+        user = {"username": "demo", "firstName": "Demo", "lastName": "User", "email": "demo@example.com"}
+        return {"user": {**user, "phone": "", "signature": None, "links": links, "id": "1"}}
+
+    def _contacts(self, q, ql) -> dict:
+        items = list(self.contacts)
+        if q.get("email"):
+            items = [c for c in items if str(c.get("email") or "").lower() == q["email"].strip().lower()]
+        if q.get("email_like"):
+            items = [c for c in items if _contains(q["email_like"].lower(), c.get("email"))]
+        if q.get("search"):
+            s = q["search"].strip().lower()
+            items = [c for c in items if _contains(s, c.get("firstName"), c.get("lastName"), c.get("email"),
+                                                   f"{c.get('firstName') or ''} {c.get('lastName') or ''}",
+                                                   c.get("phone"), c.get("orgname"))]
+        if q.get("phone"):
+            items = [c for c in items if str(c.get("phone") or "").startswith(q["phone"])]
+        if (status := _int(q.get("status"), -1)) != -1:
+            items = [c for c in items if self._contact_status.get(str(c.get("id")), 1) == status]
+        ids = {i.strip() for k, v in ql if k in ("ids", "ids[]") for i in v.split(",") if i.strip()}
+        if ids:
+            items = [c for c in items if str(c.get("id")) in ids]
+        if (gt := _int(q.get("id_greater"), -1)) >= 0:
+            items = [c for c in items if _int(c.get("id"), 0) > gt]
+        if (lt := _int(q.get("id_less"), -1)) >= 0:
+            items = [c for c in items if _int(c.get("id"), 0) < lt]
+        items = _dated(items, q, "cdate", "udate")
+
+        def low(k):
+            return lambda c: str(c.get(k) or "").lower()
+
+        keys = {"id": lambda c: _int(c.get("id"), 0), "cdate": lambda c: _ts(c.get("cdate")),
+                "email": low("email"), "first_name": low("firstName"), "last_name": low("lastName"),
+                "name": lambda c: (low("firstName")(c), low("lastName")(c))}
+        items = _sorted(items, _orders(ql, keys), keys)
+        limit, offset = _page(q)
+        page = items[offset:offset + limit]
+        page_input = {"segmentid": 0, "formid": 0, "listid": _int(q.get("listid"), 0),
+                      "tagid": _int(q.get("tagid"), 0), "limit": limit, "offset": offset,
+                      "search": q.get("search") or None, "sort": None, "seriesid": 0, "waitid": 0,
+                      "status": status, "forceQuery": 0, "cacheid": _md5(urlencode(sorted(ql)))}
+        out = {"scoreValues": [], "contacts": page,
+               "meta": {"total": str(len(items)), "page_input": page_input}}
+        if "fieldValues" in {part.strip() for part in q.get("include", "").split(",")}:
+            wanted = {c.get("id") for c in page}
+            out["fieldValues"] = [fv for fv in self.field_values if fv.get("contact") in wanted]
+        return out
+
+    def _fields(self, q, ql) -> dict:
+        tag = q.get("filters[perstag]")
+        items = [f for f in self.fields if not tag or f.get("perstag") == tag]
+        limit, offset = _page(q, default_limit=100)
+        return {"fieldOptions": [], "fieldRels": [], "fields": items[offset:offset + limit],
+                "meta": {"total": str(len(items))}}
+
+    def _field_values(self, q, ql) -> dict:
+        items = list(self.field_values)
+        if q.get("filters[fieldid]"):
+            items = [v for v in items if str(v.get("field")) == q["filters[fieldid]"].strip()]
+        if q.get("filters[val]"):
+            items = [v for v in items if str(v.get("value") or "").lower() == q["filters[val]"].lower()]
+        limit, offset = _page(q)
+        return {"fieldValues": items[offset:offset + limit], "meta": {"total": str(len(items))}}
+
+    def _deals(self, q, ql) -> dict:
+        items = list(self.deals)
+        for name in ("search", "title"):
+            if q.get(f"filters[{name}]"):
+                items = [d for d in items if _contains(q[f"filters[{name}]"].lower(), d.get("title"))]
+        for name in ("stage", "group", "status", "owner"):
+            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
+                items = [d for d in items if d.get(name) is not None and _int(d.get(name), -2) == wanted]
+        items = _dated(items, q, "cdate", "mdate")
+        for name, keep in (("minimum_value", lambda cents, v: cents >= v), ("maximum_value",
+                                                                           lambda cents, v: cents <= v)):
+            try:
+                bound = round(float(q[f"filters[{name}]"]) * 100)
+            except (KeyError, ValueError):
+                continue
+            items = [d for d in items if d.get("value") is not None and keep(_int(d["value"], 0), bound)]
+        contacts = {c.get("id"): c for c in self.contacts}
+
+        def contact_of(d):
+            return contacts.get(d.get("contact")) or {}
+
+        keys = {"title": lambda d: str(d.get("title") or "").lower(),
+                "value": lambda d: _int(d.get("value"), 0), "cdate": lambda d: _ts(d.get("cdate")),
+                "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
+                                          f"{contact_of(d).get('lastName') or ''}".strip().lower(),
+                "contact_orgname": lambda d: str(contact_of(d).get("orgname") or "").lower()}
+        items = _sorted(items, _orders(ql, keys), keys)
+        currencies: dict[str, dict] = {}
+        for d in items:
+            if d.get("value") is not None:
+                cur = currencies.setdefault(str(d.get("currency") or "usd").upper(), {"total": 0, "value": 0})
+                cur["total"] += 1
+                cur["value"] += _int(d["value"], 0)
+        limit, offset = _page(q)
+        return {"deals": items[offset:offset + limit],
+                "meta": {"currencies": {k: {"currency": k, "total": str(v["total"]), "value": str(v["value"])}
+                                        for k, v in currencies.items()}, "total": len(items)}}
+
+    def _deal_groups(self, q, ql) -> dict:
+        limit, offset = _page(q)
+        groups = list(self.deal_groups)
+        return {"dealGroups": groups[offset:offset + limit], "meta": {"total": str(len(groups))}}
+
+    def _deal_stages(self, q, ql) -> dict:
+        items = list(self.deal_stages)
+        if (group := _int(q.get("filters[d_groupid]"), -1)) >= 0:
+            items = [s for s in items if _int(s.get("group"), -2) == group]
+        limit, offset = _page(q)
+        return {"dealStages": items[offset:offset + limit], "meta": {"total": str(len(items))}}
+
+    def _accounts(self, q, ql) -> dict:
+        items = list(self.accounts)
+        if q.get("search"):
+            items = [a for a in items if _contains(q["search"].strip().lower(), a.get("name"))]
+        limit, offset = _page(q)
+        page = items[offset:offset + limit]
+        if q.get("count_deals", "").strip().lower() in ("true", "1"):
+            contacts, deals = {}, {}
+            for c in self.contacts:
+                contacts[c.get("orgid")] = contacts.get(c.get("orgid"), 0) + 1
+            for d in self.deals:
+                deals[d.get("account")] = deals.get(d.get("account"), 0) + 1
+            page = [{**a, "contactCount": str(contacts.get(a.get("id"), 0)),
+                     "dealCount": str(deals.get(a.get("id"), 0))} for a in page]
+        return {"accounts": page, "meta": {"total": str(len(items))}}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Serve the ActiveCampaign v3 sandbox in the foreground.")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8010)
+    parser.add_argument("--api-key", action="append", dest="api_keys", help="valid key (repeatable)")
+    parser.add_argument("--rate-limit", type=float, default=5.0, help="requests per second; 0 = unlimited")
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--contacts", type=int, default=120)
+    parser.add_argument("--deals", type=int, default=60)
+    parser.add_argument("--accounts", type=int, default=25)
+    args = parser.parse_args(argv)
+    keys = tuple(args.api_keys or ("sandbox-key",))
+    sandbox = ACSandbox(host=args.host, port=args.port, api_keys=keys, rate_limit=args.rate_limit or None,
+                        seed=args.seed, contacts=args.contacts, deals=args.deals, accounts=args.accounts)
+    sandbox.start()
+    print(f"ActiveCampaign sandbox: {sandbox.base_url}  (API prefix {sandbox.api_prefix})", flush=True)
+    print(f"API key: {keys[0]}", flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        sandbox.stop()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,369 @@
+"""The whole service on a laptop, with embedded defaults and no account anywhere.
+
+`LocalStack` starts, on loopback ports chosen by the OS:
+
+* MongoDB: the `nx-27017` wire-protocol server as a subprocess (in memory, or in `<data_dir>/local.db`),
+  unless a `mongo_uri` (or `MONGODB_URI` in the environment) points at a real one;
+* AWS: moto's server in this process, with a symmetric KMS key aliased `alias/activecampaign-local`;
+  `AWS_ENDPOINT_URL` sends every boto3 client there, with fake credentials;
+* ActiveCampaign: `devstack.ac_sandbox.ACSandbox` with demo data and the api key `sandbox-key`;
+* API Gateway + Lambda: `devstack.apigw.LocalApiGateway` serving `template.yaml`, with the local values
+  of what the template takes from secrets and resources (Mongo URI, JWT secret, KMS key).
+
+Usage::
+
+    with LocalStack() as stack:
+        token = mint_token("dev-user", "dev-account")
+        requests.get(f"{stack.api_url}/v1/integrations/activecampaign/auth",
+                     headers={"Authorization": f"Bearer {token}"})
+
+or `python -m devstack` (see devstack/__main__.py).
+
+Notes:
+* moto runs in this process, so its backends are the ones `moto.mock_aws` uses: a test that enters and
+  leaves `mock_aws` while a LocalStack is running resets them (the KMS key disappears).
+* With `data_dir`, Mongo data survives restarts, and so does the (fake) KMS key material, saved in
+  `<data_dir>/kms-key.json`, so stored api keys can still be decrypted after a restart.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import contextlib
+import json
+import logging
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import jwt
+
+from devstack.apigw import LocalApiGateway
+
+__all__ = ["DEV_JWT_SECRET", "KMS_ALIAS", "LocalStack", "mint_token"]
+
+log = logging.getLogger("devstack.stack")
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = REPO_ROOT / "template.yaml"
+
+#: HS256 secret of local tokens (>= 32 bytes, as pyjwt recommends for HS256). Never used in AWS.
+DEV_JWT_SECRET = "local-dev-secret-change-me-0123456789abcdef"
+KMS_ALIAS = "alias/activecampaign-local"
+REGION = "us-east-1"
+MOTO_ACCOUNT_ID = "123456789012"  # moto's default account (what "testing" credentials map to)
+# nx-27017 rejects '-' in collection names; the production default (template parameter
+# CredentialsCollection, and acexport.settings) keeps the dash: integrations-activecampaign-keys.
+LOCAL_CREDENTIALS_COLLECTION = "integrations_activecampaign_keys"
+MONGO_READY_TIMEOUT = 15.0
+
+
+def mint_token(uid: str, account_id: str, *, secret: str | None = None, ttl: int = 3600,
+               **extra_claims: Any) -> str:
+    """An HS256 platform token with `uid`, `account_id`, `iat`, `exp` and any extra claims
+    (`workspace_id=...`, `parent_account=...`; None values are left out).
+
+    Signed with `secret`, else `JWT_SECRET` from the environment (what a running LocalStack uses),
+    else `DEV_JWT_SECRET`.
+    """
+    key = secret or os.environ.get("JWT_SECRET") or DEV_JWT_SECRET
+    now = int(time.time())
+    claims: dict[str, Any] = {"uid": uid, "account_id": account_id, "iat": now, "exp": now + int(ttl)}
+    claims.update({k: v for k, v in extra_claims.items() if v is not None})
+    return jwt.encode(claims, key, algorithm="HS256")
+
+
+def _free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _nx_executable() -> Path:
+    candidate = Path(sys.executable).parent / "nx-27017"
+    if candidate.exists():
+        return candidate
+    found = shutil.which("nx-27017")
+    if found:
+        return Path(found)
+    raise RuntimeError(
+        f"nx-27017 (the embedded MongoDB-compatible server) is not installed next to {sys.executable}. "
+        "Run `make dev` (it installs requirements-dev.txt), or pass mongo_uri= / set MONGODB_URI "
+        "to use a MongoDB you run yourself.")
+
+
+class LocalStack:
+    """Mongo (nx-27017) + moto (KMS) + the AC sandbox + the local API Gateway; see the module docstring.
+
+    Attributes after `start()`: `api` (LocalApiGateway), `api_url`, `mongo_uri`, `sandbox` (ACSandbox or
+    None), `kms_key_id`, `jwt_secret`, `env` (what was applied to os.environ), `moto`
+    (ThreadedMotoServer), `moto_url`.
+
+    Environment: every setting below keeps a value you exported yourself (setdefault), except the AWS_*
+    variables, which always point at moto with fake credentials; `env=` overrides everything.
+    """
+
+    def __init__(self, *, port: int = 0, mongo_uri: str | None = None, ac_sandbox: bool = True,
+                 env: Mapping[str, str] | None = None, data_dir: str | os.PathLike[str] | None = None,
+                 template: str | os.PathLike[str] | None = None) -> None:
+        self.port = port
+        self._mongo_uri_arg = mongo_uri
+        self._want_sandbox = ac_sandbox
+        self._env_overrides = dict(env or {})
+        self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
+        self.template = Path(template) if template is not None else TEMPLATE
+
+        self.api: LocalApiGateway | None = None
+        self.api_url: str | None = None
+        self.mongo_uri: str | None = None
+        self.sandbox: Any = None
+        self.kms_key_id: str | None = None
+        self.jwt_secret: str | None = None
+        self.env: dict[str, str] = {}
+        self.moto: Any = None
+        self.moto_url: str | None = None
+
+        self._nx: subprocess.Popen[bytes] | None = None
+        self._nx_out: Any = None
+        self._tmp: Path | None = None
+        self._started = False
+
+    # ---------------------------------------------------------------- lifecycle
+    def start(self) -> LocalStack:
+        """Start everything (about a second); on any failure, stop what was started and re-raise."""
+        if self._started:
+            return self
+        self._started = True
+        atexit.register(self.stop)
+        try:
+            self._start_mongo()
+            self._start_moto()
+            if self._want_sandbox:
+                from devstack.ac_sandbox import ACSandbox  # imported late: it is only needed here
+
+                self.sandbox = ACSandbox(port=0).start()
+            self.env = self._environment()
+            self.jwt_secret = self.env["JWT_SECRET"]
+            _reset_layer_caches()  # a stack started earlier in this process may have filled them
+            self.api = LocalApiGateway(self.template, port=self.port, env=self.env).start()
+            self.api_url = self.api.url
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def stop(self) -> None:
+        """Stop everything in reverse order. Idempotent; never leaves the nx-27017 process running."""
+        if not self._started:
+            return
+        self._started = False
+        with contextlib.suppress(Exception):
+            atexit.unregister(self.stop)
+        if self.api is not None:
+            with _logged("API gateway"):
+                self.api.stop()
+            _reset_layer_caches()
+        if self.sandbox is not None:
+            with _logged("AC sandbox"):
+                self.sandbox.stop()
+        if self.moto is not None:
+            with _logged("moto"):
+                self.moto.stop()
+            self.moto = None
+        self._stop_mongo()
+        if self._tmp is not None:
+            shutil.rmtree(self._tmp, ignore_errors=True)
+            self._tmp = None
+
+    def __enter__(self) -> LocalStack:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # ---------------------------------------------------------------- Mongo
+    def _start_mongo(self) -> None:
+        uri = self._mongo_uri_arg or os.environ.get("MONGODB_URI", "").strip()
+        if uri:
+            self.mongo_uri = uri
+            return
+        exe = _nx_executable()
+        self._tmp = Path(tempfile.mkdtemp(prefix="devstack-"))
+        if self.data_dir is not None:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            db = str(self.data_dir / "local.db")
+        else:
+            db = "memory"
+        port = _free_port()
+        cmd = [str(exe), "--db", db, "-p", str(port), "--host", "127.0.0.1",
+               "--log-file", str(self._tmp / "nx-27017.log"), "--pid-file", str(self._tmp / "nx-27017.pid")]
+        self._nx_out = open(self._tmp / "nx-27017.out", "wb")  # noqa: SIM115 - closed in _stop_mongo
+        self._nx = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._nx_out,
+                                    stderr=subprocess.STDOUT)
+        self.mongo_uri = f"mongodb://127.0.0.1:{port}/"
+        self._wait_for_mongo()
+
+    def _wait_for_mongo(self) -> None:
+        from pymongo import MongoClient
+
+        deadline = time.monotonic() + MONGO_READY_TIMEOUT
+        last_error: Exception | None = None
+        while time.monotonic() < deadline:
+            if self._nx is not None and self._nx.poll() is not None:
+                raise RuntimeError(f"nx-27017 exited with code {self._nx.returncode} before accepting "
+                                   f"connections:\n{self._nx_output()}")
+            client = MongoClient(self.mongo_uri, serverSelectionTimeoutMS=250, connectTimeoutMS=250)
+            try:
+                client.admin.command("ping")
+                return
+            except Exception as exc:
+                last_error = exc
+                time.sleep(0.05)
+            finally:
+                client.close()
+        raise RuntimeError(f"nx-27017 did not answer a Mongo ping at {self.mongo_uri} within "
+                           f"{MONGO_READY_TIMEOUT:.0f} s ({last_error}):\n{self._nx_output()}")
+
+    def _nx_output(self) -> str:
+        if self._tmp is None:
+            return ""
+        texts = []
+        for name in ("nx-27017.out", "nx-27017.log"):
+            with contextlib.suppress(OSError):
+                texts.append((self._tmp / name).read_text(errors="replace")[-2000:])
+        return "\n".join(t for t in texts if t.strip())
+
+    def _stop_mongo(self) -> None:
+        proc, self._nx = self._nx, None
+        if proc is not None and proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(timeout=5)
+        if self._nx_out is not None:
+            self._nx_out.close()
+            self._nx_out = None
+
+    # ---------------------------------------------------------------- moto / KMS
+    def _start_moto(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call on stderr
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto.start()
+        host, port = self.moto.get_host_and_port()
+        self.moto_url = f"http://{host}:{port}"
+        self.kms_key_id = self._create_kms_key()
+
+    def _kms_client(self) -> Any:
+        import boto3
+
+        return boto3.client("kms", endpoint_url=self.moto_url, region_name=REGION,
+                            aws_access_key_id="testing", aws_secret_access_key="testing")
+
+    def _create_kms_key(self) -> str:
+        kms = self._kms_client()
+        key_id = kms.create_key(Description="ActiveCampaign api keys (local)", KeySpec="SYMMETRIC_DEFAULT",
+                                KeyUsage="ENCRYPT_DECRYPT")["KeyMetadata"]["KeyId"]
+        if self.data_dir is not None:
+            key_id = self._persistent_key(key_id)
+        try:
+            kms.create_alias(AliasName=KMS_ALIAS, TargetKeyId=key_id)
+        except kms.exceptions.AlreadyExistsException:  # moto's backends are per process, not per server
+            kms.update_alias(AliasName=KMS_ALIAS, TargetKeyId=key_id)
+        return key_id
+
+    def _persistent_key(self, key_id: str) -> str:
+        """With a data_dir: give the new moto key the id and material saved there (or save them), so
+        ciphertexts stored in Mongo by a previous run still decrypt. Best effort: moto internals."""
+        assert self.data_dir is not None
+        path = self.data_dir / "kms-key.json"
+        try:
+            from moto.kms.models import kms_backends
+
+            backend = kms_backends[MOTO_ACCOUNT_ID][REGION]
+            key = backend.keys[key_id]
+            if path.exists():
+                saved = json.loads(path.read_text())
+                del backend.keys[key_id]
+                key.id = saved["key_id"]
+                key.arn = key.arn.rsplit("/", 1)[0] + "/" + key.id
+                key.key_material = base64.b64decode(saved["key_material"])
+                backend.keys[key.id] = key
+            else:
+                path.write_text(json.dumps({
+                    "key_id": key.id, "key_material": base64.b64encode(key.key_material).decode(),
+                    "note": "fake KMS key of the local stack (moto); not a secret of any real system",
+                }))
+            return str(key.id)
+        except Exception as exc:
+            log.warning("could not persist the local KMS key in %s (%s); api keys stored by earlier "
+                        "runs will not decrypt", path, exc)
+            return key_id
+
+    # ---------------------------------------------------------------- environment
+    def _environment(self) -> dict[str, str]:
+        defaults = {
+            "MONGODB_DATABASE": "platform",
+            "CREDENTIALS_COLLECTION": LOCAL_CREDENTIALS_COLLECTION,
+            "JWT_SECRET": DEV_JWT_SECRET,
+            "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL": "true",
+            "ACTIVECAMPAIGN_API_VERSION": "/api/3",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "POWERTOOLS_SERVICE_NAME": "activecampaign-integration",
+            "POWERTOOLS_METRICS_NAMESPACE": "ActiveCampaignIntegration",
+            "POWERTOOLS_DEV": "false",
+        }
+        env = {name: os.environ.get(name) or value for name, value in defaults.items()}
+        env.update({
+            # Already the exported MONGODB_URI when there is one (then no nx-27017 was started).
+            "MONGODB_URI": self.mongo_uri or "",
+            # The key exists only in moto, which the AWS_* variables below point at.
+            "KMS_KEY_ID": self.kms_key_id or "",
+            "AWS_ENDPOINT_URL": self.moto_url or "",
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_SESSION_TOKEN": "testing",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            # In AWS the secrets come from Secrets Manager; locally from the plain variables above.
+            "MONGODB_URI_SECRET_ARN": "",
+            "JWT_SECRET_ARN": "",
+        })
+        env.update({k: str(v) for k, v in self._env_overrides.items()})
+        return env
+
+
+def _reset_layer_caches() -> None:
+    """Forget the shared layer's per-container caches (settings, Mongo and KMS clients).
+
+    The layer is imported once per process (like /opt/python in one container), so a stack started
+    after another one in the same process would otherwise keep the first one's Mongo port and KMS key.
+    """
+    for module_name, attr in (("acexport.settings", "get_settings.cache_clear"),
+                              ("acexport.db", "reset_client"), ("acexport.crypto", "reset_client")):
+        module = sys.modules.get(module_name)
+        target: Any = module
+        for part in attr.split("."):
+            target = getattr(target, part, None)
+        if callable(target):
+            with _logged(f"{module_name}.{attr}"):
+                target()
+
+
+@contextlib.contextmanager
+def _logged(what: str):
+    try:
+        yield
+    except Exception as exc:
+        log.warning("stopping %s failed: %s", what, exc)

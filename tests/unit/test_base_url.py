@@ -1,7 +1,6 @@
 """The SSRF guard: only AC API hosts over https get through, normalised; everything else is a 400."""
 
 import pytest
-
 from acexport.base_url import normalise_base_url
 from acexport.errors import BadRequest
 
@@ -37,7 +36,7 @@ REJECTED = [
     "https://acme.api-us1.com/other/path",          # another path
     "https://acme.api-us1.com/api/3?x=1",           # query
     "https://acme.api-us1.com/api/3#frag",
-    "https://acme.api-us1.cοm",                     # Greek omicron look-alike
+    "https://acme.api-us1.c\u03bfm",                # Greek omicron look-alike
     "https://acme.api-us1.com\\@evil.com",
     "https://acme.api-us1.com\r\nHost: evil",
     "https://a.b.api-us1.com",                      # nested labels

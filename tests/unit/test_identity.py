@@ -6,7 +6,6 @@ import time
 
 import jwt
 import pytest
-
 from acexport.identity import InvalidToken, verify
 
 SECRET = "unit-test-secret-0123456789abcdef0123"

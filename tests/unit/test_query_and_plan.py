@@ -1,7 +1,6 @@
 """Query parsing and how each resource's filters/orders become AC parameters or local steps."""
 
 import pytest
-
 from acexport import query
 from acexport.errors import BadRequest
 from acexport.exports import pagination, parse_total

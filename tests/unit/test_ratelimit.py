@@ -2,7 +2,6 @@
 deadline it cannot meet is reported at once with how long the wait would be."""
 
 import pytest
-
 from acexport.ratelimit import BudgetExhausted, SlidingWindowLimiter
 
 

@@ -156,7 +156,8 @@ class ACClient:
                 raise self._rejected()
             return self._rejected(), _backoff(attempt)  # AC's 403s can be intermittent: one more try
         if status >= 500:
-            return UpstreamUnavailable(f"ActiveCampaign is unavailable (it answered {status}); retry later"), _backoff(attempt)
+            failure = UpstreamUnavailable(f"ActiveCampaign is unavailable (it answered {status}); retry later")
+            return failure, _backoff(attempt)
         try:
             body = response.json()
         except ValueError:

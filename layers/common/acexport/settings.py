@@ -7,12 +7,19 @@ when their `*_ARN` variable is set (as in AWS), and from the plain variable othe
 from __future__ import annotations
 
 import functools
+import logging
 import os
 from dataclasses import dataclass
 
 from acexport.errors import ServiceUnavailable
 
 TRUE = {"1", "true", "yes", "on"}
+
+# botocore logs request parameters and response bodies at DEBUG: KMS Encrypt's plaintext (an api key)
+# and Secrets Manager's secret values. Keep the SDK's loggers at INFO or above whatever the root level
+# (Lambda's log-level controls can set DEBUG). tests/integration/test_secrets.py checks this.
+for _name in ("botocore", "boto3"):
+    logging.getLogger(_name).setLevel(max(logging.getLogger(_name).level, logging.INFO))
 
 
 def _env(name: str, default: str) -> str:

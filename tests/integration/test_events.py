@@ -1,0 +1,76 @@
+"""Each events/<function>.json (what `sam local invoke -e` would send) runs through its real handler,
+invoked the way Lambda invokes it (no HTTP, no API Gateway in front)."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+EVENTS = Path(__file__).resolve().parents[2] / "events"
+FUNCTIONS = {
+    "authorizer": "AuthorizerFunction", "save_auth": "SaveAuthFunction", "delete_auth": "DeleteAuthFunction",
+    "auth_status": "AuthStatusFunction", "export_contacts": "ExportContactsFunction",
+    "export_deals": "ExportDealsFunction", "export_accounts": "ExportAccountsFunction",
+}
+
+
+def event(name: str) -> dict:
+    return json.loads((EVENTS / f"{name}.json").read_text())
+
+
+def invoke(stack, name: str, payload: dict) -> dict:
+    reply = stack.api.invoke(FUNCTIONS[name], payload)
+    if "body" in reply:
+        reply["json"] = json.loads(reply["body"])
+    return reply
+
+
+def test_every_function_has_an_event():
+    assert sorted(p.stem for p in EVENTS.glob("*.json")) == sorted(FUNCTIONS)
+
+
+def test_authorizer_event(api):
+    payload = event("authorizer")
+    assert invoke(api.stack, "authorizer", payload) == {"isAuthorized": False}   # placeholder signature
+    token = f"Bearer {api.token('user-1', 'account-1', workspace_id='workspace-1')}"
+    payload["headers"]["authorization"] = token
+    payload["identitySource"] = [token]
+    assert invoke(api.stack, "authorizer", payload) == {
+        "isAuthorized": True, "context": {"uid": "user-1", "account_id": "account-1", "workspace_id": "workspace-1"}}
+
+
+def test_connection_events_round_trip(api, mongo):
+    save = event("save_auth")
+    body = json.loads(save["body"])
+    assert body["base_url"] == "https://acme.api-us1.com"
+    save["body"] = json.dumps({**body, "base_url": api.sandbox.base_url})   # the stand-in instead of AC
+    saved = invoke(api.stack, "save_auth", save)
+    assert saved["statusCode"] == 200, saved
+    assert saved["json"]["data"]["connected"] is True
+
+    status = invoke(api.stack, "auth_status", event("auth_status"))
+    assert status["json"]["data"]["base_url"] == api.sandbox.base_url
+
+    again = invoke(api.stack, "save_auth", save)
+    assert again["statusCode"] == 409
+
+    for name in ("export_contacts", "export_deals", "export_accounts"):
+        reply = invoke(api.stack, name, event(name))
+        assert reply["statusCode"] == 200, (name, reply)
+        assert reply["json"]["success"] is True and reply["json"]["pagination"]["page"] == "1"
+
+    contacts = invoke(api.stack, "export_contacts", event("export_contacts"))["json"]["data"]   # firstName=John
+    assert contacts and all(c["firstName"].casefold() == "john" for c in contacts)
+    accounts = invoke(api.stack, "export_accounts", event("export_accounts"))["json"]["data"]
+    assert [a["name"] for a in accounts] == ["Acme Corporation"]
+
+    assert invoke(api.stack, "delete_auth", event("delete_auth"))["statusCode"] == 200
+    assert invoke(api.stack, "delete_auth", event("delete_auth"))["statusCode"] == 404
+
+
+@pytest.mark.parametrize("name", ["save_auth", "auth_status", "export_contacts"])
+def test_event_without_authorizer_context_is_refused(api, name):
+    payload = event(name)
+    payload["requestContext"].pop("authorizer")
+    reply = invoke(api.stack, name, payload)
+    assert reply["statusCode"] == 403 and reply["json"]["message"] == "Missing caller identity"

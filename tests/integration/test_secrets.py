@@ -68,7 +68,9 @@ def test_key_is_ciphertext_at_rest_and_bound_to_its_tenant(api, mongo):
         for doc in collection.find({}):
             assert form not in repr(doc)
 
-    # Mallory copies Alice's ciphertext into her own record: KMS refuses it under Mallory's context.
+    # Mallory copies Alice's ciphertext into her own record: KMS refuses it under Mallory's context,
+    # even right after Alice's own export left her decrypted key in the container's cache.
+    assert api.export("contacts", "limit=2", token=alice).status_code == 200
     collection.update_one({"owner": "mallory"}, {"$set": {"api_key": alice_doc["api_key"]}})
     api.sandbox.requests.clear()
     reply = api.export("contacts", token=mallory)

@@ -3,17 +3,28 @@
 Each key is encrypted directly with KMS (keys are far below KMS's 4 KB limit) under an encryption
 context of `{account_id, owner}`: a ciphertext copied into another tenant's record fails to decrypt.
 boto3 is imported on first use so functions that never touch KMS don't pay for it at cold start.
+
+Decrypted keys are kept in the warm container for DECRYPT_CACHE_SECONDS, keyed by a digest of the
+ciphertext *and* the encryption context (so a copied ciphertext never hits another tenant's entry).
+The record itself is read from Mongo on every request, so a deleted or replaced connection takes
+effect at once; the cache only saves the KMS round trip (latency and cost) on each export page.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
+import time
 
 from acexport.errors import ServiceUnavailable, StoredCredentialsRejected
 from acexport.settings import get_settings
 
+DECRYPT_CACHE_SECONDS = 300
+DECRYPT_CACHE_SIZE = 256
+
 _client = None
 _lock = threading.Lock()
+_plaintexts: dict[str, tuple[float, str]] = {}
 
 
 def _kms():
@@ -30,9 +41,10 @@ def _kms():
 
 
 def reset_client() -> None:
-    """Forget the client (tests that switch endpoints)."""
+    """Forget the client and the decrypted keys (tests that switch endpoints)."""
     global _client
     _client = None
+    _plaintexts.clear()
 
 
 def _context(account_id: str, owner: str) -> dict[str, str]:
@@ -52,6 +64,19 @@ def encrypt(plaintext: str, *, account_id: str, owner: str) -> bytes:
 
 
 def decrypt(ciphertext: bytes, *, account_id: str, owner: str) -> str:
+    entry = hashlib.sha256(b"\0".join([bytes(ciphertext), account_id.encode(), owner.encode()])).hexdigest()
+    hit = _plaintexts.get(entry)
+    if hit and hit[0] > time.monotonic():
+        return hit[1]
+    plaintext = _kms_decrypt(ciphertext, account_id=account_id, owner=owner)
+    with _lock:
+        if len(_plaintexts) >= DECRYPT_CACHE_SIZE:
+            _plaintexts.clear()
+        _plaintexts[entry] = (time.monotonic() + DECRYPT_CACHE_SECONDS, plaintext)
+    return plaintext
+
+
+def _kms_decrypt(ciphertext: bytes, *, account_id: str, owner: str) -> str:
     try:
         reply = _kms().decrypt(CiphertextBlob=bytes(ciphertext), EncryptionContext=_context(account_id, owner))
     except Exception as exc:

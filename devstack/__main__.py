@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="keep Mongo data (and the local KMS key) in this directory, e.g. .devstack")
         p.add_argument("--no-sandbox", action="store_true", default=flag_default,
                        help="do not start the ActiveCampaign sandbox")
+        p.add_argument("--sandbox-port", type=int, default=default,
+                       help="AC sandbox port (default: $AC_SANDBOX_PORT, else 8010; 0 picks a free one)")
     token = sub.add_parser("token", help="print a platform JWT for local calls")
     token.add_argument("--uid", required=True)
     token.add_argument("--account-id", required=True)
@@ -113,7 +115,10 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, on_signal)
 
     try:
-        stack = LocalStack(port=port, ac_sandbox=not args.no_sandbox, data_dir=args.data_dir).start()
+        sandbox_port = args.sandbox_port if args.sandbox_port is not None else int(
+            os.environ.get("AC_SANDBOX_PORT") or 8010)
+        stack = LocalStack(port=port, ac_sandbox=not args.no_sandbox, data_dir=args.data_dir,
+                           sandbox_port=sandbox_port).start()
     except OSError as exc:
         print(f"devstack: cannot start: {exc} (is port {port} in use? try PORT=0 or --port 3001)",
               file=sys.stderr)

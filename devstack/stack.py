@@ -113,10 +113,11 @@ class LocalStack:
 
     def __init__(self, *, port: int = 0, mongo_uri: str | None = None, ac_sandbox: bool = True,
                  env: Mapping[str, str] | None = None, data_dir: str | os.PathLike[str] | None = None,
-                 template: str | os.PathLike[str] | None = None) -> None:
+                 template: str | os.PathLike[str] | None = None, sandbox_port: int = 0) -> None:
         self.port = port
         self._mongo_uri_arg = mongo_uri
         self._want_sandbox = ac_sandbox
+        self._sandbox_port = sandbox_port
         self._env_overrides = dict(env or {})
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
         self.template = Path(template) if template is not None else TEMPLATE
@@ -149,7 +150,7 @@ class LocalStack:
             if self._want_sandbox:
                 from devstack.ac_sandbox import ACSandbox  # imported late: it is only needed here
 
-                self.sandbox = ACSandbox(port=0).start()
+                self.sandbox = ACSandbox(port=self._sandbox_port).start()
             self.env = self._environment()
             self.jwt_secret = self.env["JWT_SECRET"]
             _reset_layer_caches()  # a stack started earlier in this process may have filled them

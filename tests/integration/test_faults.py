@@ -111,3 +111,12 @@ def test_kms_down_is_503_and_nothing_is_stored(api, mongo):
     assert time.monotonic() - started < 10
     assert reply.status_code == 503 and "Key service" in reply.json()["message"]
     assert list(mongo[__import__("os").environ["CREDENTIALS_COLLECTION"]].find({})) == []
+
+
+@pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:9/admin",
+                                      "https://www.activecampaign.com/login/"])
+def test_redirects_are_never_followed(connected, location):
+    connected.sandbox.inject(status=302, location=location, times=3)
+    reply = connected.export("contacts")
+    assert reply.status_code == 403 and reply.json()["reconnect"] is True
+    assert connected.sandbox.count() == 1

@@ -42,6 +42,37 @@ REJECTED = [
     "https://a.b.api-us1.com",                      # nested labels
     "https://" + "a" * 300 + ".api-us1.com",
     "http://127.0.0.1:8010",                        # loopback needs the local switch
+    "https://0177.0.0.1",                           # octal
+    "https://127.1",                                # short form
+    "https://0.0.0.0",
+    "https://[::ffff:127.0.0.1]",                   # IPv4-mapped IPv6
+    "https://[fd00:ec2::254]",                      # AWS IMDS over IPv6
+    "https://[fe80::1%25eth0]",                     # link-local with zone
+    "https://169.254.170.2/v2/credentials",         # ECS task credentials
+    "https://metadata.google.internal",
+    "https://instance-data",
+    "https://169.254.169.254.nip.io",
+    "https://acme.api-us1.com.127.0.0.1.nip.io",    # ends elsewhere
+    "https://localhost.api-us1.com.evil.com",
+    "https://acme.api-us1.com%2e%2e/",              # encoded dots
+    "https://acme.api-us1.com%00.evil.com",
+    "https://acme.api-us1.com./",                   # trailing dot
+    "https://acme.xn--api-us1-9db.com",             # punycode look-alike of the AC domain
+    "https://xn--cme-dma.api-us1.com.evil.com",
+    "https://acme.api-us1.com:0",
+    "https://acme.api-us1.com:abc",
+    "https://:@acme.api-us1.com",
+    "https://acme.api-us1.com@169.254.169.254",
+    "//acme.api-us1.com",                           # scheme-relative
+    "https:/acme.api-us1.com",
+    "https:acme.api-us1.com",
+    "javascript:alert(1)",
+    "file:///etc/passwd",
+    "gopher://127.0.0.1:6379/_INFO",
+    "data:text/plain,acme.api-us1.com",
+    "https://acme.activehosted.com.evil.com",
+    "https://acme.api-us1.com/api/3/../../admin",
+    "",
 ]
 
 
@@ -56,6 +87,28 @@ def test_rejects_everything_else(raw):
         normalise_base_url(raw)
     assert err.value.status == 400
     assert "Invalid base_url" in err.value.message
+
+
+def test_corpus_is_large_enough():
+    assert len(REJECTED) >= 40
+
+
+@pytest.mark.parametrize("raw", REJECTED)
+def test_refused_before_any_network_call(raw, monkeypatch):
+    """Through the save service itself: the refusal comes before Mongo, DNS or AC is touched."""
+    import socket
+
+    from acexport import connections
+    from acexport.tenancy import Tenant
+
+    def no_network(*args, **kwargs):
+        raise AssertionError("network used for a hostile base URL")
+
+    monkeypatch.setattr(socket, "getaddrinfo", no_network)
+    monkeypatch.setattr(socket, "create_connection", no_network)
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    with pytest.raises(BadRequest):
+        connections.save(Tenant("a", "u"), {"base_url": raw or " ", "api_key": "k"}, deadline=0)
 
 
 def test_local_switch_accepts_only_loopback():

@@ -1,4 +1,4 @@
-"""Users × accounts × sub-accounts × routes: each caller reaches exactly its own connection, and AC is
+"""Users x accounts x sub-accounts x routes: each caller reaches exactly its own connection, and AC is
 only ever called with that connection's key."""
 
 import os

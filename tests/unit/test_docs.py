@@ -4,7 +4,6 @@ import re
 from pathlib import Path
 
 import pytest
-
 from acexport.resources import RESOURCES
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "query.md").read_text()

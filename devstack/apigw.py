@@ -907,6 +907,11 @@ class LocalApiGateway:
         self.stop()
 
     # ---------------------------------------------------------------- direct invocation
+    def clear_authorizer_cache(self) -> None:
+        """Forget cached authorizer answers (as a redeploy does); tests start from a clean cache."""
+        with self._auth_cache_lock:
+            self._auth_cache.clear()
+
     def invoke(self, function_logical_id: str, event: Any) -> Any:
         """Invoke a function directly (like `lambda invoke`), bypassing HTTP and the authorizer.
 

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint bench build clean
+.PHONY: dev test lint bench load build clean
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,9 @@ lint: $(STAMP)
 
 bench: $(STAMP)        ## benchmarks against the local stack (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_export.py
+
+load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (benchmarks/load/README.md)
+	$(BIN)/python benchmarks/load/run_load.py
 
 build: $(STAMP)        ## sam build (needs the SAM CLI and python3.13 on PATH; not part of `make test`)
 	sam build

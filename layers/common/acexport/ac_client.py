@@ -30,7 +30,7 @@ from acexport.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.ratelimit import BudgetExhausted, SlidingWindowLimiter
+from acexport.ratelimit import BudgetExhausted, Limiter, from_settings
 from acexport.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ MAX_ATTEMPTS = 5
 USER_AGENT = "activecampaign-integration/1.0"
 
 _session: requests.Session | None = None
-_limiter: SlidingWindowLimiter | None = None
+_limiter: Limiter | None = None
 
 
 def session() -> requests.Session:
@@ -56,10 +56,12 @@ def session() -> requests.Session:
     return _session
 
 
-def limiter() -> SlidingWindowLimiter:
+def limiter() -> Limiter:
+    """The per-AC-account budget of this container: shared through Mongo by every container and job
+    (AC_RATE_BUDGET=shared, the default), or this process's own (local); see ratelimit.from_settings."""
     global _limiter
     if _limiter is None:
-        _limiter = SlidingWindowLimiter(get_settings().rate_limit_per_second)
+        _limiter = from_settings(get_settings())
     return _limiter
 
 
@@ -134,8 +136,8 @@ class ACClient:
                 failure, wait = outcome
             logger.info("ac retry", extra={"ac_host": self.host, "path": path, "attempt": attempt,
                                            "error": type(failure).__name__, "wait": round(wait, 3)})
-            if time.monotonic() + wait > self.deadline - MIN_ATTEMPT_SECONDS:
-                break
+            if attempt == MAX_ATTEMPTS or time.monotonic() + wait > self.deadline - MIN_ATTEMPT_SECONDS:
+                break  # no attempt left, or none would fit: answer now rather than after a useless wait
             time.sleep(wait)
         raise failure
 

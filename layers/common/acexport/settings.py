@@ -27,6 +27,13 @@ def _env(name: str, default: str) -> str:
     return value or default
 
 
+def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
+    value = _env(name, default).lower()
+    if value not in allowed:
+        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+    return value
+
+
 @dataclass(frozen=True)
 class Settings:
     mongodb_database: str | None
@@ -39,6 +46,9 @@ class Settings:
     api_version: str
     allow_local_base_url: bool
     rate_limit_per_second: float
+    rate_budget: str
+    rate_budget_collection: str
+    rate_window_margin_ms: float
     connect_timeout: float
     read_timeout: float
     request_budget_seconds: float
@@ -58,6 +68,9 @@ class Settings:
             api_version="/" + _env("ACTIVECAMPAIGN_API_VERSION", "/api/3").strip("/"),
             allow_local_base_url=_env("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "false").lower() in TRUE,
             rate_limit_per_second=float(_env("AC_RATE_LIMIT_PER_SECOND", "5")),
+            rate_budget=_choice("AC_RATE_BUDGET", "shared", ("shared", "local")),
+            rate_budget_collection=_env("RATE_BUDGET_COLLECTION", "integrations_activecampaign_rate_budget"),
+            rate_window_margin_ms=float(_env("AC_RATE_WINDOW_MARGIN_MS", "50")),
             connect_timeout=float(_env("AC_CONNECT_TIMEOUT", "3.05")),
             read_timeout=float(_env("AC_READ_TIMEOUT", "10")),
             request_budget_seconds=float(_env("REQUEST_BUDGET_SECONDS", "27")),

@@ -11,6 +11,11 @@ FUNCTIONS = {
     "authorizer": "AuthorizerFunction", "save_auth": "SaveAuthFunction", "delete_auth": "DeleteAuthFunction",
     "auth_status": "AuthStatusFunction", "export_contacts": "ExportContactsFunction",
     "export_deals": "ExportDealsFunction", "export_accounts": "ExportAccountsFunction",
+    # full exports: their events run through their handlers in test_jobs.py
+    "export_job_start": "ExportJobStartFunction", "export_job_status": "ExportJobStatusFunction",
+    "export_job_list": "ExportJobListFunction", "export_job_cancel": "ExportJobCancelFunction",
+    "export_worker": "ExportWorkerFunction", "export_job_events": "ExportJobEventsFunction",
+    "export_job_dead_letters": "ExportJobDeadLettersFunction",
 }
 
 

@@ -34,10 +34,26 @@ ROUTES = {  # logical id -> (directory under functions/ and events/, route key)
     "ExportContactsFunction": ("export_contacts", f"GET {BASE}/export/contacts"),
     "ExportDealsFunction": ("export_deals", f"GET {BASE}/export/deals"),
     "ExportAccountsFunction": ("export_accounts", f"GET {BASE}/export/accounts"),
+    "ExportJobStartFunction": ("export_job_start", f"POST {BASE}/export/{{resource}}/jobs"),
+    "ExportJobStatusFunction": ("export_job_status", f"GET {BASE}/export/jobs/{{job_id}}"),
+    "ExportJobListFunction": ("export_job_list", f"GET {BASE}/export/jobs"),
+    "ExportJobCancelFunction": ("export_job_cancel", f"DELETE {BASE}/export/jobs/{{job_id}}"),
 }
-DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}}
+WORKER = "ExportWorkerFunction"
+EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
+    WORKER: "export_worker",
+    "ExportJobEventsFunction": "export_job_events",
+    "ExportJobDeadLettersFunction": "export_job_dead_letters",
+}
+DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}, **EVENT_FUNCTIONS}
 EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}
+KMS_DECRYPT = EXPORTS | {WORKER}  # whatever calls AC with a stored key
 MONGO_FUNCTIONS = set(ROUTES)
+QUEUE_ARN = {"Fn::GetAtt": ["ExportJobQueue", "Arn"]}
+DLQ_ARN = {"Fn::GetAtt": ["ExportJobDeadLetterQueue", "Arn"]}
+EXPORT_FILES = {"Fn::Sub": "${ExportBucket.Arn}/exports/*"}
+EVENT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
+SECRET = "secretsmanager:getsecretvalue"
 
 # SAM policy templates this template may use, and the IAM actions each expands to
 # (aws/serverless-application-model samtranslator/policy_templates_data/policy_templates.json).
@@ -318,6 +334,10 @@ def test_no_wildcard_action_or_resource_outside_the_key_policy() -> None:
     assert found, "no policy statement found at all"
     for logical_id, stmt in found:
         actions = [a.lower() for a in as_list(stmt.get("Action", []))]
+        if logical_id == "ExportBucketPolicy" and stmt["Effect"] == "Deny" and actions == ["s3:*"]:
+            # Deny-only TLS guard: it grants nothing, and must cover every S3 action.
+            assert stmt["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+            continue
         is_key_policy = logical_id == "ApiKeyEncryptionKey"
         if is_key_policy and actions == ["kms:*"]:
             # KMS's default key policy: the account root administers the key; IAM policies grant its use.
@@ -348,10 +368,10 @@ def test_kms_permissions_follow_the_route(logical_id: str) -> None:
     kms = {a: r for a, r in granted(logical_id).items() if a.startswith("kms:")}
     if logical_id == "SaveAuthFunction":
         assert set(kms) == {"kms:encrypt"}
-    elif logical_id in EXPORTS:
+    elif logical_id in KMS_DECRYPT:
         assert set(kms) == {"kms:decrypt"}
     else:
-        assert kms == {}, "delete, status and the authorizer never touch the key"
+        assert kms == {}, "delete, status, the job routes and the authorizer never touch the key"
     for targets in kms.values():
         assert all(t in (KEY, KEY_ARN) for t in targets), targets
 
@@ -399,12 +419,15 @@ def test_outputs() -> None:
 # ----------------------------------------------------------------------------- events/
 
 
-def _check_request_context(event: dict[str, Any], method: str, path: str) -> None:
+def _check_request_context(event: dict[str, Any], method: str, route_path: str) -> None:
     ctx = event["requestContext"]
     for key in ("accountId", "apiId", "domainName", "requestId", "time", "timeEpoch"):
         assert ctx[key], key
-    assert ctx["routeKey"] == event["routeKey"] == f"{method} {path}"
+    assert ctx["routeKey"] == event["routeKey"] == f"{method} {route_path}"
     assert ctx["stage"] == "$default"
+    params = event.get("pathParameters") or {}
+    assert set(params) == set(re.findall(r"{(\w+)}", route_path)), "one path parameter per {name} of the route"
+    path = route_path.format(**params)
     http = ctx["http"]
     assert (http["method"], http["path"]) == (method, path)
     assert {"protocol", "sourceIp", "userAgent"} <= set(http)
@@ -433,7 +456,11 @@ def test_route_event_matches_the_template_route(logical_id: str) -> None:
     assert event["isBase64Encoded"] is False
     if method == "POST":
         assert event["headers"]["content-type"] == "application/json"
-        assert json.loads(event["body"]) == {"api_key": "sandbox-key", "base_url": "https://acme.api-us1.com"}
+        body = json.loads(event["body"])
+        if logical_id == "SaveAuthFunction":
+            assert body == {"api_key": "sandbox-key", "base_url": "https://acme.api-us1.com"}
+        else:
+            assert body == {"format": "csv", "filters": {"firstName": "John"}}
     else:
         assert "body" not in event
 
@@ -496,3 +523,116 @@ def test_samconfig_environment(stage: str) -> None:
     for name in ("MongoUriSecretArn", "JwtSecretArn"):
         assert re.match(params[name]["AllowedPattern"], overrides[name]), name
         assert f"/{stage}/" in overrides[name]
+
+
+# ----------------------------------------------------------------------------- full exports (jobs)
+
+
+def test_job_parameters() -> None:
+    params = template()["Parameters"]
+    assert params["JobsCollection"]["Default"] == "integrations-activecampaign-export-jobs"
+    assert params["EventBusName"]["Default"] == "default"
+    assert params["ExportFileDays"]["Type"] == "Number" and params["ExportFileDays"]["Default"] >= 1
+    variables = template()["Globals"]["Function"]["Environment"]["Variables"]
+    assert variables["JOBS_COLLECTION"] == {"Ref": "JobsCollection"}
+    assert variables["EXPORT_FILE_DAYS"] == {"Ref": "ExportFileDays"}
+
+
+def test_job_queue_is_fifo_with_a_dead_letter_queue() -> None:
+    queue, dlq = props("ExportJobQueue"), props("ExportJobDeadLetterQueue")
+    assert queue["FifoQueue"] is True and dlq["FifoQueue"] is True    # a FIFO queue's DLQ must be FIFO
+    assert queue["QueueName"]["Fn::Sub"].endswith(".fifo") and dlq["QueueName"]["Fn::Sub"].endswith(".fifo")
+    assert queue["RedrivePolicy"] == {"deadLetterTargetArn": DLQ_ARN, "maxReceiveCount": 5}
+    assert queue["VisibilityTimeout"] >= 6 * effective(WORKER)["Timeout"]   # AWS's advice for SQS event sources
+    assert queue["SqsManagedSseEnabled"] is True and dlq["SqsManagedSseEnabled"] is True
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+
+
+def test_worker_reads_the_queue_one_message_at_a_time_and_reports_partial_failures() -> None:
+    worker = effective(WORKER)
+    assert 60 <= worker["Timeout"] <= 900 and worker["MemorySize"] >= 512
+    (event,) = props(WORKER)["Events"].values()
+    assert event["Type"] == "SQS"
+    assert event["Properties"] == {"Queue": QUEUE_ARN, "BatchSize": 1,
+                                   "FunctionResponseTypes": ["ReportBatchItemFailures"]}
+    (dead,) = props("ExportJobDeadLettersFunction")["Events"].values()
+    assert dead["Type"] == "SQS" and dead["Properties"]["Queue"] == DLQ_ARN
+    assert dead["Properties"]["FunctionResponseTypes"] == ["ReportBatchItemFailures"]
+
+
+def test_export_requests_arrive_through_an_eventbridge_rule() -> None:
+    (event,) = props("ExportJobEventsFunction")["Events"].values()
+    assert event["Type"] == "EventBridgeRule"
+    assert event["Properties"] == {"EventBusName": {"Ref": "EventBusName"},
+                                   "Pattern": {"detail-type": ["ActiveCampaign Export Requested"]}}
+
+
+def test_export_bucket_is_private_encrypted_tls_only_and_expires_files() -> None:
+    bucket = props("ExportBucket")
+    rule = bucket["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]["ServerSideEncryptionByDefault"]
+    assert rule["SSEAlgorithm"] in ("AES256", "aws:kms")
+    assert all(bucket["PublicAccessBlockConfiguration"][k] is True for k in
+               ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"))
+    assert bucket["OwnershipControls"]["Rules"] == [{"ObjectOwnership": "BucketOwnerEnforced"}]
+    (lifecycle,) = bucket["LifecycleConfiguration"]["Rules"]
+    assert lifecycle["Status"] == "Enabled" and lifecycle["Prefix"] == "exports/"
+    assert lifecycle["ExpirationInDays"] == {"Ref": "ExportFileDays"}
+    assert lifecycle["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"] >= 1
+    policy = props("ExportBucketPolicy")
+    assert policy["Bucket"] == {"Ref": "ExportBucket"}
+    (statement,) = policy["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+JOB_PERMISSIONS = {  # function -> IAM action -> the resources it may act on (nothing else)
+    "ExportJobStartFunction": {"sqs:sendmessage": [QUEUE_ARN]},
+    "ExportJobStatusFunction": {"s3:getobject": [EXPORT_FILES]},     # the pre-signed download URL
+    "ExportJobListFunction": {},
+    "ExportJobCancelFunction": {},
+    WORKER: {"kms:decrypt": [KEY], "s3:putobject": [EXPORT_FILES], "s3:abortmultipartupload": [EXPORT_FILES],
+             "s3:getobject": [EXPORT_FILES], "sqs:sendmessage": [QUEUE_ARN],
+             "sqs:changemessagevisibility": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
+    "ExportJobEventsFunction": {"sqs:sendmessage": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
+    "ExportJobDeadLettersFunction": {"events:putevents": [EVENT_BUS_ARN]},
+}
+
+
+@pytest.mark.parametrize("logical_id", sorted(JOB_PERMISSIONS))
+def test_job_functions_get_exactly_what_they_use(logical_id: str) -> None:
+    permissions = granted(logical_id)
+    assert permissions.pop(SECRET) == [{"Ref": "MongoUriSecretArn"}]
+    assert permissions == JOB_PERMISSIONS[logical_id]
+
+
+@pytest.mark.parametrize("logical_id", sorted(JOB_PERMISSIONS))
+def test_job_function_environment(logical_id: str) -> None:
+    variables = env(logical_id)
+    assert variables["MONGODB_URI_SECRET_ARN"] == {"Ref": "MongoUriSecretArn"}
+    assert variables["JOBS_COLLECTION"] == {"Ref": "JobsCollection"}
+    sends = {"sqs:sendmessage"} & set(JOB_PERMISSIONS[logical_id])
+    assert ("EXPORT_QUEUE_URL" in variables) is bool(sends)
+    if sends:
+        assert variables["EXPORT_QUEUE_URL"] == {"Ref": "ExportJobQueue"}
+    assert ("EVENT_BUS_NAME" in variables) is ("events:putevents" in JOB_PERMISSIONS[logical_id])
+    assert ("EXPORT_BUCKET" in variables) is (logical_id == WORKER)
+    assert ("KMS_KEY_ID" in variables) is (logical_id == WORKER)
+
+
+def test_job_outputs() -> None:
+    outputs = template()["Outputs"]
+    assert outputs["ExportBucketName"]["Value"] == {"Ref": "ExportBucket"}
+    assert outputs["ExportJobQueueUrl"]["Value"] == {"Ref": "ExportJobQueue"}
+    assert outputs["ExportJobDeadLetterQueueUrl"]["Value"] == {"Ref": "ExportJobDeadLetterQueue"}
+
+
+def test_event_source_events() -> None:
+    worker = load_event("export_worker")
+    (record,) = worker["Records"]
+    assert record["eventSource"] == "aws:sqs" and record["eventSourceARN"].endswith(".fifo")
+    assert set(json.loads(record["body"])) == {"job_id", "seq"}
+    assert record["attributes"]["MessageGroupId"] and record["attributes"]["ApproximateReceiveCount"]
+    (dead,) = load_event("export_job_dead_letters")["Records"]
+    assert dead["eventSourceARN"].endswith("-dlq.fifo")
+    request = load_event("export_job_events")
+    assert request["detail-type"] == "ActiveCampaign Export Requested"
+    assert {"account_id", "owner", "resource", "options"} <= set(request["detail"])

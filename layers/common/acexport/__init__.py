@@ -16,4 +16,14 @@ Modules, by what they hold:
     query        parsing of page/limit/filters[...]/orders[...]
     resources    what each exported resource supports and how it maps onto AC's real parameters
     exports      one page of an export
+  full exports (jobs, docs/jobs.md):
+    job_settings  the jobs' settings
+    jobs          the job documents (leases, conditional checkpoints)
+    job_requests  start / read / list / cancel a job, over HTTP or EventBridge
+    job_view      what callers see of a job (progress, time left, download URL)
+    job_walk      every record of a resource from AC, page after page, pipelined
+    job_files     the export file: NDJSON/CSV, gzip members, S3 multipart upload
+    job_worker    one worker step: claim, walk, write, checkpoint, hand on or finish
+    job_messages  the queue message and the EventBridge events
+    job_aws       the boto3 clients of the job functions
 """

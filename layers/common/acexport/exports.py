@@ -125,6 +125,16 @@ def enrich_deals(client: ACClient, records: list[Record]) -> None:
 _ENRICH = {CONTACTS.name: enrich_contacts, DEALS.name: enrich_deals}
 
 
+# Public for the full-export worker (job_walk), so a job's records are read and enriched exactly as a page's.
+page_records = _records
+
+
+def enrich(client: ACClient, resource: Resource, records: list[Record]) -> None:
+    """The resource's enrichment (if any), added beside AC's fields."""
+    if records and resource.name in _ENRICH:
+        _ENRICH[resource.name](client, records)
+
+
 def pagination(page: int, limit: int, total: int) -> dict:
     """The old module's pagination object: page/limit/total as strings, next/prev as ints or null."""
     pages = math.ceil(total / limit) if limit else 0

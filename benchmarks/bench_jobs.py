@@ -1,0 +1,179 @@
+"""Full exports (jobs) against the AC stand-in at its real rate limit (5 req/s). Not a test: it reports.
+
+    .venv/bin/python benchmarks/bench_jobs.py                      # 10,000 contacts (about 30 s)
+    .venv/bin/python benchmarks/bench_jobs.py --contacts 10000 100000   # + 100,000 (about 4 minutes more)
+
+For each size: the local stack (Mongo, moto, the stand-in with N contacts and 5 req/s, the API) runs in
+this process; the export worker runs in a child process fed from the queue, as one Lambda container
+would be, so its memory is measured alone. The worker is warmed by a one-page job first (imports,
+clients, AC's field definitions in its reference cache: a deployed worker's steady state). The measured
+job is started with POST .../export/contacts/jobs and timed until GET .../export/jobs/{id} says
+`succeeded`; then the file is downloaded from its pre-signed URL and checked (every id exactly once).
+
+Reported per size: wall time (POST to succeeded) against the floor (N/100 requests of 100 contacts at
+5 req/s = N/500 s) and the job's own time (started_at to finished_at), AC requests made (by path), 429s
+seen, and the worker's peak memory (tracemalloc peak of Python allocations during the job, and the child
+process's peak RSS, VmHWM, imports included). Written to benchmarks/last_jobs.json too.
+
+The rate budget is the service's default (AC_RATE_BUDGET=shared, AC_RATE_WINDOW_MARGIN_MS=50 unless set
+in the environment): `--margin-ms` overrides the margin, e.g. to see the floor the stand-in allows.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+import tracemalloc
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
+
+BASE = "/v1/integrations/activecampaign"
+WORKER = "ExportWorkerFunction"
+
+
+# ---------------------------------------------------------------- the worker "container" (child process)
+
+def worker() -> None:
+    """A warm worker container: read job ids from stdin; for each, poll the export queue like Lambda's
+    event source mapping until the job ends, then print the peak memory of that job as JSON."""
+    from devstack.apigw import LocalApiGateway
+    from devstack.event_sources import EventSources
+
+    gateway = LocalApiGateway(ROOT / "template.yaml", env={})
+    sources = EventSources(ROOT / "template.yaml", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
+                           region=os.environ.get("AWS_REGION", "us-east-1"), invoke=gateway.invoke)
+    sources.create().start(functions={WORKER})
+    from acexport import jobs
+
+    tracemalloc.start()
+    try:
+        for line in sys.stdin:
+            tracemalloc.reset_peak()
+            while (jobs.get(line.strip()) or {}).get("status") not in jobs.TERMINAL:
+                time.sleep(0.02)
+            _, peak = tracemalloc.get_traced_memory()
+            print(json.dumps({"tracemalloc_peak_mb": round(peak / 2**20, 2), "max_rss_mb": _peak_rss_mb()}),
+                  flush=True)
+    finally:
+        sources.stop(timeout=30)
+
+
+def _peak_rss_mb() -> float:
+    """The child's own peak RSS. Not ru_maxrss: Linux keeps it across exec, so a child would report its
+    parent's RSS at fork time (this process holds the stand-in's data and moto's files)."""
+    try:
+        with open("/proc/self/status") as status:
+            line = next(line for line in status if line.startswith("VmHWM:"))
+        return round(int(line.split()[1]) / 1024, 1)
+    except (OSError, StopIteration):
+        return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+
+
+# ---------------------------------------------------------------- one size
+
+def run(size: int, fmt: str) -> dict:
+    import requests
+
+    from devstack.stack import LocalStack, mint_token
+
+    with LocalStack(event_sources=False) as stack:
+        sandbox = stack.sandbox
+        sandbox.generate(contacts=size)
+        headers = {"Authorization": f"Bearer {mint_token('bench-user', 'bench-account')}"}
+        api = stack.api_url + BASE
+        reply = requests.post(f"{api}/auth", headers=headers, timeout=30,
+                              json={"api_key": "sandbox-key", "base_url": sandbox.base_url})
+        assert reply.status_code == 200, reply.text
+        child = subprocess.Popen([sys.executable, __file__, "--worker"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+
+        def export(body: dict) -> tuple[dict, float, dict]:
+            started = time.monotonic()
+            reply = requests.post(f"{api}/export/contacts/jobs", headers=headers, json=body, timeout=30)
+            assert reply.status_code == 202, reply.text
+            job_id = reply.json()["data"]["id"]
+            child.stdin.write(job_id + "\n")
+            child.stdin.flush()
+            while True:
+                job = requests.get(f"{api}/export/jobs/{job_id}", headers=headers, timeout=30).json()["data"]
+                if job["status"] not in ("queued", "running"):
+                    break
+                time.sleep(0.05)
+            wall = time.monotonic() - started
+            memory = json.loads(child.stdout.readline())
+            assert job["status"] == "succeeded", job
+            return job, wall, memory
+
+        # A first, one-page job warms the worker "container" (imports, clients, the rate budget's slots,
+        # AC's field definitions in the reference cache), as the steady state of a deployed worker.
+        export({"format": fmt, "filters": {"email": sandbox.contacts[0]["email"]}})
+        time.sleep(1.2)   # AC's window empties
+        sandbox.requests.clear()
+        job, wall, memory = export({"format": fmt})
+        started = time.monotonic() - wall
+        child.stdin.close()
+        child.wait(timeout=60)
+        paths = Counter(r.path for r in sandbox.requests)
+        arrivals = sorted(r.at for r in sandbox.requests)
+        setup, tail = arrivals[0] - started, started + wall - arrivals[-1]
+        throttled = sum(1 for r in sandbox.requests if r.status == 429)
+        body = gzip.decompress(requests.get(job["file"]["url"], timeout=60).content).decode()
+        lines = body.splitlines()
+        ids = [json.loads(line)["id"] for line in lines] if fmt == "ndjson" else lines[1:]
+        exact = fmt != "ndjson" or (len(ids) == size and len(set(ids)) == size)
+    floor = size / 500
+    job_seconds = _seconds(job["finished_at"]) - _seconds(job["started_at"])
+    return {"contacts": size, "format": fmt, "wall_s": round(wall, 2), "floor_s": round(floor, 2),
+            "over_floor_pct": round(100 * (wall / floor - 1), 1), "job_s": job_seconds,
+            "requests": sum(paths.values()), "requests_by_path": dict(paths), "throttled_429": throttled,
+            "post_to_first_request_s": round(setup, 3), "last_request_to_done_s": round(tail, 3),
+            "file_bytes": job["file"]["size"], "records": job["file"]["records"], "exact": exact,
+            "worker_memory": memory}
+
+
+def _seconds(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--contacts", type=int, nargs="+", default=[10_000], help="sizes (default 10000)")
+    parser.add_argument("--format", choices=["ndjson", "csv"], default="ndjson")
+    parser.add_argument("--margin-ms", type=float, help="AC_RATE_WINDOW_MARGIN_MS for this run")
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker()
+        return
+    if args.margin_ms is not None:
+        os.environ["AC_RATE_WINDOW_MARGIN_MS"] = str(args.margin_ms)
+    settings = {name: os.environ.get(name, "(default)") for name in
+                ("AC_RATE_BUDGET", "AC_RATE_WINDOW_MARGIN_MS", "AC_RATE_LIMIT_PER_SECOND")}
+    results = []
+    for size in args.contacts:
+        result = run(size, args.format)
+        results.append(result)
+        print(json.dumps(result), flush=True)
+    report = {"settings": settings, "results": results}
+    (ROOT / "benchmarks" / "last_jobs.json").write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\n{'contacts':>9} {'wall s':>7} {'floor s':>7} {'over':>6} {'requests':>8} {'429s':>5} "
+          f"{'peak MB':>8} {'RSS MB':>7}")
+    for r in results:
+        print(f"{r['contacts']:>9} {r['wall_s']:>7} {r['floor_s']:>7} {r['over_floor_pct']:>5}% {r['requests']:>8} "
+              f"{r['throttled_429']:>5} {r['worker_memory']['tracemalloc_peak_mb']:>8} "
+              f"{r['worker_memory']['max_rss_mb']:>7}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,25 @@
+"""SQS FIFO export queue -> one step of an export job per message (acexport.job_worker).
+
+Batch size 1 (a step uses the whole invocation); a failed message is reported as a batch item failure
+and comes back after the delay the worker set, or ends in the DLQ after maxReceiveCount deliveries."""
+
+from acexport import job_worker
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+
+logger = Logger()
+processor = SqsFifoPartialProcessor()
+
+
+def record_handler(record: SQSRecord, lambda_context) -> None:
+    job_worker.on_message(record.body, receipt_handle=record.receipt_handle,
+                          receive_count=int(record.attributes.approximate_receive_count or 1),
+                          remaining_seconds=lambda_context.get_remaining_time_in_millis() / 1000,
+                          worker_id=lambda_context.aws_request_id)
+
+
+@logger.inject_lambda_context(log_event=False, clear_state=True)
+def lambda_handler(event: dict, context) -> dict:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor,
+                                    context=context)

@@ -1,0 +1,236 @@
+"""What callers ask of export jobs, over HTTP or EventBridge: start one, read one, list theirs, cancel one.
+
+`start_from_event` is the EventBridge side: a start request from another platform service.
+
+A start request is checked completely before anything is stored or sent (resource, body shape, format,
+filters with the same resource specs as the page exports, updated_after), then the caller's connection
+(404 `Unauthorised Access` without one), then the number of jobs the caller has in progress; only then is
+the job stored and its first message queued. Another tenant's job id is answered exactly like a missing
+one (404 `Export job not found`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from acexport import jobs, query, store
+from acexport.errors import ApiError, BadRequest, NotConnected, ServiceUnavailable
+from acexport.exports import pagination
+from acexport.job_files import FORMATS
+from acexport.job_messages import REJECTED, emit, send_work
+from acexport.job_settings import job_settings
+from acexport.resources import RESOURCES, Resource, plan
+from acexport.tenancy import Tenant
+
+OPTIONS = ("format", "filters", "updated_after")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
+LIST_FILTERS = ("status", "resource")
+
+
+class JobNotFound(ApiError):
+    status = 404
+    message = "Export job not found"
+
+
+class UnknownResource(ApiError):
+    status = 404
+
+    def __init__(self, name: str):
+        super().__init__(f"Unknown export resource '{name[:64]}'. Supported: {', '.join(sorted(RESOURCES))}",
+                         supported=sorted(RESOURCES))
+
+
+class JobFinished(ApiError):
+    status = 409
+
+    def __init__(self, status: str):
+        super().__init__(f"Export job already {status}")
+
+
+class TooManyJobs(ApiError):
+    status = 429
+
+    def __init__(self, limit: int):
+        super().__init__(f"At most {limit} export jobs may be queued or running at once; wait for one to "
+                         "finish or cancel one", headers={"Retry-After": "60"}, retry_after=60)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    resource: Resource
+    format: str
+    filters: tuple[tuple[str, str], ...]
+    updated_after: str | None     # YYYY-MM-DD, or an ISO date-time in UTC
+
+
+def resource_named(name: str) -> Resource:
+    if name not in RESOURCES:
+        raise UnknownResource(name)
+    return RESOURCES[name]
+
+
+def _filters(resource: Resource, raw) -> tuple[tuple[str, str], ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, dict):
+        raise BadRequest("filters must be an object of field: value", parameter="filters")
+    found = []
+    for name, value in raw.items():
+        if name not in resource.filters:
+            names = ", ".join(sorted(resource.filters))
+            raise BadRequest(f"Unsupported filter '{str(name)[:64]}' for {resource.name}. Supported: {names}",
+                             parameter=f"filters.{str(name)[:64]}", supported=sorted(resource.filters))
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            raise BadRequest(f"filters.{name} must be a string or a number", parameter=f"filters.{name}")
+        text = str(value).strip()
+        if not text or len(text) > query.MAX_VALUE_LENGTH:
+            raise BadRequest(f"filters.{name} needs a value of 1 to {query.MAX_VALUE_LENGTH} characters",
+                             parameter=f"filters.{name}")
+        found.append((name, text))
+    plan(resource, found, ())   # the value checks of the page exports (ids, statuses, dates, numbers)
+    return tuple(found)
+
+
+def _moment(raw) -> str | None:
+    """updated_after: a day (kept as the day) or a date-time (to UTC; without an offset it is UTC)."""
+    if raw is None:
+        return None
+    message = "updated_after must be an ISO date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SSZ)"
+    if not isinstance(raw, str) or len(raw) > 64:
+        raise BadRequest(message, parameter="updated_after")
+    text = raw.strip()
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        pass
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+    except ValueError:
+        raise BadRequest(message, parameter="updated_after") from None
+    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def parse(resource_name: str, options: dict) -> JobSpec:
+    """Check a start request (the HTTP body, or an EventBridge event's `options`) before any I/O."""
+    resource = resource_named(resource_name)
+    if not isinstance(options, dict):
+        raise BadRequest("Request body must be a JSON object")
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise BadRequest(f"Unsupported field '{str(unknown[0])[:64]}'. Supported: {', '.join(OPTIONS)}",
+                         supported=list(OPTIONS))
+    fmt = options.get("format", "ndjson")
+    if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
+        raise BadRequest(f"format must be one of {', '.join(FORMATS)}", parameter="format")
+    filters = _filters(resource, options.get("filters"))
+    updated_after = _moment(options.get("updated_after"))
+    if updated_after and any(name == "updated_after" for name, _ in filters):
+        raise BadRequest("Give updated_after or filters.updated_after, not both", parameter="updated_after")
+    return JobSpec(resource, fmt.strip().lower(), filters, updated_after)
+
+
+def _queue(doc: dict) -> None:
+    """Send the job's pending message (unless sent already)."""
+    handoff = doc.get("handoff") or {}
+    if handoff.get("sent"):
+        return
+    send_work(doc["_id"], int(handoff.get("seq", 0)), doc["ac_host"])
+    jobs.mark_sent(doc["_id"], int(handoff.get("seq", 0)))
+
+
+def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None = None) -> dict:
+    """Store a job and queue its first message. With a request_key seen before (an event delivered
+    twice), the job it started, queued if it was not yet."""
+    if request_key is not None:
+        existing = jobs.by_request_key(request_key)
+        if existing is not None:
+            _queue(existing)
+            return existing
+    connection = store.find(tenant)
+    if connection is None:
+        raise NotConnected()
+    limit = job_settings().max_active
+    if jobs.count_active(tenant) >= limit:
+        raise TooManyJobs(limit)
+    job_id = secrets.token_urlsafe(24)
+    doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
+           "owner": tenant.owner, "source": source, "resource": spec.resource.name, "format": spec.format,
+           "filters": dict(spec.filters), "ac_host": urlsplit(connection["base_url"]).netloc.lower()}
+    for field in ("workspace_id", "agency_account_id"):
+        if getattr(tenant, field, None):
+            doc[field] = getattr(tenant, field)
+    if spec.updated_after:
+        doc["updated_after"] = spec.updated_after
+    doc, created = jobs.create(doc)
+    try:
+        _queue(doc)
+    except ServiceUnavailable:
+        if created:
+            jobs.settle(doc["_id"], "failed", {"error": {"message": "The export could not be queued; start it again"}})
+        raise
+    return doc
+
+
+def find(tenant: Tenant, job_id: str) -> dict:
+    doc = jobs.get_for(tenant, job_id) if JOB_ID.match(job_id or "") else None
+    if doc is None:
+        raise JobNotFound()
+    return doc
+
+
+def cancel(tenant: Tenant, job_id: str) -> dict:
+    doc = jobs.cancel(tenant, job_id) if JOB_ID.match(job_id or "") else None
+    if doc is None:
+        doc = find(tenant, job_id)      # missing or another tenant's: 404
+        raise JobFinished(doc["status"])
+    return doc
+
+
+def recent(tenant: Tenant, raw_query: str | None) -> tuple[list[dict], dict]:
+    """The caller's jobs, newest first, with the exports' pagination object. Query: page, limit,
+    filters[status], filters[resource]."""
+    parsed = query.parse(raw_query, filters=LIST_FILTERS, orders=(), resource="export jobs")
+    where: dict = {}
+    for name, value in parsed.filters:
+        allowed = jobs.STATUSES if name == "status" else tuple(sorted(RESOURCES))
+        if value not in allowed:
+            raise BadRequest(f"filters[{name}] must be one of {', '.join(allowed)}", parameter=f"filters[{name}]")
+        where[name] = value
+    docs, total = jobs.recent(tenant, where=where, skip=parsed.offset, limit=parsed.limit)
+    return docs, pagination(parsed.page, parsed.limit, total)
+
+
+def _event_text(detail: dict, name: str, *, required: bool = True) -> str | None:
+    value = detail.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, str) or not 1 <= len(value.strip()) <= 128 or not value.isprintable():
+        raise BadRequest(f"detail.{name} must be a string of 1 to 128 characters", parameter=f"detail.{name}")
+    return value.strip()
+
+
+def start_from_event(event: dict) -> dict | None:
+    """An `ActiveCampaign Export Requested` event (detail: account_id, owner, resource, options, and
+    optionally workspace_id) starts a job as POST .../jobs does, once per event id. A request that cannot
+    start one is answered with an `ActiveCampaign Export Request Rejected` event; None then."""
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    event_id = str(event.get("id") or "")
+    try:
+        tenant = Tenant(account_id=_event_text(detail, "account_id"), owner=_event_text(detail, "owner"),
+                        workspace_id=_event_text(detail, "workspace_id", required=False))
+        options = detail.get("options") if detail.get("options") is not None else {}
+        spec = parse(str(detail.get("resource") or ""), options)
+        key = f"events:{tenant.account_id}:{tenant.owner}:{event_id}" if event_id else None
+        return start(tenant, spec, source="eventbridge", request_key=key)
+    except ApiError as refused:
+        if refused.status >= 500:
+            raise                                   # our dependencies: let EventBridge retry the delivery
+        emit(REJECTED, {"request_id": event_id or None, "account_id": detail.get("account_id"),
+                        "owner": detail.get("owner"), "resource": detail.get("resource"),
+                        "status": refused.status, "error": refused.message})
+        return None

@@ -1,0 +1,215 @@
+"""Every record of a resource, page after page from a saved cursor, the way a full export reads AC.
+
+- Contacts: `orders[id]=ASC` + `id_greater=<last id>` (AC's own advice for reading many contacts: no
+  deep offsets); cursor `{"last_id"}`.
+- Deals and accounts (AC has no id_greater for them): `limit`/`offset` with `orders[id]=ASC` (honoured,
+  or ignored like every parameter AC does not know: AC's default order is by id too). Each page is read
+  from one record before the cursor: when that record is still the last one written, nothing moved;
+  when it is gone, records before the cursor were deleted and the rest slid back, so the walk steps back
+  a page and keeps only ids above the last one written. Records are never skipped or written twice by
+  edits during the walk, as long as ids come in ascending order (checked; if not, plain offsets).
+  Cursor `{"offset", "last_id"}`.
+- One page is always being fetched while the previous one is processed (enriched, encoded,
+  compressed), so AC calls go back to back at the rate limit; at most two pages are in memory.
+- Filters: the page exports' (resources.plan); what AC cannot apply exactly is applied here.
+  `updated_after`: AC's `filters[updated_after]` on contacts and deals (a day; a day earlier for a
+  date-time, AC's time zone being the account's), then checked here on every resource against `udate`,
+  `mdate` or `updatedTimestamp` (a day compares with the record's own day, as AC does; a record without
+  the timestamp is kept: a sync would rather see it twice than miss it).
+- AC failing: 429s are waited out, never fatal (Retry-After, through the shared budget); 5xx, timeouts
+  and unreadable answers are retried with back-off until AC has failed for EXPORT_UPSTREAM_PATIENCE_SECONDS
+  in a row (across worker steps: `outage_since` is checkpointed), then the job fails with that error.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import logging
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+from acexport.ac_client import ACClient
+from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
+from acexport.exports import enrich, page_records, parse_total
+from acexport.job_requests import JobSpec
+from acexport.resources import CONTACTS, Params, Record, plan, timestamp
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+
+AC_PAGE = 100
+MAX_BACKOFF = 15.0
+MIN_CALL_SECONDS = 1.0     # no AC call starts with less time than this before the step's deadline
+UPDATED = {"contacts": "udate", "deals": "mdate", "accounts": "updatedTimestamp"}
+UPDATED_AT_AC = {"contacts", "deals"}     # resources with AC's filters[updated_after]
+
+
+class OutOfTime(Exception):
+    """The step's time is up before the next page could be read: checkpoint and hand on."""
+
+
+@dataclass
+class Page:
+    records: list[Record]     # filtered and enriched: what goes into the file
+    read: int                 # records AC returned (before filters applied here)
+    cursor: dict              # where the walk continues after this page
+    total: int | None         # AC's count (meta.total) for the rest of the walk
+    last: bool
+
+
+@dataclass
+class _Fetched:
+    records: list[Record]
+    read: int
+    cursor: dict
+    total: int | None
+    last: bool
+
+
+def _day_before(moment: str) -> str:
+    return (dt.date.fromisoformat(moment[:10]) - dt.timedelta(days=1)).isoformat()
+
+
+def updated_since(record: Record, field: str, since: str) -> bool:
+    value = record.get(field)
+    if not value:
+        return True
+    if len(since) == 10:
+        return str(value)[:10] >= since
+    try:
+        return timestamp(value) >= dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
+    except ValueError:
+        return True
+
+
+def _ids(records: list[Record]) -> list[int] | None:
+    """Numeric ids in strictly ascending order, else None."""
+    try:
+        ids = [int(str(record.get("id"))) for record in records]
+    except ValueError:
+        return None
+    return ids if all(a < b for a, b in itertools.pairwise(ids)) else None
+
+
+@dataclass
+class Walk:
+    client: ACClient
+    spec: JobSpec
+    cursor: dict                       # where the next page starts
+    deadline: float                    # time.monotonic(): no AC call starts after it
+    patience: float
+    outage_since: float | None = None  # time.time() of the first failure of the current outage
+    _params: Params = field(init=False)
+    _local: list[Callable[[Record], bool]] = field(init=False)
+    _pool: ThreadPoolExecutor | None = field(init=False, default=None)
+    _next: Future | None = field(init=False, default=None)
+    _closing: threading.Event = field(init=False, default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        resource = self.spec.resource
+        steps = plan(resource, self.spec.filters, ())
+        self._params = [*steps.params, ("orders[id]", "ASC"), ("limit", str(AC_PAGE))]
+        self._local = [lambda r, s=spec, v=value: s.matches(r, v) for spec, value in steps.local_filters]
+        since = self.spec.updated_after
+        if since:
+            if resource.name in UPDATED_AT_AC:
+                self._params.append(("filters[updated_after]", since if len(since) == 10 else _day_before(since)))
+            self._local.append(lambda r, f=UPDATED[resource.name]: updated_since(r, f, since))
+
+    # ---- the page pipeline ------------------------------------------------------------------------
+    def __enter__(self) -> Walk:
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ac-prefetch")
+        self._next = self._pool.submit(self._fetch, dict(self.cursor))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._closing.set()       # a prefetch waiting out AC's failures stops at once
+        if self._pool is not None:
+            self._pool.shutdown(wait=True, cancel_futures=True)   # an AC call in flight ends by its timeout
+
+    def next_page(self, wait: Callable[[Future], None], *, prefetch: bool = True) -> Page:
+        """The next page; `wait(future)` is called until the page has arrived (the worker renews its
+        lease and watches for a cancel meanwhile). With `prefetch`, the page after it is requested at once.
+        Raises OutOfTime, or AC's error once patience is out."""
+        assert self._pool is not None, "use the walk as a context manager"
+        if self._next is None:
+            self._next = self._pool.submit(self._fetch, dict(self.cursor))
+        while not self._next.done():
+            wait(self._next)
+        fetched: _Fetched = self._next.result()
+        self.cursor = dict(fetched.cursor)
+        self._next = self._pool.submit(self._fetch, dict(fetched.cursor)) if prefetch and not fetched.last else None
+        records = [r for r in fetched.records if all(check(r) for check in self._local)]
+        self._patiently(lambda: enrich(self.client, self.spec.resource, records))
+        return Page(records, fetched.read, fetched.cursor, fetched.total, fetched.last)
+
+    # ---- reading AC -------------------------------------------------------------------------------
+    def _patiently(self, call: Callable[[], T]) -> T:
+        """`call` (one AC request, or enrichment that may fetch reference data) under the job's patience."""
+        attempt = 0
+        while True:
+            attempt += 1
+            if self._closing.is_set() or self.deadline - time.monotonic() < MIN_CALL_SECONDS:
+                raise OutOfTime()
+            try:
+                result = call()
+            except UpstreamThrottled as exc:
+                wait = float(exc.extra.get("retry_after", 1))        # AC's rate limit: wait, never fail
+            except (UpstreamUnavailable, UpstreamTimeout) as exc:
+                now = time.time()
+                self.outage_since = self.outage_since or now
+                if now - self.outage_since >= self.patience:
+                    raise
+                wait = min(MAX_BACKOFF, 0.5 * 2 ** min(attempt, 5))
+                logger.info("ac failing, retrying", extra={"error": type(exc).__name__, "wait": wait})
+            else:
+                self.outage_since = None
+                return result
+            if time.monotonic() + wait > self.deadline - MIN_CALL_SECONDS or self._closing.wait(wait):
+                raise OutOfTime()
+
+    def _get(self, params: Params) -> dict:
+        return self._patiently(lambda: self.client.get(self.spec.resource.path, params))
+
+    def _fetch(self, cursor: dict) -> _Fetched:
+        if self.spec.resource is CONTACTS:
+            return self._fetch_after_id(cursor)
+        return self._fetch_at_offset(cursor)
+
+    def _fetch_after_id(self, cursor: dict) -> _Fetched:
+        last_id = cursor.get("last_id")
+        body = self._get([*self._params, *([("id_greater", str(last_id))] if last_id is not None else [])])
+        records = page_records(self.spec.resource, body)
+        total = parse_total(body)
+        last = len(records) < AC_PAGE or (total is not None and total <= len(records))
+        return _Fetched(records, len(records), {"last_id": records[-1]["id"]} if records else dict(cursor),
+                        total, last)
+
+    def _fetch_at_offset(self, cursor: dict) -> _Fetched:
+        offset, last_id = int(cursor.get("offset", 0)), cursor.get("last_id")
+        start = offset - 1 if offset and last_id is not None else offset
+        while True:
+            body = self._get([*self._params, ("offset", str(start))])
+            records = page_records(self.spec.resource, body)
+            ids = _ids(records)
+            if last_id is None or start == offset or ids is None:
+                fresh = records[offset - start:]                      # plain offsets (first page, or ids unordered)
+                break
+            if start > 0 and (not ids or ids[0] > last_id):
+                start = max(0, start - AC_PAGE)                       # the overlap record is gone: step back
+                continue
+            fresh = [record for record, ident in zip(records, ids, strict=True) if ident > last_id]
+            break
+        if ids is None and records and last_id is not None:
+            logger.warning("ac ids not ascending; plain offsets", extra={"resource": self.spec.resource.name})
+        total = parse_total(body)
+        end = start + len(records)
+        last = len(records) < AC_PAGE or (total is not None and end >= total)
+        newest = ids[-1] if ids else (int(records[-1]["id"]) if records and str(records[-1].get("id")).isdigit()
+                                      else last_id)
+        return _Fetched(fresh, len(fresh), {"offset": end, "last_id": newest}, total, last)

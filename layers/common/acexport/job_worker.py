@@ -1,0 +1,405 @@
+"""One step of an export job: what the worker Lambda does with one queue message.
+
+A step claims the job's lease, resumes from its checkpoint, walks AC (job_walk) and streams the records
+into the file (job_files) until the walk ends or its time runs low, then either finishes the file or
+saves a checkpoint and hands the rest on through the queue. Checkpoints are saved only at page
+boundaries, at a gzip member boundary, conditionally (jobs.save), right after each part upload and at
+the hand-on: after a crash, a timeout or a duplicate delivery the next step resumes from the last one,
+re-reads from its cursor and re-uploads from its next part number, so every record is in the file
+exactly once.
+
+Messages: a message older than the job's newest hand-on (that was sent) is dropped; a message for a
+job another step is working on is retried when that step's lease ends; a message that is not one of
+ours is a poison message and goes to the DLQ at once; any other failure is retried after a back-off
+(EXPORT_RETRY_SECONDS, doubling) and after maxReceiveCount deliveries lands in the DLQ, whose consumer
+(`on_dead_letter`) fails the job with the reason.
+
+Failures that end a job, with the messages clients match on: AC rejects the stored key (`Invalid
+base_url or api_key`, `reconnect`, and the connection is marked for reconnecting), the connection was
+deleted (`Unauthorised Access`), AC kept failing beyond EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import logging
+import time
+from dataclasses import dataclass, field
+
+from bson.binary import Binary
+
+from acexport import jobs, store
+from acexport.ac_client import ACClient
+from acexport.errors import (
+    INVALID_CREDENTIALS,
+    NOT_CONNECTED,
+    ApiError,
+    StoredCredentialsRejected,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from acexport.job_files import GzipMember, Upload, encode, file_name
+from acexport.job_messages import FINISHED, delay_redelivery, emit, parse_work, send_work
+from acexport.job_requests import JobSpec
+from acexport.job_settings import JobSettings, job_settings, required
+from acexport.job_view import iso
+from acexport.job_walk import OutOfTime, Walk
+from acexport.resources import RESOURCES
+from acexport.tenancy import Tenant
+
+logger = logging.getLogger(__name__)
+
+MAX_RETRY_DELAY = 900
+
+
+class PoisonMessage(Exception):
+    """A queue message that is not an export job message: no retry can help."""
+
+
+class LeaseHeld(Exception):
+    """Another step holds the job; retry this message when its lease ends."""
+
+    def __init__(self, wait: float):
+        super().__init__(f"job leased for {wait:.1f}s more")
+        self.wait = wait
+
+
+class Stopped(Exception):
+    """The job was cancelled, or this step lost its lease: stop without saving anything."""
+
+
+class JobFailed(Exception):
+    """The job cannot succeed: fail it with this (client-facing) error."""
+
+    def __init__(self, message: str, *, reconnect: bool = False):
+        super().__init__(message)
+        self.error = {"message": message, **({"reconnect": 1} if reconnect else {})}
+
+
+# ---- entry points -------------------------------------------------------------------------------
+
+def on_message(body: str, *, receipt_handle: str, receive_count: int, remaining_seconds: float,
+               worker_id: str) -> None:
+    """Handle one queue message; raise to have it retried (with the delay set here)."""
+    try:
+        handle(body, remaining_seconds=remaining_seconds, worker_id=worker_id)
+    except PoisonMessage:
+        logger.error("poison message: not an export job message; sent to the DLQ")
+        delay_redelivery(receipt_handle, 0)
+        raise
+    except LeaseHeld as held:
+        logger.info("job held by another step; retrying later", extra={"wait": round(held.wait, 1)})
+        delay_redelivery(receipt_handle, held.wait + 1)
+        raise
+    except Exception as exc:
+        parsed = parse_work(body)
+        if parsed is not None:
+            _note_error(parsed[0], exc)
+        base = job_settings().retry_seconds
+        delay_redelivery(receipt_handle, min(MAX_RETRY_DELAY, base * 2 ** max(0, receive_count - 1)))
+        raise
+
+
+def on_dead_letter(body: str) -> None:
+    """A message the worker failed on maxReceiveCount times: fail its job with the reason (unless the
+    message was superseded, or a live step is working on the job)."""
+    parsed = parse_work(body)
+    if parsed is None:
+        logger.error("poison message in the DLQ (not an export job message); dropped")
+        return
+    job_id, seq = parsed
+    doc = jobs.get(job_id)
+    if doc is None or doc["status"] in jobs.TERMINAL or _superseded(doc, seq):
+        return
+    until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
+    if until and until > jobs.now():
+        logger.warning("dead letter for a job that is being worked on; ignored", extra={"job_id": job_id})
+        return
+    reason = doc.get("last_error") or "no error was recorded"
+    message = f"The export worker failed repeatedly on this job ({reason}); start a new export"
+    if jobs.settle(job_id, "failed", {"error": {"message": message}}):
+        finalize(job_id)
+
+
+def handle(body: str, *, remaining_seconds: float, worker_id: str) -> None:
+    parsed = parse_work(body)
+    if parsed is None:
+        raise PoisonMessage()
+    job_id, seq = parsed
+    doc = jobs.get(job_id)
+    if doc is None:
+        logger.warning("message for an unknown job; dropped", extra={"job_id": job_id})
+        return
+    if doc["status"] in jobs.TERMINAL:
+        finalize(job_id, doc)
+        return
+    if _superseded(doc, seq):
+        logger.info("superseded message; dropped", extra={"job_id": job_id, "seq": seq})
+        return
+    Step(job_id, worker_id, job_settings(), time.monotonic() + remaining_seconds).run()
+
+
+def _superseded(doc: dict, seq: int) -> bool:
+    handoff = doc.get("handoff") or {}
+    return seq < int(handoff.get("seq", 0)) and bool(handoff.get("sent"))
+
+
+def _note_error(job_id: str, exc: BaseException) -> None:
+    """Remember why a step failed, for the DLQ's verdict: fixed text only, never an exception's free text
+    (it could carry data), except our own API errors' messages, which are fixed text."""
+    text = f"{type(exc).__name__}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
+    try:
+        jobs.set_fields(job_id, {"last_error": text[:300]})
+    except Exception:
+        logger.warning("could not record the step's error", extra={"job_id": job_id})
+
+
+# ---- finishing ----------------------------------------------------------------------------------
+
+def finalize(job_id: str, doc: dict | None = None) -> None:
+    """The side effects of a finished job, once: abort an unfinished upload, emit the finished event."""
+    doc = doc if doc is not None else jobs.get(job_id)
+    if doc is None or doc["status"] not in jobs.TERMINAL or doc.get("finalized"):
+        return
+    upload = doc.get("upload")
+    if upload and doc["status"] != "succeeded":
+        Upload(upload["bucket"], upload["key"], upload["upload_id"]).abort()
+    emit(FINISHED, finished_event(doc))
+    jobs.mark_finalized(job_id)
+
+
+def finished_event(doc: dict) -> dict:
+    detail = {"job_id": doc["_id"], "status": doc["status"], "account_id": doc["account_id"],
+              "owner": doc["owner"], "resource": doc["resource"], "format": doc["format"],
+              "source": doc.get("source", "api"), "created_at": iso(doc.get("created_at")),
+              "finished_at": iso(doc.get("finished_at")), "records": 0}
+    for name in ("workspace_id", "agency_account_id"):
+        if doc.get(name):
+            detail[name] = doc[name]
+    if str(doc.get("request_key", "")).startswith("events:"):
+        detail["request_id"] = doc["request_key"].rsplit(":", 1)[-1]
+    file = doc.get("file")
+    if doc["status"] == "succeeded" and file:
+        detail.update(records=file["records"], s3={"bucket": file["bucket"], "key": file["key"],
+                                                   "uri": f"s3://{file['bucket']}/{file['key']}",
+                                                   "size": file["size"], "compression": "gzip"})
+    if doc["status"] == "failed":
+        detail["error"] = (doc.get("error") or {}).get("message")
+    return detail
+
+
+# ---- one step -----------------------------------------------------------------------------------
+
+@dataclass
+class _State:
+    """The checkpointed state (see jobs.py), in memory while a step works."""
+    cursor: dict
+    read: int = 0
+    written: int = 0
+    total: int | None = None
+    etags: list[str] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    buffer: bytearray = field(default_factory=bytearray)
+    columns: list[str] | None = None
+    outage_since: float | None = None
+    final: bool = False
+
+    @classmethod
+    def load(cls, saved: dict | None) -> _State:
+        saved = saved or {}
+        return cls(cursor=dict(saved.get("cursor") or {}), read=int(saved.get("read", 0)),
+                   written=int(saved.get("written", 0)), total=saved.get("total"),
+                   etags=list(saved.get("etags") or []), sizes=[int(s) for s in saved.get("sizes") or []],
+                   buffer=bytearray(saved.get("buffer") or b""), columns=saved.get("columns"),
+                   outage_since=saved.get("outage_since"), final=bool(saved.get("final")))
+
+    def dump(self) -> dict:
+        out = {"cursor": self.cursor, "read": self.read, "written": self.written, "etags": self.etags,
+               "sizes": self.sizes, "buffer": Binary(bytes(self.buffer)), "final": int(self.final)}
+        for name in ("total", "columns", "outage_since"):
+            if getattr(self, name) is not None:
+                out[name] = getattr(self, name)
+        return out
+
+    def progress(self) -> dict:
+        return {"read": self.read, "written": self.written, **({"total": self.total} if self.total is not None else {})}
+
+
+class Step:
+    def __init__(self, job_id: str, worker: str, settings: JobSettings, lambda_deadline: float):
+        self.job_id, self.worker, self.settings = job_id, worker, settings
+        now = time.monotonic()
+        self.deadline = lambda_deadline - settings.reserve_seconds       # no AC call starts after it
+        self.stop_at = min(self.deadline, now + settings.step_seconds) if settings.step_seconds else self.deadline
+        self.next_tick = now + settings.progress_seconds
+
+    # ---- lifecycle
+    def run(self) -> None:
+        doc = jobs.claim(self.job_id, self.worker, self.settings.lease_seconds)
+        if doc is None:
+            self._not_claimed()
+            return
+        self.doc, self.seq = doc, int(doc.get("seq", 0))
+        self.tenant = Tenant(account_id=doc["account_id"], owner=doc["owner"], workspace_id=doc.get("workspace_id"),
+                             agency_account_id=doc.get("agency_account_id"))
+        self.state = _State.load(doc.get("checkpoint"))
+        try:
+            self._work()
+        except Stopped:
+            self._stopped()
+        except JobFailed as failure:
+            self._fail(failure)
+        except StoredCredentialsRejected:
+            store.mark_rejected(self.tenant)
+            self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
+        except (UpstreamUnavailable, UpstreamTimeout) as exc:   # AC kept failing beyond the job's patience
+            self._fail(JobFailed(exc.message))
+        except BaseException:
+            with contextlib.suppress(Exception):     # best effort: let the retry start at once
+                jobs.release(self.job_id, self.worker)
+            raise
+
+    def _not_claimed(self) -> None:
+        doc = jobs.get(self.job_id)
+        if doc is None:
+            return
+        if doc["status"] in jobs.TERMINAL:
+            finalize(self.job_id, doc)
+            return
+        until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
+        raise LeaseHeld(max(1.0, (until - jobs.now()).total_seconds()) if until else 1.0)
+
+    def _stopped(self) -> None:
+        doc = jobs.get(self.job_id)
+        if doc is not None and doc["status"] in jobs.TERMINAL:
+            finalize(self.job_id, doc)            # cancelled while we worked: abort the upload, tell the world
+        else:
+            logger.warning("lease lost; another step continues", extra={"job_id": self.job_id})
+
+    def _fail(self, failure: JobFailed) -> None:
+        logger.info("export job failed", extra={"job_id": self.job_id, "reason": failure.error["message"]})
+        if jobs.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
+                       worker=self.worker, seq=self.seq):
+            finalize(self.job_id)
+        else:
+            self._stopped()
+
+    # ---- the work
+    def _client(self) -> ACClient:
+        connection = store.find(self.tenant)
+        if connection is None:
+            raise JobFailed(NOT_CONNECTED)
+        credentials = store.credentials(connection)
+        return ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
+
+    def _upload(self) -> Upload:
+        saved = self.doc.get("upload")
+        if saved:
+            return Upload(saved["bucket"], saved["key"], saved["upload_id"])
+        bucket = required(self.settings.bucket, "EXPORT_BUCKET")
+        name = file_name(self.doc["resource"], self.doc["format"], self.job_id)
+        upload = Upload.start(bucket, f"{self.settings.prefix}{self.job_id}/{name}", name, self.job_id)
+        if not jobs.set_upload(self.job_id, self.worker, self.seq,
+                               {"bucket": upload.bucket, "key": upload.key, "upload_id": upload.upload_id}):
+            upload.abort()
+            raise Stopped()
+        return upload
+
+    def _spec(self) -> JobSpec:
+        doc = self.doc
+        return JobSpec(RESOURCES[doc["resource"]], doc["format"], tuple((doc.get("filters") or {}).items()),
+                       doc.get("updated_after"))
+
+    def _work(self) -> None:
+        if self.state.final:                      # the walk had ended; only completing the file was left
+            self._complete(self._upload())
+            return
+        client = self._client()
+        upload = self._upload()
+        member: GzipMember | None = None
+        walk = Walk(client, self._spec(), self.state.cursor, deadline=self.deadline,
+                    patience=self.settings.patience_seconds, outage_since=self.state.outage_since)
+        with walk:
+            while True:
+                more = time.monotonic() < self.stop_at     # a step always writes at least one page
+                try:
+                    page = walk.next_page(self._wait, prefetch=more)
+                except OutOfTime:
+                    break
+                data, self.state.columns = encode(self.doc["format"], page.records, self.state.columns)
+                member = member or GzipMember()
+                self.state.buffer += member.write(data)
+                self.state.cursor = page.cursor
+                self.state.read += page.read
+                self.state.written += len(page.records)
+                self.state.outage_since = walk.outage_since
+                if self.state.total is None:
+                    self.state.total = page.total
+                if page.last:
+                    self.state.final = True
+                    break
+                if len(self.state.buffer) >= self.settings.part_size:
+                    self.state.buffer += member.close()
+                    member = None
+                    self._put_part(upload)
+                    self._save()
+                if not more:
+                    break
+                self._tick_if_due()
+            self.state.outage_since = walk.outage_since
+        if member is not None:
+            self.state.buffer += member.close()
+        if self.state.final:
+            if self.state.buffer or not self.state.etags:
+                self.state.buffer = self.state.buffer or bytearray(GzipMember().close())   # an empty export
+                self._put_part(upload)
+            self._save()
+            self._complete(upload)
+        else:
+            self._hand_on()
+
+    def _wait(self, future: concurrent.futures.Future) -> None:
+        concurrent.futures.wait([future], timeout=max(0.0, self.next_tick - time.monotonic()))
+        self._tick_if_due()
+
+    def _tick_if_due(self) -> None:
+        """Every EXPORT_PROGRESS_SECONDS: renew the lease, record progress, notice a cancel or a deleted
+        connection."""
+        if time.monotonic() < self.next_tick:
+            return
+        self.next_tick = time.monotonic() + self.settings.progress_seconds
+        if not jobs.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds, self.state.progress()):
+            raise Stopped()
+        if not store.exists(self.tenant):
+            raise JobFailed(NOT_CONNECTED)
+
+    def _put_part(self, upload: Upload) -> None:
+        number = len(self.state.etags) + 1
+        self.state.etags.append(upload.put_part(number, self.state.buffer))   # no copy of up to a part
+        self.state.sizes.append(len(self.state.buffer))
+        self.state.buffer = bytearray()
+
+    def _save(self, *, handoff: int | None = None) -> None:
+        if not jobs.save(self.job_id, self.worker, self.seq, self.state.dump(), self.state.progress(),
+                         handoff=handoff, lease_seconds=self.settings.lease_seconds):
+            raise Stopped()
+        self.seq += 1
+        self.next_tick = time.monotonic() + self.settings.progress_seconds
+
+    def _hand_on(self) -> None:
+        handoff = self.seq + 1
+        self._save(handoff=handoff)
+        send_work(self.job_id, handoff, self.doc["ac_host"])
+        jobs.mark_sent(self.job_id, handoff)
+        logger.info("export job handed on", extra={"job_id": self.job_id, "written": self.state.written})
+
+    def _complete(self, upload: Upload) -> None:
+        upload.complete(self.state.etags)
+        file = {"bucket": upload.bucket, "key": upload.key, "size": sum(self.state.sizes),
+                "records": self.state.written, "name": upload.key.rsplit("/", 1)[-1]}
+        if not jobs.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
+                           worker=self.worker, seq=self.seq):
+            raise Stopped()
+        logger.info("export job succeeded", extra={"job_id": self.job_id, "records": self.state.written})
+        finalize(self.job_id)

@@ -1,0 +1,122 @@
+"""What the test_jobs* modules share (no tests here): a client of the job routes on the local stack, and the
+records a full export of the AC stand-in must contain, computed from the stand-in's own data.
+
+Jobs run as in AWS: POST .../jobs queues a message on the (moto) FIFO queue, the local poller feeds the
+worker function, the file lands in the (moto) bucket and is fetched from its pre-signed URL. The stand-in's
+5 req/s limit is lifted unless a test restores it; parts are 16 KiB (moto's 5 MiB minimum is lowered for
+the test) so that even small exports span several parts.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import io
+import json
+import os
+import time
+
+import requests
+from acexport import jobs as job_store
+
+PART_SIZE = 16 * 1024
+FAST = {"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local", "EXPORT_PART_SIZE": str(PART_SIZE),
+        "EXPORT_RETRY_SECONDS": "0.1", "EXPORT_PROGRESS_SECONDS": "0.1", "EXPORT_LEASE_SECONDS": "5"}
+
+
+class Kit:
+    def __init__(self, api, monkeypatch, mongo, **env: str):
+        import moto.s3.models
+
+        self.api, self.sandbox, self.stack, self.mongo = api, api.sandbox, api.stack, mongo
+        monkeypatch.setattr(self.sandbox, "rate_limit", None)
+        monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
+        api.env(**{**FAST, **env})
+        self.queue_url = self.stack.events.queues["ExportJobQueue"]["url"]
+        self.dlq_url = self.stack.events.queues["ExportJobDeadLetterQueue"]["url"]
+
+    # ---- the API
+    def post(self, resource: str, body=None, *, token="default", **kwargs):
+        kwargs.setdefault("json", body if body is not None else {})
+        return self.api.call("POST", f"/export/{resource}/jobs", token=token, **kwargs)
+
+    def start(self, resource: str, body=None, *, token="default") -> dict:
+        reply = self.post(resource, body, token=token)
+        assert reply.status_code == 202, reply.text
+        job = reply.json()["data"]
+        assert job["status"] == "queued" and job["resource"] == resource
+        return job
+
+    def get(self, job_id: str, *, token="default"):
+        return self.api.call("GET", f"/export/jobs/{job_id}", token=token)
+
+    def wait(self, job_id: str, *, timeout: float = 20, token="default", until=job_store.TERMINAL) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            job = self.get(job_id, token=token).json()["data"]
+            if job["status"] in until:
+                return job
+            assert time.monotonic() < deadline, f"job still {job['status']} after {timeout}s: {job}"
+            time.sleep(0.05)
+
+    def run(self, resource: str, body=None, *, token="default", timeout: float = 20) -> tuple[dict, list]:
+        job = self.wait(self.start(resource, body, token=token)["id"], token=token, timeout=timeout)
+        assert job["status"] == "succeeded", job
+        return job, self.download(job)
+
+    # ---- the file
+    @staticmethod
+    def download(job: dict):
+        reply = requests.get(job["file"]["url"], timeout=30)
+        assert reply.status_code == 200, reply.text
+        assert len(reply.content) == job["file"]["size"]
+        text = gzip.decompress(reply.content).decode()
+        if job["format"] == "csv":
+            return list(csv.reader(io.StringIO(text)))
+        return [json.loads(line) for line in text.splitlines()]
+
+    # ---- behind the API
+    def doc(self, job_id: str) -> dict:
+        return self.mongo[os.environ["JOBS_COLLECTION"]].find_one({"_id": job_id})
+
+    def sqs(self):
+        return self.stack.events.client("sqs")
+
+    def s3(self):
+        return self.stack.events.client("s3")
+
+    def finished_events(self, job_id: str) -> list[dict]:
+        return [e for e in self.stack.events.published()
+                if e["detail-type"] == "ActiveCampaign Export Job Finished" and e["detail"]["job_id"] == job_id]
+
+    def settle(self, timeout: float = 10) -> None:
+        """Let every job still active finish (or cancel it), so nothing runs into the next test."""
+        deadline = time.monotonic() + timeout
+        coll = self.mongo[os.environ["JOBS_COLLECTION"]]
+        while coll.count_documents({"status": {"$in": list(job_store.ACTIVE)}}) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        coll.update_many({"status": {"$in": list(job_store.ACTIVE)}}, {"$set": {"status": "cancelled"}})
+
+    # ---- what the files must hold
+    def expected(self, resource: str) -> list[dict]:
+        sandbox = self.sandbox
+        if resource == "contacts":
+            fields = {f["id"]: f for f in sandbox.fields}
+            out = []
+            for contact in sorted(sandbox.contacts, key=lambda c: int(c["id"])):
+                values = [v for v in sandbox.field_values if v["contact"] == contact["id"]]
+                out.append({**contact, "fieldValues": values,
+                            "customFields": {fields[v["field"]]["title"]: v["value"] for v in values},
+                            "customFieldsByTag": {fields[v["field"]]["perstag"]: v["value"] for v in values}})
+            return out
+        if resource == "deals":
+            pipelines = {g["id"]: g["title"] for g in sandbox.deal_groups}
+            stages = {s["id"]: s["title"] for s in sandbox.deal_stages}
+            deals = sorted(sandbox.deals, key=lambda d: int(d["id"]))
+            return [{**deal, "pipelineTitle": pipelines.get(deal.get("group")),
+                     "stageTitle": stages.get(deal.get("stage"))} for deal in deals]
+        return sorted(sandbox.accounts, key=lambda a: int(a["id"]))
+
+
+def ids(records: list[dict]) -> list[str]:
+    return [record["id"] for record in records]

@@ -1,0 +1,169 @@
+"""The parts of full exports that need no network: file encoding and gzip members, start-request checks,
+the offset walk under edits made while it runs, incremental checks, and what callers see of a job."""
+
+import csv
+import datetime as dt
+import gzip
+import io
+import json
+
+import pytest
+from acexport import job_files, job_requests, job_view
+from acexport.errors import ApiError, BadRequest
+from acexport.job_walk import Walk, updated_since
+
+# ---- the file ---------------------------------------------------------------------------------------
+
+
+def test_ndjson_is_one_object_per_line_as_ac_sent_it():
+    records = [{"id": "1", "name": "Café Olé", "links": {"a": "b"}, "n": None}, {"id": "2", "ok": True}]
+    data, columns = job_files.encode("ndjson", records, None)
+    assert columns is None
+    assert [json.loads(line) for line in data.decode().splitlines()] == records
+    assert "Café" in data.decode()
+
+
+def test_csv_header_from_the_first_records_nested_as_json_and_late_keys_in_extra():
+    first = [{"id": "1", "tags": ["a", "b"], "meta": {"x": 1}, "flag": True, "none": None}]
+    data, columns = job_files.encode("csv", first, None)
+    more, same = job_files.encode("csv", [{"id": "2", "late": {"k": "v"}, "flag": False}], columns)
+    assert same == columns == ["id", "tags", "meta", "flag", "none"]
+    rows = list(csv.reader(io.StringIO((data + more).decode())))
+    assert rows[0] == ["id", "tags", "meta", "flag", "none", "_extra"]
+    assert rows[1] == ["1", '["a","b"]', '{"x":1}', "true", "", ""]
+    assert rows[2] == ["2", "", "", "false", "", '{"late":{"k":"v"}}']
+    assert job_files.encode("csv", [], None) == (b"", None)      # no records yet: no header yet
+
+
+def test_gzip_members_one_after_another_read_as_one_file():
+    out = b""
+    for chunk in (b"first\n", b"", b"second\n"):
+        member = job_files.GzipMember()
+        out += member.write(chunk) + member.close()
+    assert gzip.decompress(out) == b"first\nsecond\n"
+    assert gzip.decompress(job_files.GzipMember().close()) == b""   # an empty export is a valid file
+
+
+# ---- start requests ---------------------------------------------------------------------------------
+
+
+def test_defaults_and_normalisation():
+    spec = job_requests.parse("contacts", {})
+    assert (spec.resource.name, spec.format, spec.filters, spec.updated_after) == ("contacts", "ndjson", (), None)
+    spec = job_requests.parse("deals", {"format": "CSV", "filters": {"status": 1, "title": " Big "},
+                                        "updated_after": "2025-03-04T10:00:00+02:00"})
+    assert spec.format == "csv" and spec.filters == (("status", "1"), ("title", "Big"))
+    assert spec.updated_after == "2025-03-04T08:00:00Z"
+    assert job_requests.parse("accounts", {"updated_after": "2025-03-04T10:00:00"}).updated_after == \
+        "2025-03-04T10:00:00Z"                                  # no offset: UTC
+
+
+@pytest.mark.parametrize(("resource", "options", "error", "status"), [
+    ("widgets", {}, job_requests.UnknownResource, 404),
+    ("contacts", [], BadRequest, 400),
+    ("contacts", {"format": 3}, BadRequest, 400),
+    ("contacts", {"filters": {"email": "x" * 257}}, BadRequest, 400),
+    ("contacts", {"filters": {"email": " "}}, BadRequest, 400),
+    ("contacts", {"filters": {"listid": "abc"}}, BadRequest, 400),
+    ("deals", {"filters": {"minimum_value": "-1"}}, BadRequest, 400),
+    ("contacts", {"updated_after": 20250101}, BadRequest, 400),
+    ("contacts", {"limit": 10}, BadRequest, 400),
+])
+def test_refusals(resource, options, error, status):
+    with pytest.raises(error) as caught:
+        job_requests.parse(resource, options)
+    assert isinstance(caught.value, ApiError) and caught.value.status == status
+
+
+# ---- the offset walk (deals, accounts) ----------------------------------------------------------------
+
+
+class FakeAC:
+    """AC's /accounts with limit/offset over a list that a test may edit between calls."""
+
+    host, key_fingerprint = "fake.api-us1.com", "k"
+
+    def __init__(self, count: int):
+        self.accounts = [{"id": str(n), "name": f"A{n}"} for n in range(1, count + 1)]
+        self.calls = 0
+        self.before_call = lambda n: None
+
+    def get(self, path, params):
+        self.before_call(self.calls)
+        self.calls += 1
+        query = dict(params)
+        offset, limit = int(query["offset"]), int(query["limit"])
+        return {"accounts": self.accounts[offset:offset + limit], "meta": {"total": str(len(self.accounts))}}
+
+
+def walk_all(client) -> list[str]:
+    import time
+
+    spec = job_requests.parse("accounts", {})
+    seen, cursor = [], {}
+    while True:
+        with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0) as walk:
+            page = walk.next_page(lambda future: future.result(), prefetch=False)
+        seen += [r["id"] for r in page.records]
+        cursor = page.cursor
+        if page.last:
+            return seen
+
+
+def test_offset_walk_reads_each_account_once():
+    client = FakeAC(250)
+    assert walk_all(client) == [str(n) for n in range(1, 251)]
+
+
+def test_deletions_before_the_cursor_neither_skip_nor_repeat_records():
+    client = FakeAC(350)
+
+    def delete_some(call):
+        if call == 2:      # after two pages: accounts already written disappear, so the rest slides back
+            del client.accounts[10:40]
+    client.before_call = delete_some
+    assert walk_all(client) == [str(n) for n in range(1, 351)]   # 11..40 were written before they went
+
+
+def test_inserts_before_the_cursor_are_not_written_twice():
+    client = FakeAC(300)
+
+    def insert_some(call):
+        if call == 2:
+            client.accounts[5:5] = [{"id": f"{9000 + n}", "name": "late"} for n in range(3)]
+    client.before_call = insert_some
+    seen = walk_all(client)
+    assert seen[:300] == [str(n) for n in range(1, 301)] and len(seen) == len(set(seen))
+
+
+def test_updated_since_a_day_or_an_instant():
+    record = {"updatedTimestamp": "2025-05-01T23:30:00-05:00"}            # 2025-05-02T04:30Z
+    assert updated_since(record, "updatedTimestamp", "2025-05-01")       # its own day, as AC compares
+    assert not updated_since(record, "updatedTimestamp", "2025-05-02")
+    assert updated_since(record, "updatedTimestamp", "2025-05-02T04:30:00Z")
+    assert not updated_since(record, "updatedTimestamp", "2025-05-02T04:30:01Z")
+    assert updated_since({}, "updatedTimestamp", "2030-01-01")            # no timestamp: kept
+
+
+# ---- what callers see ---------------------------------------------------------------------------------
+
+
+def doc(**fields) -> dict:
+    now = dt.datetime.now(dt.UTC)
+    return {"_id": "j" * 32, "resource": "contacts", "format": "ndjson", "created_at": now, **fields}
+
+
+def test_running_job_percent_and_time_left():
+    started = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=10)
+    view = job_view.describe(doc(status="running", started_at=started,
+                                 progress={"read": 250, "written": 240, "total": 1000}))
+    assert view["percent"] == 25.0 and 28 <= view["eta_seconds"] <= 32
+    assert view["records_written"] == 240 and view["records_read"] == 250 and view["total_expected"] == 1000
+
+
+def test_queued_failed_and_stored_text_dates():
+    assert job_view.describe(doc(status="queued"))["percent"] == 0.0
+    failed = job_view.describe(doc(status="failed", finished_at="2025-01-02 03:04:05.678000",
+                                   error={"message": "Invalid base_url or api_key", "reconnect": 1}))
+    assert failed["error"] == {"message": "Invalid base_url or api_key", "reconnect": True}
+    assert failed["finished_at"] == "2025-01-02T03:04:05Z" and failed["file"] is None

@@ -119,8 +119,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=300, help="warm requests per export function")
     args = parser.parse_args()
-    # The request budget (5/s per AC account) is AC's time too: lift it so only the handler is measured.
-    os.environ["AC_RATE_LIMIT_PER_SECOND"] = "100000"
+    # Waiting for AC's 5 req/s is AC's time too: lift the rate so only the handler is measured. The shared
+    # budget itself stays on (its Mongo round trip per AC call is part of the handler's own time).
+    os.environ["AC_RATE_LIMIT_PER_SECOND"] = "1000"
     with LocalStack() as stack, contextlib.redirect_stdout(io.StringIO()):  # handlers' EMF/log lines
         stack.sandbox.rate_limit = None            # measure the handler, not AC's throttle
         stack.sandbox.generate(contacts=600, deals=600, accounts=300)

@@ -1,6 +1,7 @@
 """`python -m devstack` (what `make dev` runs): the whole service locally, no AWS account, no Docker.
 
     python -m devstack [serve] [--port 3000] [--data-dir .devstack] [--no-sandbox]
+                       [--mongo-uri URI] [--aws-endpoint URL [--kms-key-id ID]]
         Start LocalStack (API on $PORT, default 3000), print the URLs, a dev token and ready-to-paste
         curl commands, then serve until Ctrl-C / SIGTERM.
 
@@ -41,6 +42,12 @@ def _parser() -> argparse.ArgumentParser:
                        help="do not start the ActiveCampaign sandbox")
         p.add_argument("--sandbox-port", type=int, default=default,
                        help="AC sandbox port (default: $AC_SANDBOX_PORT, else 8010; 0 picks a free one)")
+        p.add_argument("--mongo-uri", default=default,
+                       help="use this MongoDB instead of starting nx-27017 (e.g. one shared by several servers)")
+        p.add_argument("--aws-endpoint", default=default,
+                       help="use this AWS endpoint (a running moto server) instead of starting moto here")
+        p.add_argument("--kms-key-id", default=default,
+                       help="with --aws-endpoint: the KMS key to use (default: create one there)")
     token = sub.add_parser("token", help="print a platform JWT for local calls")
     token.add_argument("--uid", required=True)
     token.add_argument("--account-id", required=True)
@@ -64,6 +71,8 @@ def _banner(stack: LocalStack, token: str) -> str:
         f"  MongoDB         {stack.mongo_uri}   (database {stack.env.get('MONGODB_DATABASE')}, "
         f"collection {stack.env.get('CREDENTIALS_COLLECTION')})",
         f"  KMS (moto)      {stack.moto_url}   key {stack.kms_key_id}",
+        f"  Jobs (moto)     queue {stack.env.get('EXPORT_QUEUE_URL')}, bucket {stack.env.get('EXPORT_BUCKET')} "
+        "(docs/jobs.md)",
         "",
         f"Dev token (uid {DEV_UID}, account_id {DEV_ACCOUNT}, valid 12 h); more with "
         "`python -m devstack token --uid U --account-id A`:",
@@ -88,6 +97,10 @@ def _banner(stack: LocalStack, token: str) -> str:
         "  # deals and accounts",
         """  curl -s "$API/export/deals?page=1&limit=5" -H "Authorization: Bearer $TOKEN\"""",
         """  curl -s "$API/export/accounts?page=1&limit=5" -H "Authorization: Bearer $TOKEN\"""",
+        "  # a full export (a job): start it, then follow it until data.file.url is there",
+        """  curl -s -X POST "$API/export/contacts/jobs" -H "Authorization: Bearer $TOKEN" """
+        """-H "Content-Type: application/json" -d '{"format": "csv"}'""",
+        """  curl -s "$API/export/jobs/<id>" -H "Authorization: Bearer $TOKEN\"""",
         "  # delete the connection",
         """  curl -s -X DELETE "$API/auth" -H "Authorization: Bearer $TOKEN\"""",
         "",
@@ -118,7 +131,9 @@ def _serve(args: argparse.Namespace) -> int:
         sandbox_port = args.sandbox_port if args.sandbox_port is not None else int(
             os.environ.get("AC_SANDBOX_PORT") or 8010)
         stack = LocalStack(port=port, ac_sandbox=not args.no_sandbox, data_dir=args.data_dir,
-                           sandbox_port=sandbox_port).start()
+                           sandbox_port=sandbox_port, mongo_uri=args.mongo_uri,
+                           aws_endpoint=args.aws_endpoint,
+                           kms_key_id=args.kms_key_id).start()
     except OSError as exc:
         print(f"devstack: cannot start: {exc} (is port {port} in use? try PORT=0 or --port 3001)",
               file=sys.stderr)

@@ -679,7 +679,7 @@ class ACSandbox:
                                                                            lambda cents, v: cents <= v)):
             try:
                 bound = round(float(q[f"filters[{name}]"]) * 100)
-            except (KeyError, ValueError):
+            except (KeyError, ValueError, OverflowError):  # AC ignores what it cannot read; so does this
                 continue
             items = [d for d in items if d.get("value") is not None and keep(_int(d["value"], 0), bound)]
         contacts = {c.get("id"): c for c in self.contacts}

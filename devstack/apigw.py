@@ -1154,6 +1154,7 @@ def _header_text(value: Any) -> str:
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
+    request_queue_size = 128  # the default backlog of 5 makes concurrent clients retry their connects
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind does a reverse-DNS lookup of the host (getfqdn), slow on some machines.

@@ -4,7 +4,9 @@
 
 * MongoDB: the `nx-27017` wire-protocol server as a subprocess (in memory, or in `<data_dir>/local.db`),
   unless a `mongo_uri` (or `MONGODB_URI` in the environment) points at a real one;
-* AWS: moto's server in this process, with a symmetric KMS key aliased `alias/activecampaign-local`;
+* AWS: moto's server in this process, with a symmetric KMS key aliased `alias/activecampaign-local`, and
+  the template's SQS queues and S3 bucket, with pollers feeding its SQS and EventBridge functions as Lambda
+  would (devstack/event_sources.py: export jobs run locally end to end);
   `AWS_ENDPOINT_URL` sends every boto3 client there, with fake credentials;
 * ActiveCampaign: `devstack.ac_sandbox.ACSandbox` with demo data and the api key `sandbox-key`;
 * API Gateway + Lambda: `devstack.apigw.LocalApiGateway` serving `template.yaml`, with the local values
@@ -63,6 +65,7 @@ MOTO_ACCOUNT_ID = "123456789012"  # moto's default account (what "testing" crede
 # nx-27017 rejects '-' in collection names; the production default (template parameter
 # CredentialsCollection, and acexport.settings) keeps the dash: integrations-activecampaign-keys.
 LOCAL_CREDENTIALS_COLLECTION = "integrations_activecampaign_keys"
+LOCAL_JOBS_COLLECTION = "integrations_activecampaign_export_jobs"   # template: JobsCollection (with dashes)
 MONGO_READY_TIMEOUT = 15.0
 
 
@@ -113,10 +116,17 @@ class LocalStack:
 
     def __init__(self, *, port: int = 0, mongo_uri: str | None = None, ac_sandbox: bool = True,
                  env: Mapping[str, str] | None = None, data_dir: str | os.PathLike[str] | None = None,
-                 template: str | os.PathLike[str] | None = None, sandbox_port: int = 0) -> None:
+                 template: str | os.PathLike[str] | None = None, sandbox_port: int = 0,
+                 aws_endpoint: str | None = None, kms_key_id: str | None = None,
+                 event_sources: bool = True) -> None:
         self.port = port
         self._mongo_uri_arg = mongo_uri
+        # An AWS endpoint (a moto server) and KMS key shared with other local servers, e.g. the two
+        # "containers" of benchmarks/load: then no moto is started here. kms_key_id None -> one is created.
+        self._aws_endpoint_arg = aws_endpoint
+        self._kms_key_arg = kms_key_id
         self._want_sandbox = ac_sandbox
+        self._want_event_sources = event_sources   # False: queues etc. are created but nothing polls them
         self._sandbox_port = sandbox_port
         self._env_overrides = dict(env or {})
         self.data_dir = Path(data_dir).resolve() if data_dir is not None else None
@@ -131,6 +141,7 @@ class LocalStack:
         self.env: dict[str, str] = {}
         self.moto: Any = None
         self.moto_url: str | None = None
+        self.events: Any = None   # devstack.event_sources.EventSources: the template's queues, bucket, pollers
 
         self._nx: subprocess.Popen[bytes] | None = None
         self._nx_out: Any = None
@@ -153,9 +164,12 @@ class LocalStack:
                 self.sandbox = ACSandbox(port=self._sandbox_port).start()
             self.env = self._environment()
             self.jwt_secret = self.env["JWT_SECRET"]
+            self._create_aws_resources()
             _reset_layer_caches()  # a stack started earlier in this process may have filled them
             self.api = LocalApiGateway(self.template, port=self.port, env=self.env).start()
             self.api_url = self.api.url
+            if self._want_event_sources:
+                self.events.start()
         except BaseException:
             self.stop()
             raise
@@ -168,6 +182,9 @@ class LocalStack:
         self._started = False
         with contextlib.suppress(Exception):
             atexit.unregister(self.stop)
+        if self.events is not None:
+            with _logged("event source pollers"):
+                self.events.stop()
         if self.api is not None:
             with _logged("API gateway"):
                 self.api.stop()
@@ -257,6 +274,10 @@ class LocalStack:
 
     # ---------------------------------------------------------------- moto / KMS
     def _start_moto(self) -> None:
+        if self._aws_endpoint_arg:
+            self.moto_url = self._aws_endpoint_arg.rstrip("/")
+            self.kms_key_id = self._kms_key_arg or self._create_kms_key()
+            return
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call on stderr
@@ -312,11 +333,27 @@ class LocalStack:
                         "runs will not decrypt", path, exc)
             return key_id
 
+    # ---------------------------------------------------------------- queues, bucket, event sources
+    def _create_aws_resources(self) -> None:
+        """The template's SQS queues and S3 bucket in moto, their names in the environment (the values of
+        the functions' `!Ref`/`!GetAtt` variables), and the pollers that feed the SQS and EventBridge
+        functions (devstack/event_sources.py; started once the gateway runs)."""
+        from devstack.event_sources import EventSources
+
+        self.events = EventSources(self.template, endpoint_url=self.moto_url or "", region=REGION,
+                                   invoke=lambda function, event: self.api.invoke(function, event),
+                                   event_source=self.env.get("EVENT_SOURCE") or "activecampaign-integration")
+        self.events.create()
+        resources = self.events.resource_env()
+        resources.update({k: v for k, v in self._env_overrides.items() if k in resources})
+        self.env.update(resources)
+
     # ---------------------------------------------------------------- environment
     def _environment(self) -> dict[str, str]:
         defaults = {
             "MONGODB_DATABASE": "platform",
             "CREDENTIALS_COLLECTION": LOCAL_CREDENTIALS_COLLECTION,
+            "JOBS_COLLECTION": LOCAL_JOBS_COLLECTION,
             "JWT_SECRET": DEV_JWT_SECRET,
             "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL": "true",
             "ACTIVECAMPAIGN_API_VERSION": "/api/3",
@@ -352,7 +389,8 @@ def _reset_layer_caches() -> None:
     after another one in the same process would otherwise keep the first one's Mongo port and KMS key.
     """
     for module_name, attr in (("acexport.settings", "get_settings.cache_clear"),
-                              ("acexport.db", "reset_client"), ("acexport.crypto", "reset_client")):
+                              ("acexport.db", "reset_client"), ("acexport.crypto", "reset_client"),
+                              ("acexport.job_aws", "reset_clients")):
         module = sys.modules.get(module_name)
         target: Any = module
         for part in attr.split("."):

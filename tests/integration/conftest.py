@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from devstack.stack import LocalStack, mint_token
+from tests.openapi_check import check_response
 
 BASE = "/v1/integrations/activecampaign"
 DEMO_KEY = "sandbox-key"
@@ -24,7 +25,9 @@ def stack():
 def _reset_layer_state():
     from acexport import ac_client, crypto, db, reference
     from acexport.settings import get_settings
+    from aws_lambda_powertools.utilities import parameters
 
+    parameters.clear_caches()
     get_settings.cache_clear()
     reference.clear()
     ac_client._limiter = None
@@ -54,6 +57,7 @@ def mongo(stack):
 def api(stack, sandbox, mongo, monkeypatch):
     """An HTTP client of the local API; env changes made through `api.env` are undone after the test."""
     _reset_layer_state()
+    stack.api.clear_authorizer_cache()
     client = Api(stack, sandbox, monkeypatch)
     yield client
     monkeypatch.undo()
@@ -80,7 +84,9 @@ class Api:
             token = self.token()
         if token is not None:
             headers["Authorization"] = f"Bearer {token}"
-        return self.http.request(method, self.stack.api_url + BASE + path, headers=headers, timeout=60, **kwargs)
+        reply = self.http.request(method, self.stack.api_url + BASE + path, headers=headers, timeout=60, **kwargs)
+        check_response(reply)  # every response the suite sees must match docs/openapi.yaml
+        return reply
 
     def connect(self, *, token: str | None = "default", api_key: str = DEMO_KEY, headers=None):
         reply = self.call("POST", "/auth", token=token, headers=headers,

@@ -104,11 +104,19 @@ def test_refused_before_any_network_call(raw, monkeypatch):
     def no_network(*args, **kwargs):
         raise AssertionError("network used for a hostile base URL")
 
+    from acexport.settings import get_settings
+
+    monkeypatch.setenv("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "false")   # the production setting
+    get_settings.cache_clear()
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
-    with pytest.raises(BadRequest):
-        connections.save(Tenant("a", "u"), {"base_url": raw or " ", "api_key": "k"}, deadline=0)
+    try:
+        with pytest.raises(BadRequest):
+            connections.save(Tenant("a", "u"), {"base_url": raw or " ", "api_key": "k"}, deadline=0)
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
 
 
 def test_local_switch_accepts_only_loopback():

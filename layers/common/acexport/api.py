@@ -95,7 +95,7 @@ def json_object(app: APIGatewayHttpResolver) -> dict:
     """The request body as a JSON object, or a 400 that says so."""
     try:
         body = json.loads(app.current_event.decoded_body or "{}")
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
         raise BadRequest("Request body must be a JSON object") from None
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")

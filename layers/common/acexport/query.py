@@ -35,7 +35,8 @@ class Query:
 
 def _integer(name: str, value: str, low: int, high: int) -> int:
     text = value.strip()
-    if not text.isdigit() or not low <= int(text) <= high:
+    # ASCII digits only: str.isdigit() is also true for "²", which int() refuses (that was a 500).
+    if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
         raise BadRequest(f"{name} must be an integer from {low} to {high}", parameter=name)
     return int(text)
 

@@ -13,6 +13,7 @@ Anything not declared is refused with a 400 that names what is supported.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +22,9 @@ from acexport.errors import BadRequest
 
 Params = list[tuple[str, str]]
 Record = dict[str, Any]
+
+_ID = re.compile(r"[0-9]{1,18}")
+_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
 
 
 # ---- building blocks ---------------------------------------------------------------------------
@@ -40,7 +44,9 @@ def equals_ci(record_field: str) -> Callable[[Record, str], bool]:
 def integer(label: str, values: set[str] | None = None) -> Callable[[str, str], str]:
     def check(name: str, value: str) -> str:
         text = value.strip()
-        if not text.lstrip("-").isdigit() or (values is not None and text not in values):
+        # An id is ASCII digits: AC does not read "²", "١٢", "--5" or "-1" and would silently ignore them.
+        valid = text in values if values is not None else _ID.fullmatch(text) is not None
+        if not valid:
             allowed = f" ({', '.join(sorted(values, key=int))})" if values else ""
             raise BadRequest(f"filters[{name}] must be {label}{allowed}", parameter=f"filters[{name}]")
         return text
@@ -56,12 +62,13 @@ def date(name: str, value: str) -> str:
 
 
 def number(name: str, value: str) -> str:
-    try:
-        if float(value) < 0:
-            raise ValueError
-    except ValueError:
-        raise BadRequest(f"filters[{name}] must be a non-negative number", parameter=f"filters[{name}]") from None
-    return value.strip()
+    """An amount in dollars as AC takes it ("In USD with dollar portion"): plain decimal notation only.
+    float() would also pass "nan", "inf" and "1e308" on to AC."""
+    text = value.strip()
+    if not _AMOUNT.fullmatch(text):
+        raise BadRequest(f"filters[{name}] must be a non-negative amount in dollars, e.g. 1500 or 1500.50",
+                         parameter=f"filters[{name}]")
+    return text
 
 
 def local_key(record_field: str, kind: Callable[[Any], Any] = str) -> Callable[[Record], tuple]:

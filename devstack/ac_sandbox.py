@@ -59,7 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from socketserver import TCPServer
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["ACSandbox", "RecordedRequest"]
+__all__ = ["ACSandbox", "RecordedRequest", "most_in_any_window"]
 
 JSON = "application/json"
 TZ = timezone(timedelta(hours=-5))
@@ -98,6 +98,16 @@ CONTACT_LINKS = ["bounceLogs", "contactAutomations", "contactData", "contactGoal
 DEAL_LINKS = ["dealActivities", "contact", "contactDeals", "group", "nextTask", "notes", "account",
               "customerAccount", "organization", "owner", "scoreValues", "stage", "tasks",
               "dealCustomFieldData"]
+
+
+def most_in_any_window(times: list[float], window: float = 1.0) -> int:
+    """How AC would count a rate: the most events inside any half-open window [t, t + window) of the sorted times."""
+    times, best, j = sorted(times), 0, 0
+    for i, t in enumerate(times):
+        while times[j] <= t - window:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
 
 
 @dataclass

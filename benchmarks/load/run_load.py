@@ -39,7 +39,7 @@ sys.path[:0] = [str(ROOT / "layers" / "common"), str(ROOT)]
 
 import requests  # noqa: E402
 
-from devstack.ac_sandbox import ACSandbox  # noqa: E402
+from devstack.ac_sandbox import ACSandbox, most_in_any_window  # noqa: E402
 from devstack.stack import DEV_JWT_SECRET, LOCAL_CREDENTIALS_COLLECTION, _free_port, _nx_executable  # noqa: E402
 from devstack.stack import mint_token as _mint  # noqa: E402
 
@@ -133,15 +133,6 @@ def expected_data(account: dict) -> dict:
         "deals": {"total": len(sb.deals), "records": {d["id"]: d.get("title") for d in sb.deals}},
         "accounts": {"total": len(sb.accounts), "records": {a["id"]: a["name"] for a in sb.accounts}},
     }
-
-
-def most_in_any_window(times: list[float], window: float = 1.0) -> int:
-    times, best, j = sorted(times), 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 def percentile(values: list[float], q: float) -> float:

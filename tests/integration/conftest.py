@@ -96,3 +96,15 @@ class Api:
 
     def export(self, resource: str, query: str = "", **kwargs):
         return self.call("GET", f"/export/{resource}" + (f"?{query}" if query else ""), **kwargs)
+
+
+@pytest.fixture
+def kit(api, mongo, monkeypatch):
+    """A connected caller plus the helpers of the export-job tests (tests/integration/test_jobs_kit.py)."""
+    from tests.integration.test_jobs_kit import Kit
+
+    kit = Kit(api, monkeypatch, mongo)
+    api.connect()
+    api.sandbox.requests.clear()
+    yield kit
+    kit.settle()

@@ -21,6 +21,8 @@ from acexport.errors import ServiceUnavailable
 from acexport.ratelimit import BudgetExhausted
 from pymongo import MongoClient
 
+from devstack.ac_sandbox import most_in_any_window
+
 ROOT = Path(__file__).resolve().parents[2]
 COLLECTION = "integrations_activecampaign_rate_budget"
 RATE = 5
@@ -55,16 +57,6 @@ for w in workers: w.start()
 for w in workers: w.join()
 print(json.dumps(grants))
 """
-
-
-def most_in_any_window(times: list[float], window: float = 1.0) -> int:
-    """The most events inside any half-open window [t, t + window) of the sorted times."""
-    times, best, j = sorted(times), 0, 0
-    for i, t in enumerate(times):
-        while times[j] <= t - window:
-            j += 1
-        best = max(best, i - j + 1)
-    return best
 
 
 @pytest.fixture

@@ -12,16 +12,7 @@ from pathlib import Path
 import pytest
 from acexport import job_requests
 
-from tests.integration.test_jobs_kit import Kit, ids
-
-
-@pytest.fixture
-def kit(api, mongo, monkeypatch):
-    kit = Kit(api, monkeypatch, mongo)
-    api.connect()
-    api.sandbox.requests.clear()
-    yield kit
-    kit.settle()
+from tests.integration.test_jobs_kit import ids
 
 
 @pytest.mark.parametrize("resource", ["contacts", "deals", "accounts"])

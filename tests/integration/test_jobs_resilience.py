@@ -9,19 +9,9 @@ import math
 import threading
 import time
 
-import pytest
 from acexport import job_files, job_requests, job_worker, jobs
 
-from tests.integration.test_jobs_kit import Kit, ids
-
-
-@pytest.fixture
-def kit(api, mongo, monkeypatch):
-    kit = Kit(api, monkeypatch, mongo)
-    api.connect()
-    api.sandbox.requests.clear()
-    yield kit
-    kit.settle()
+from tests.integration.test_jobs_kit import ids
 
 
 def parts_uploaded(monkeypatch) -> list[int]:

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from pymongo import MongoClient
+from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from acexport.errors import ServiceUnavailable
@@ -15,6 +16,7 @@ from acexport.settings import get_settings, secret
 
 _client: MongoClient | None = None
 _lock = threading.Lock()
+_indexed: set[str] = set()
 
 
 def client() -> MongoClient:
@@ -37,6 +39,17 @@ def database():
     return mongo[name] if name else mongo.get_default_database("platform")
 
 
+def indexed_collection(name: str, create_indexes: Callable) -> Collection:
+    """The collection `name`, its indexes created by `create_indexes(collection)` once per container."""
+    coll = database()[name]
+    with _lock:
+        if name not in _indexed:
+            with mongo_errors():
+                create_indexes(coll)
+            _indexed.add(name)
+    return coll
+
+
 def reset_client() -> None:
     """Close and forget the client (tests that restart Mongo)."""
     global _client
@@ -44,6 +57,7 @@ def reset_client() -> None:
         if _client is not None:
             _client.close()
         _client = None
+        _indexed.clear()  # a new client may reach another server
 
 
 @contextlib.contextmanager

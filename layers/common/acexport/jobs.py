@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-import threading
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
@@ -43,8 +42,6 @@ STATUSES = (*ACTIVE, *TERMINAL)
 KEEP_DOCUMENTS = dt.timedelta(days=30)       # job documents outlive their files (EXPORT_FILE_DAYS)
 PUBLIC = {"checkpoint": 0, "lease": 0}       # what API reads leave out (the checkpoint holds file bytes)
 
-_indexed: set[str] = set()
-_lock = threading.Lock()
 
 
 def now() -> dt.datetime:
@@ -63,21 +60,18 @@ def as_datetime(value) -> dt.datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
+def _create_indexes(coll: Collection) -> None:
+    coll.create_index([("request_key", ASCENDING)], unique=True, name="request_key_1")
+    coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("created_at", DESCENDING)],
+                      name="tenant_recent")
+    try:
+        coll.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
+    except OperationFailure as exc:  # no privilege, or an index of another shape: not fatal
+        logger.warning("no TTL index on %s.expires_at (%s)", coll.name, exc.code)
+
+
 def collection() -> Collection:
-    name = job_settings().collection
-    coll = db.database()[name]
-    with _lock:
-        if name not in _indexed:
-            with db.mongo_errors():
-                coll.create_index([("request_key", ASCENDING)], unique=True, name="request_key_1")
-                coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("created_at", DESCENDING)],
-                                  name="tenant_recent")
-                try:
-                    coll.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
-                except OperationFailure as exc:  # no privilege, or an index of another shape: not fatal
-                    logger.warning("no TTL index on %s.expires_at (%s)", name, exc.code)
-            _indexed.add(name)
-    return coll
+    return db.indexed_collection(job_settings().collection, _create_indexes)
 
 
 def _tenant(tenant: Tenant) -> dict[str, str]:

@@ -9,7 +9,6 @@ plaintext by the old Node service (no `key_encryption`) still work and are encry
 from __future__ import annotations
 
 import datetime as dt
-import threading
 from dataclasses import dataclass
 
 from bson.binary import Binary
@@ -22,20 +21,13 @@ from acexport.errors import AlreadyExists
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
-_indexed: set[str] = set()
-_lock = threading.Lock()
+
+def _create_indexes(coll: Collection) -> None:
+    coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING)], unique=True, name="account_id_1_owner_1")
 
 
 def collection() -> Collection:
-    name = get_settings().credentials_collection
-    coll = db.database()[name]
-    with _lock:
-        if name not in _indexed:
-            with db.mongo_errors():
-                coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING)], unique=True,
-                                  name="account_id_1_owner_1")
-            _indexed.add(name)
-    return coll
+    return db.indexed_collection(get_settings().credentials_collection, _create_indexes)
 
 
 def _now() -> dt.datetime:

@@ -55,7 +55,10 @@ def _get(client: ACClient, resource: Resource, params, offset: int, limit: int) 
 def read_direct(client: ACClient, resource: Resource, steps: Plan, page: int, limit: int):
     offset = (page - 1) * limit
     chunks = [(start, min(AC_PAGE, offset + limit - start)) for start in range(offset, offset + limit, AC_PAGE)]
-    bodies = list(_pool.map(lambda chunk: _get(client, resource, steps.params, *chunk), chunks))
+    if len(chunks) == 1:  # the common case (limit <= 100): no thread hand-off
+        bodies = [_get(client, resource, steps.params, *chunks[0])]
+    else:
+        bodies = list(_pool.map(lambda chunk: _get(client, resource, steps.params, *chunk), chunks))
     records: list[Record] = []
     for (_, size), body in zip(chunks, bodies, strict=True):
         batch = _records(resource, body)

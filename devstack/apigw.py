@@ -1247,3 +1247,10 @@ class _RequestHandler(BaseHTTPRequestHandler):
             self.wfile.write(reply.body)
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _dispatch
+
+    def __getattr__(self, name: str):
+        # Any other method (TRACE, PROPFIND, ...) is routed too: with no route for it API Gateway answers
+        # 404 {"message":"Not Found"}, not http.server's 501 HTML page.
+        if name.startswith("do_"):
+            return self._dispatch
+        raise AttributeError(name)

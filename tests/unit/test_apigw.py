@@ -481,7 +481,8 @@ def test_too_large_body_is_413(gateway):
 # ---------------------------------------------------------------- routing
 
 def test_unknown_route_is_404(gateway, session):
-    for method, path in (("GET", "/v1/nope"), ("DELETE", "/v1/echo"), ("GET", "/v1/echo/extra")):
+    for method, path in (("GET", "/v1/nope"), ("DELETE", "/v1/echo"), ("GET", "/v1/echo/extra"), ("TRACE", "/v1/echo"),
+                         ("PROPFIND", "/v1/echo")):
         reply = session.request(method, gateway.url + path, headers=GOOD, timeout=10)
         assert reply.status_code == 404
         assert reply.json() == {"message": "Not Found"}

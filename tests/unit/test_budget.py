@@ -9,16 +9,7 @@ from acexport.budget import MongoBudget
 from acexport.ratelimit import BudgetExhausted, SlidingWindowLimiter
 from acexport.settings import Settings
 
-
-class FakeClock:
-    def __init__(self):
-        self.now = 1_800_000_000.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 class FakeSlots:

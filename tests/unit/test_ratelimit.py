@@ -4,16 +4,7 @@ deadline it cannot meet is reported at once with how long the wait would be."""
 import pytest
 from acexport.ratelimit import BudgetExhausted, SlidingWindowLimiter
 
-
-class FakeClock:
-    def __init__(self):
-        self.now = 100.0
-
-    def __call__(self):
-        return self.now
-
-    def sleep(self, seconds):
-        self.now += seconds
+from tests.fakes import FakeClock
 
 
 def test_never_more_than_rate_in_any_window():

@@ -36,8 +36,9 @@ def parse_total(body: dict) -> int | None:
         return None
 
 
-def _records(resource: Resource, body: dict) -> list[Record]:
-    """The records of one AC response, with the sideloaded items (contacts' fieldValues) joined on."""
+def page_records(resource: Resource, body: dict) -> list[Record]:
+    """The records of one AC response, with the sideloaded items (contacts' fieldValues) joined on.
+    Also how the full-export worker (job_walk) reads a page, so jobs and pages read records alike."""
     records = [r for r in body.get(resource.collection) or [] if isinstance(r, dict)]
     if resource.sideload:
         by_record: dict[str, list] = {}
@@ -61,7 +62,7 @@ def read_direct(client: ACClient, resource: Resource, steps: Plan, page: int, li
         bodies = list(_pool.map(lambda chunk: _get(client, resource, steps.params, *chunk), chunks))
     records: list[Record] = []
     for (_, size), body in zip(chunks, bodies, strict=True):
-        batch = _records(resource, body)
+        batch = page_records(resource, body)
         records.extend(batch)
         if len(batch) < size:
             break
@@ -80,14 +81,14 @@ def read_scan(client: ACClient, resource: Resource, steps: Plan, page: int, limi
     hint = parse_total(first)
     if hint is not None and hint > cap:
         raise _too_many(resource, cap)
-    batch = found = _records(resource, first)
+    batch = found = page_records(resource, first)
     if hint is not None and len(found) == AC_PAGE:
         offsets = range(AC_PAGE, hint, AC_PAGE)
         for body in _pool.map(lambda start: _get(client, resource, steps.params, start, AC_PAGE), offsets):
-            found.extend(_records(resource, body))
+            found.extend(page_records(resource, body))
     else:  # no usable meta.total: walk until a short page
         while len(batch) == AC_PAGE and len(found) <= cap:
-            batch = _records(resource, _get(client, resource, steps.params, len(found), AC_PAGE))
+            batch = page_records(resource, _get(client, resource, steps.params, len(found), AC_PAGE))
             found.extend(batch)
     if len(found) > cap:
         raise _too_many(resource, cap)
@@ -128,12 +129,8 @@ def enrich_deals(client: ACClient, records: list[Record]) -> None:
 _ENRICH = {CONTACTS.name: enrich_contacts, DEALS.name: enrich_deals}
 
 
-# Public for the full-export worker (job_walk), so a job's records are read and enriched exactly as a page's.
-page_records = _records
-
-
 def enrich(client: ACClient, resource: Resource, records: list[Record]) -> None:
-    """The resource's enrichment (if any), added beside AC's fields."""
+    """The resource's enrichment (if any), added beside AC's fields; pages and jobs both use it."""
     if records and resource.name in _ENRICH:
         _ENRICH[resource.name](client, records)
 
@@ -157,8 +154,7 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
     read = read_scan if steps.scans else read_direct
     try:
         records, total = read(client, resource, steps, query.page, query.limit)
-        if records and resource.name in _ENRICH:
-            _ENRICH[resource.name](client, records)
+        enrich(client, resource, records)
     except StoredCredentialsRejected:
         store.mark_rejected(tenant)
         raise

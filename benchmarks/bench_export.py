@@ -44,7 +44,7 @@ def event(resource: str, query: str) -> dict:
 
 def timed_ac_session():
     """Wrap the layer's requests session so time spent waiting for AC is measured."""
-    from acexport import ac_client
+    from acexport.ac import client as ac_client
 
     session = ac_client.session()
     original = session.get
@@ -115,7 +115,7 @@ def cold_imports() -> dict[str, dict]:
 
 
 def ac_calls_per_page(stack) -> dict[str, dict]:
-    from acexport import reference
+    from acexport.ac import reference
 
     results = {}
     for resource, function in EXPORTS.items():

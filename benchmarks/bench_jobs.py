@@ -52,7 +52,7 @@ def worker() -> None:
     sources = EventSources(ROOT / "template.yaml", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
                            region=os.environ.get("AWS_REGION", "us-east-1"), invoke=gateway.invoke)
     sources.create().start(functions={WORKER})
-    from acexport import jobs
+    from acexport.jobs import store as jobs
 
     tracemalloc.start()
     try:

@@ -383,21 +383,16 @@ class LocalStack:
 
 
 def _reset_layer_caches() -> None:
-    """Forget the shared layer's per-container caches (settings, Mongo and KMS clients).
+    """Forget the shared layer's per-container caches (`acexport.caches.reset()`: settings, Mongo, KMS and
+    AWS clients, the AC session and budget, reference data).
 
     The layer is imported once per process (like /opt/python in one container), so a stack started
     after another one in the same process would otherwise keep the first one's Mongo port and KMS key.
     """
-    for module_name, attr in (("acexport.settings", "get_settings.cache_clear"),
-                              ("acexport.db", "reset_client"), ("acexport.crypto", "reset_client"),
-                              ("acexport.job_aws", "reset_clients")):
-        module = sys.modules.get(module_name)
-        target: Any = module
-        for part in attr.split("."):
-            target = getattr(target, part, None)
-        if callable(target):
-            with _logged(f"{module_name}.{attr}"):
-                target()
+    caches = sys.modules.get("acexport.caches")
+    if caches is not None:
+        with _logged("acexport.caches.reset"):
+            caches.reset()
 
 
 @contextlib.contextmanager

@@ -48,8 +48,8 @@ WALL, MONOTONIC = FastClock(), FastClock(time.monotonic)  # one of each: slot ti
 
 
 def limiters():
-    from acexport.budget import MongoBudget
-    from acexport.ratelimit import SlidingWindowLimiter
+    from acexport.ac.budget import MongoBudget
+    from acexport.ac.ratelimit import SlidingWindowLimiter
 
     return {"shared": MongoBudget(5, clock=WALL), "local": SlidingWindowLimiter(5, clock=MONOTONIC)}
 
@@ -70,7 +70,7 @@ def acquire_cost(calls: int) -> tuple[list[float], list[float]]:
 
 
 def page_latency(stack: LocalStack, pages: int, budget: str) -> tuple[list[float], int]:
-    from acexport import ac_client
+    from acexport.ac import client as ac_client
 
     ac_client._limiter = limiters()[budget]   # the handlers run in this process: one warm container
     http = requests.Session()

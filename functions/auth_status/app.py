@@ -1,7 +1,7 @@
 """GET /v1/integrations/activecampaign/auth — is the caller connected (never the key)."""
 
-from acexport import connections
 from acexport.api import AUTH_PATH, http_app, lambda_handler_for, ok, tenant
+from acexport.credentials import connections
 
 app = http_app()
 

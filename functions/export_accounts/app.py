@@ -1,8 +1,8 @@
 """GET /v1/integrations/activecampaign/export/accounts — one page of the caller's AC accounts."""
 
+from acexport.ac.resources import ACCOUNTS
 from acexport.api import EXPORT_PATH, deadline, http_app, lambda_handler_for, tenant
 from acexport.exports import export_page
-from acexport.resources import ACCOUNTS
 
 app = http_app()
 

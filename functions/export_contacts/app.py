@@ -1,8 +1,8 @@
 """GET /v1/integrations/activecampaign/export/contacts — one page of the caller's AC contacts."""
 
+from acexport.ac.resources import CONTACTS
 from acexport.api import EXPORT_PATH, deadline, http_app, lambda_handler_for, tenant
 from acexport.exports import export_page
-from acexport.resources import CONTACTS
 
 app = http_app()
 

@@ -1,8 +1,8 @@
 """GET /v1/integrations/activecampaign/export/deals — one page of the caller's AC deals."""
 
+from acexport.ac.resources import DEALS
 from acexport.api import EXPORT_PATH, deadline, http_app, lambda_handler_for, tenant
 from acexport.exports import export_page
-from acexport.resources import DEALS
 
 app = http_app()
 

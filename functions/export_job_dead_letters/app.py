@@ -1,7 +1,7 @@
 """SQS export DLQ -> fail the job of a message the worker kept failing on, with the reason
-(acexport.job_worker.on_dead_letter)."""
+(acexport.jobs.worker.on_dead_letter)."""
 
-from acexport import job_worker
+from acexport.jobs import worker
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -11,7 +11,7 @@ processor = BatchProcessor(event_type=EventType.SQS)
 
 
 def record_handler(record: SQSRecord) -> None:
-    job_worker.on_dead_letter(record.body)
+    worker.on_dead_letter(record.body)
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

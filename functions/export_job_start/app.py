@@ -1,17 +1,17 @@
 """POST /v1/integrations/activecampaign/export/{resource}/jobs — start a full export (a job) of the caller's
 AC contacts, deals or accounts; 202 with the queued job."""
 
-from acexport import job_requests
 from acexport.api import EXPORT_PATH, http_app, json_object, lambda_handler_for, ok, tenant
-from acexport.job_view import describe
+from acexport.jobs import service
+from acexport.jobs.view import describe
 
 app = http_app()
 
 
 @app.post(f"{EXPORT_PATH}/<resource>/jobs")
 def start_export_job(resource: str):
-    spec = job_requests.parse(resource, json_object(app))
-    return ok(describe(job_requests.start(tenant(app), spec, source="api")), status=202)
+    spec = service.parse(resource, json_object(app))
+    return ok(describe(service.start(tenant(app), spec, source="api")), status=202)
 
 
 lambda_handler = lambda_handler_for(app)

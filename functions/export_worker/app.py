@@ -1,9 +1,9 @@
-"""SQS FIFO export queue -> one step of an export job per message (acexport.job_worker).
+"""SQS FIFO export queue -> one step of an export job per message (acexport.jobs.worker).
 
 Batch size 1 (a step uses the whole invocation); a failed message is reported as a batch item failure
 and comes back after the delay the worker set, or ends in the DLQ after maxReceiveCount deliveries."""
 
-from acexport import job_worker
+from acexport.jobs import worker
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
@@ -13,7 +13,7 @@ processor = SqsFifoPartialProcessor()
 
 
 def record_handler(record: SQSRecord, lambda_context) -> None:
-    job_worker.on_message(record.body, receipt_handle=record.receipt_handle,
+    worker.on_message(record.body, receipt_handle=record.receipt_handle,
                           receive_count=int(record.attributes.approximate_receive_count or 1),
                           remaining_seconds=lambda_context.get_remaining_time_in_millis() / 1000,
                           worker_id=lambda_context.aws_request_id)

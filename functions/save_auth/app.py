@@ -1,7 +1,7 @@
 """POST /v1/integrations/activecampaign/auth — validate an AC base URL + api key and store them."""
 
-from acexport import connections
 from acexport.api import AUTH_PATH, deadline, http_app, json_object, lambda_handler_for, ok, tenant
+from acexport.credentials import connections
 
 app = http_app()
 

@@ -23,16 +23,10 @@ def stack():
 
 
 def _reset_layer_state():
-    from acexport import ac_client, crypto, db, reference
-    from acexport.settings import get_settings
-    from aws_lambda_powertools.utilities import parameters
+    """A new container: every per-container cache of the layer forgotten (acexport.caches)."""
+    from acexport import caches
 
-    parameters.clear_caches()
-    get_settings.cache_clear()
-    reference.clear()
-    ac_client._limiter = None
-    crypto.reset_client()
-    db.reset_client()
+    caches.reset()
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The AC rate budget shared through Mongo (acexport.budget): every process and thread that calls one AC
+"""The AC rate budget shared through Mongo (acexport.ac.budget): every process and thread that calls one AC
 account together stays within its 5 requests per second, queues instead of failing, fails at once when
 its deadline cannot be met, honours AC's Retry-After everywhere, and a Mongo outage is a quick 503.
 
@@ -16,9 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
-from acexport.budget import MongoBudget
+from acexport.ac.budget import MongoBudget
+from acexport.ac.ratelimit import BudgetExhausted
 from acexport.errors import ServiceUnavailable
-from acexport.ratelimit import BudgetExhausted
 from pymongo import MongoClient
 
 from devstack.ac_sandbox import most_in_any_window
@@ -33,8 +33,8 @@ MARGIN = 0.05
 WORKER = """
 import json, sys, threading, time
 from pymongo import MongoClient
-from acexport.budget import MongoBudget
-from acexport.ratelimit import BudgetExhausted
+from acexport.ac.budget import MongoBudget
+from acexport.ac.ratelimit import BudgetExhausted
 uri, db, coll, host, start, seconds, threads = sys.argv[1:8]
 start, seconds, threads = float(start), float(seconds), int(threads)
 client = MongoClient(uri, serverSelectionTimeoutMS=3000)
@@ -181,7 +181,7 @@ def test_mongo_down_is_a_503_within_the_mongo_timeout():
 
 def test_through_the_client_mongo_down_is_a_503_and_ac_is_not_called(api, monkeypatch):
     """The default budget (AC_RATE_BUDGET=shared) goes through acexport.db like every Mongo call."""
-    from acexport.ac_client import ACClient
+    from acexport.ac.client import ACClient
 
     api.env(MONGODB_URI="mongodb://127.0.0.1:9/?directConnection=true", MONGODB_TIMEOUT_MS="800")
     api.sandbox.requests.clear()

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from acexport import job_requests
+from acexport.jobs import service as job_requests
 
 from tests.integration.test_jobs_kit import ids
 
@@ -86,7 +86,7 @@ def test_updated_after_a_day(kit, resource, field, at_ac):
 
 
 def test_updated_after_an_instant_is_exact_here_and_a_day_earlier_at_ac(kit):
-    from acexport.resources import timestamp
+    from acexport.ac.resources import timestamp
 
     contacts = kit.expected("contacts")
     moment = timestamp(sorted(contacts, key=lambda c: timestamp(c["udate"]))[len(contacts) // 3]["udate"])

@@ -17,7 +17,7 @@ import os
 import time
 
 import requests
-from acexport import jobs as job_store
+from acexport.jobs import store as job_store
 
 PART_SIZE = 16 * 1024
 FAST = {"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local", "EXPORT_PART_SIZE": str(PART_SIZE),

@@ -10,7 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from acexport import job_requests
+from acexport.jobs import service as job_requests
+from acexport.jobs import spec as job_spec
 from acexport.tenancy import Tenant
 
 from tests.integration.test_jobs_kit import Kit
@@ -18,7 +19,9 @@ from tests.integration.test_jobs_kit import Kit
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """
 import json, sys, tracemalloc
-from acexport import job_aws, job_worker, jobs
+from acexport.jobs import aws as job_aws
+from acexport.jobs import worker as job_worker
+from acexport.jobs import store as jobs
 for service in ("s3", "sqs", "events"):
     job_aws.client(service)                        # a warm container: clients exist before the job
 job_id = sys.argv[1]
@@ -40,7 +43,7 @@ def kit(api, mongo, monkeypatch):
 
 def run_in_child(kit, size: int) -> dict:
     kit.sandbox.generate(contacts=size)
-    doc = job_requests.start(Tenant("account-1", "user-1"), job_requests.parse("contacts", {}), source="api")
+    doc = job_requests.start(Tenant("account-1", "user-1"), job_spec.parse("contacts", {}), source="api")
     env = {**os.environ, "PYTHONPATH": str(ROOT / "layers" / "common")}
     child = subprocess.run([sys.executable, "-c", WORKER, doc["_id"]], env=env, capture_output=True, text=True,
                            timeout=120)

@@ -9,7 +9,11 @@ import math
 import threading
 import time
 
-from acexport import job_files, job_requests, job_worker, jobs
+from acexport.jobs import files as job_files
+from acexport.jobs import service as job_requests
+from acexport.jobs import spec as job_spec
+from acexport.jobs import store as jobs
+from acexport.jobs import worker as job_worker
 
 from tests.integration.test_jobs_kit import ids
 
@@ -92,7 +96,7 @@ def test_a_message_delivered_twice_through_the_queue(kit):
 def test_two_deliveries_at_the_same_moment_write_the_file_once(kit, monkeypatch):
     kit.sandbox.generate(contacts=400)
     monkeypatch.setattr(job_requests, "send_work", lambda *args: None)       # we deliver it ourselves
-    spec = job_requests.parse("contacts", {})
+    spec = job_spec.parse("contacts", {})
     from acexport.tenancy import Tenant
 
     doc = job_requests.start(Tenant("account-1", "user-1"), spec, source="api")

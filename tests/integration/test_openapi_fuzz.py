@@ -26,7 +26,7 @@ import pytest
 import requests
 import schemathesis
 import yaml
-from acexport.resources import RESOURCES
+from acexport.ac.resources import RESOURCES
 from requests.adapters import HTTPAdapter
 
 from devstack.stack import mint_token

@@ -1,5 +1,5 @@
 """docs/openapi.yaml stays the truth: it is a valid OpenAPI document, it has exactly the routes of
-template.yaml and exactly the filters and orders of acexport.resources, and the response check every
+template.yaml and exactly the filters and orders of acexport.ac.resources, and the response check every
 integration test runs (tests/openapi_check.py) really fails responses that break it."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import requests
 import yaml
-from acexport.resources import RESOURCES
+from acexport.ac.resources import RESOURCES
 from openapi_spec_validator import validate
 from requests.structures import CaseInsensitiveDict
 
@@ -66,8 +66,8 @@ def test_filters_and_orders_are_exactly_what_the_resource_supports(spec, resourc
     query = {p["name"]: p for p in _parameters(spec, operation) if p["in"] == "query"}
     filters = {name[len("filters["):-1] for name in query if name.startswith("filters[")}
     orders = {name[len("orders["):-1] for name in query if name.startswith("orders[")}
-    assert filters == set(RESOURCES[resource].filters), "docs/openapi.yaml filters differ from acexport.resources"
-    assert orders == set(RESOURCES[resource].orders), "docs/openapi.yaml orders differ from acexport.resources"
+    assert filters == set(RESOURCES[resource].filters), "docs/openapi.yaml filters differ from acexport.ac.resources"
+    assert orders == set(RESOURCES[resource].orders), "docs/openapi.yaml orders differ from acexport.ac.resources"
     for name in (n for n in query if n.startswith("orders[")):
         assert _schema(spec, query[name]["schema"])["enum"] == ["ASC", "DESC"], name
     assert set(query) == {"page", "limit"} | {f"filters[{f}]" for f in filters} | {f"orders[{o}]" for o in orders}

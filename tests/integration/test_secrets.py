@@ -81,7 +81,7 @@ def test_key_is_ciphertext_at_rest_and_bound_to_its_tenant(api, mongo):
 
 
 def test_exception_texts_carry_no_secret():
-    from acexport.ac_client import ACClient
+    from acexport.ac.client import ACClient
     from acexport.errors import ApiError
 
     client = ACClient("http://127.0.0.1:9", SECRET_KEY, deadline=0)   # no time: fails at once

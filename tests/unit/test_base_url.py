@@ -1,7 +1,7 @@
 """The SSRF guard: only AC API hosts over https get through, normalised; everything else is a 400."""
 
 import pytest
-from acexport.base_url import normalise_base_url
+from acexport.ac.base_url import normalise_base_url
 from acexport.errors import BadRequest
 
 ACCEPTED = {
@@ -98,16 +98,16 @@ def test_refused_before_any_network_call(raw, monkeypatch):
     """Through the save service itself: the refusal comes before Mongo, DNS or AC is touched."""
     import socket
 
-    from acexport import connections
+    from acexport.credentials import connections
     from acexport.tenancy import Tenant
 
     def no_network(*args, **kwargs):
         raise AssertionError("network used for a hostile base URL")
 
-    from acexport.settings import get_settings
+    from acexport import caches
 
     monkeypatch.setenv("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "false")   # the production setting
-    get_settings.cache_clear()
+    caches.reset()
     monkeypatch.setattr(socket, "getaddrinfo", no_network)
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
@@ -116,7 +116,7 @@ def test_refused_before_any_network_call(raw, monkeypatch):
             connections.save(Tenant("a", "u"), {"base_url": raw or " ", "api_key": "k"}, deadline=0)
     finally:
         monkeypatch.undo()
-        get_settings.cache_clear()
+        caches.reset()
 
 
 def test_local_switch_accepts_only_loopback():

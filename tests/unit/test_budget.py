@@ -4,9 +4,10 @@ budget against a real Mongo wire server, with several processes, is in tests/int
 from __future__ import annotations
 
 import pytest
-from acexport import ratelimit
-from acexport.budget import MongoBudget
-from acexport.ratelimit import BudgetExhausted, SlidingWindowLimiter
+from acexport import caches
+from acexport.ac import client
+from acexport.ac.budget import MongoBudget
+from acexport.ac.ratelimit import BudgetExhausted, SlidingWindowLimiter
 from acexport.settings import Settings
 
 from devstack.ac_sandbox import most_in_any_window
@@ -45,20 +46,33 @@ class FakeSlots:
                 self.docs[_id]["t"] = max(self.docs[_id]["t"], update["$max"]["t"])
 
 
+@pytest.fixture(autouse=True)
+def fresh_container():
+    caches.reset()
+    yield
+    caches.reset()
+
+
+def container_limiter():
+    """The limiter a new container picks from the environment (acexport.ac.client.limiter)."""
+    caches.reset()
+    return client.limiter()
+
+
 def test_shared_through_mongo_is_the_default(monkeypatch):
     for name in ("AC_RATE_BUDGET", "RATE_BUDGET_COLLECTION", "AC_RATE_LIMIT_PER_SECOND", "AC_RATE_WINDOW_MARGIN_MS"):
         monkeypatch.delenv(name, raising=False)
     current = Settings.from_env()
     assert current.rate_budget == "shared"
     assert current.rate_budget_collection == "integrations_activecampaign_rate_budget"  # no '-' (nx-27017)
-    limiter = ratelimit.from_settings(current)
+    limiter = container_limiter()
     assert isinstance(limiter, MongoBudget) and limiter.rate == 5 and limiter.window == pytest.approx(1.05)
 
 
 def test_local_keeps_the_in_process_limiter(monkeypatch):
     monkeypatch.setenv("AC_RATE_BUDGET", "LOCAL")
     monkeypatch.setenv("AC_RATE_LIMIT_PER_SECOND", "5")
-    limiter = ratelimit.from_settings(Settings.from_env())
+    limiter = container_limiter()
     assert isinstance(limiter, SlidingWindowLimiter) and limiter.rate == 5
 
 

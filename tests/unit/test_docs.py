@@ -4,7 +4,7 @@ import re
 from pathlib import Path
 
 import pytest
-from acexport.resources import RESOURCES
+from acexport.ac.resources import RESOURCES
 
 DOC = (Path(__file__).resolve().parents[2] / "docs" / "query.md").read_text()
 

@@ -8,9 +8,11 @@ import io
 import json
 
 import pytest
-from acexport import job_files, job_requests, job_view
 from acexport.errors import ApiError, BadRequest
-from acexport.job_walk import Walk, updated_since
+from acexport.jobs import files as job_files
+from acexport.jobs import spec as job_spec
+from acexport.jobs import view as job_view
+from acexport.jobs.walk import Walk, updated_since
 
 # ---- the file ---------------------------------------------------------------------------------------
 
@@ -48,18 +50,18 @@ def test_gzip_members_one_after_another_read_as_one_file():
 
 
 def test_defaults_and_normalisation():
-    spec = job_requests.parse("contacts", {})
+    spec = job_spec.parse("contacts", {})
     assert (spec.resource.name, spec.format, spec.filters, spec.updated_after) == ("contacts", "ndjson", (), None)
-    spec = job_requests.parse("deals", {"format": "CSV", "filters": {"status": 1, "title": " Big "},
+    spec = job_spec.parse("deals", {"format": "CSV", "filters": {"status": 1, "title": " Big "},
                                         "updated_after": "2025-03-04T10:00:00+02:00"})
     assert spec.format == "csv" and spec.filters == (("status", "1"), ("title", "Big"))
     assert spec.updated_after == "2025-03-04T08:00:00Z"
-    assert job_requests.parse("accounts", {"updated_after": "2025-03-04T10:00:00"}).updated_after == \
+    assert job_spec.parse("accounts", {"updated_after": "2025-03-04T10:00:00"}).updated_after == \
         "2025-03-04T10:00:00Z"                                  # no offset: UTC
 
 
 @pytest.mark.parametrize(("resource", "options", "error", "status"), [
-    ("widgets", {}, job_requests.UnknownResource, 404),
+    ("widgets", {}, job_spec.UnknownResource, 404),
     ("contacts", [], BadRequest, 400),
     ("contacts", {"format": 3}, BadRequest, 400),
     ("contacts", {"filters": {"email": "x" * 257}}, BadRequest, 400),
@@ -71,7 +73,7 @@ def test_defaults_and_normalisation():
 ])
 def test_refusals(resource, options, error, status):
     with pytest.raises(error) as caught:
-        job_requests.parse(resource, options)
+        job_spec.parse(resource, options)
     assert isinstance(caught.value, ApiError) and caught.value.status == status
 
 
@@ -99,7 +101,7 @@ class FakeAC:
 def walk_all(client) -> list[str]:
     import time
 
-    spec = job_requests.parse("accounts", {})
+    spec = job_spec.parse("accounts", {})
     seen, cursor = [], {}
     while True:
         with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0) as walk:

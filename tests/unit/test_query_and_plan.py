@@ -2,9 +2,9 @@
 
 import pytest
 from acexport import query
+from acexport.ac.resources import ACCOUNTS, CONTACTS, DEALS, plan, sort_locally
 from acexport.errors import BadRequest
 from acexport.exports import pagination, parse_total
-from acexport.resources import ACCOUNTS, CONTACTS, DEALS, plan, sort_locally
 
 
 def parse(raw, resource=CONTACTS):

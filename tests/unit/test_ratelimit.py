@@ -2,7 +2,7 @@
 deadline it cannot meet is reported at once with how long the wait would be."""
 
 import pytest
-from acexport.ratelimit import BudgetExhausted, SlidingWindowLimiter
+from acexport.ac.ratelimit import BudgetExhausted, SlidingWindowLimiter
 
 from devstack.ac_sandbox import most_in_any_window
 from tests.fakes import FakeClock

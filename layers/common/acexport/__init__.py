@@ -1,29 +1,44 @@
 """Shared code of the ActiveCampaign integration functions (the SAM layer's one package).
 
-Modules, by what they hold:
-    settings     environment settings and secrets (Powertools Parameters in AWS)
-    errors       the API errors and the statuses/messages clients rely on
-    api          the Powertools resolver factory, the handler decorator, the response envelopes
-    identity     JWT verification (used by the authorizer only)
-    tenancy      who the caller is and which account they act on (sub-accounts)
-    base_url     normalisation and SSRF guard of user-supplied AC base URLs
-    crypto       KMS encryption of stored api keys
-    db           the Mongo client
-    store        the credential store (one connection per account + owner)
-    connections  save / delete / status of a connection
-    ratelimit    the per-AC-account request budget
-    ac_client    the HTTP client for AC's v3 API (timeouts, retries, Retry-After, deadlines)
-    query        parsing of page/limit/filters[...]/orders[...]
-    resources    what each exported resource supports and how it maps onto AC's real parameters
-    exports      one page of an export
-  full exports (jobs, docs/jobs.md):
-    job_settings  the jobs' settings
-    jobs          the job documents (leases, conditional checkpoints)
-    job_requests  start / read / list / cancel a job, over HTTP or EventBridge
-    job_view      what callers see of a job (progress, time left, download URL)
-    job_walk      every record of a resource from AC, page after page, pipelined
-    job_files     the export file: NDJSON/CSV, gzip members, S3 multipart upload
-    job_worker    one worker step: claim, walk, write, checkpoint, hand on or finish
-    job_messages  the queue message and the EventBridge events
-    job_aws       the boto3 clients of the job functions
+The tree is the architecture (docs/architecture.md has the same map, one line per module):
+
+    settings      every setting, read once per container; secrets through Powertools Parameters
+    caches        the registry of per-container caches and the one reset that forgets them all
+    errors        the API errors and the statuses/messages clients rely on
+    api           the Powertools resolver factory, the handler decorator, the response envelopes
+    identity      JWT verification (the authorizer only)
+    tenancy       who the caller is and which account they act on (sub-accounts)
+    db            the Mongo client and the mapping of driver failures to 503
+    query         the export query string (page, limit, filters[...], orders[...]) and the pagination object
+    exports       one page of an export (the three GET /export/<resource> routes)
+    migrate_keys  one-off command: encrypt the old service's plaintext keys
+
+    ac/           the ActiveCampaign side
+      client        the HTTP client of AC's v3 API (timeouts, retry policy, Retry-After, deadlines)
+      ratelimit     the limiter interface, BudgetExhausted and the in-process sliding window
+      budget        the per-AC-account budget shared through Mongo by every container and job
+      base_url      normalisation and SSRF guard of user-supplied AC base URLs
+      resources     what each exported resource supports and how it maps onto AC's parameters
+      reference     AC reference data (fields, pipelines, stages), cached per AC account and key
+      records       AC answers read into exported records (sideloads joined, enrichment), pages and jobs
+
+    credentials/  the caller's AC connection
+      store         the credential store (one connection per account + owner)
+      crypto        KMS encryption of stored api keys, decrypted keys cached per container
+      connections   save / delete / status of a connection (the /auth routes)
+
+    jobs/         full exports as jobs (docs/jobs.md)
+      spec          a start request, checked before any I/O
+      service       start / read / list / cancel a job, over HTTP or EventBridge
+      store         the job documents (leases, conditional checkpoints)
+      view          what callers see of a job (progress, time left, download URL)
+      walk          every record of a resource from AC, page after page, pipelined
+      files         the export file's encoding (NDJSON/CSV), gzip members, the S3 multipart upload
+      writer        records into the file: buffer, gzip member, parts, ETags, columns (checkpointed)
+      worker        one worker step: claim, walk, write, checkpoint, hand on or finish
+      messages      the queue message and the EventBridge events
+      aws           the boto3 clients of the job functions
+
+Imports go one way: handlers → (exports | credentials | jobs) → ac → (settings, errors, db, caches).
+Nothing in `ac/` imports `credentials/` or `jobs/`; nothing imports `exports` but its handlers.
 """

@@ -11,6 +11,7 @@ from pymongo import MongoClient
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from acexport import caches
 from acexport.errors import ServiceUnavailable
 from acexport.settings import get_settings, secret
 
@@ -50,6 +51,7 @@ def indexed_collection(name: str, create_indexes: Callable) -> Collection:
     return coll
 
 
+@caches.register
 def reset_client() -> None:
     """Close and forget the client (tests that restart Mongo)."""
     global _client

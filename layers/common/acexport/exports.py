@@ -9,44 +9,23 @@ Two ways to read a page, chosen by resources.plan():
 
 from __future__ import annotations
 
-import math
 from concurrent.futures import ThreadPoolExecutor
 
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 
 from acexport import query as query_mod
-from acexport import reference, store
-from acexport.ac_client import ACClient
+from acexport.ac.client import AC_PAGE, ACClient
+from acexport.ac.records import enrich, page_records, parse_total
+from acexport.ac.resources import Plan, Record, Resource, plan, sort_locally
+from acexport.credentials import store
 from acexport.errors import BadRequest, NotConnected, StoredCredentialsRejected
-from acexport.resources import CONTACTS, DEALS, Plan, Record, Resource, plan, sort_locally
+from acexport.query import pagination
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
-AC_PAGE = reference.AC_PAGE
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ac")
 metrics = Metrics()
-
-
-def parse_total(body: dict) -> int | None:
-    """AC's meta.total is "6" on some endpoints and 3 on others."""
-    try:
-        return int(str((body.get("meta") or {}).get("total")).strip())
-    except (TypeError, ValueError):
-        return None
-
-
-def page_records(resource: Resource, body: dict) -> list[Record]:
-    """The records of one AC response, with the sideloaded items (contacts' fieldValues) joined on.
-    Also how the full-export worker (job_walk) reads a page, so jobs and pages read records alike."""
-    records = [r for r in body.get(resource.collection) or [] if isinstance(r, dict)]
-    if resource.sideload:
-        by_record: dict[str, list] = {}
-        for item in body.get(resource.sideload) or []:
-            by_record.setdefault(str(item.get(resource.sideload_key)), []).append(item)
-        for record in records:
-            record[resource.sideload] = by_record.get(str(record.get("id")), [])
-    return records
 
 
 def _get(client: ACClient, resource: Resource, params, offset: int, limit: int) -> dict:
@@ -97,49 +76,6 @@ def read_scan(client: ACClient, resource: Resource, steps: Plan, page: int, limi
         sort_locally(matched, steps.local_orders)
     start = (page - 1) * limit
     return matched[start:start + limit], len(matched)
-
-
-def enrich_contacts(client: ACClient, records: list[Record]) -> None:
-    """Beside AC's `fieldValues`: `customFields` {field title: value} and `customFieldsByTag`
-    {personalisation tag: value}, from the account's field definitions (cached)."""
-    fields = {str(f.get("id")): f for f in reference.reference(client, "/fields", "fields")}
-    for record in records:
-        by_title, by_tag = {}, {}
-        for item in record.get("fieldValues") or []:
-            definition = fields.get(str(item.get("field")))
-            if definition is None:
-                continue
-            if definition.get("title"):
-                by_title[definition["title"]] = item.get("value")
-            if definition.get("perstag"):
-                by_tag[definition["perstag"]] = item.get("value")
-        record["customFields"] = by_title
-        record["customFieldsByTag"] = by_tag
-
-
-def enrich_deals(client: ACClient, records: list[Record]) -> None:
-    """Beside AC's `group` (pipeline id) and `stage` (stage id): `pipelineTitle` and `stageTitle`."""
-    pipelines = {str(g.get("id")): g.get("title") for g in reference.reference(client, "/dealGroups", "dealGroups")}
-    stages = {str(s.get("id")): s.get("title") for s in reference.reference(client, "/dealStages", "dealStages")}
-    for record in records:
-        record["pipelineTitle"] = pipelines.get(str(record.get("group")))
-        record["stageTitle"] = stages.get(str(record.get("stage")))
-
-
-_ENRICH = {CONTACTS.name: enrich_contacts, DEALS.name: enrich_deals}
-
-
-def enrich(client: ACClient, resource: Resource, records: list[Record]) -> None:
-    """The resource's enrichment (if any), added beside AC's fields; pages and jobs both use it."""
-    if records and resource.name in _ENRICH:
-        _ENRICH[resource.name](client, records)
-
-
-def pagination(page: int, limit: int, total: int) -> dict:
-    """The old module's pagination object: page/limit/total as strings, next/prev as ints or null."""
-    pages = math.ceil(total / limit) if limit else 0
-    return {"page": str(page), "limit": str(limit), "total": str(total),
-            "next_page": page + 1 if page < pages else None, "prev_page": page - 1 if page > 1 else None}
 
 
 def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, deadline: float) -> dict:

@@ -16,7 +16,7 @@ import sys
 
 from bson.binary import Binary
 
-from acexport import crypto, store
+from acexport.credentials import crypto, store
 
 
 def migrate(*, apply: bool) -> dict[str, int]:

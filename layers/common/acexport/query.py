@@ -7,6 +7,7 @@ Parameters other than these four are left alone (clients add cache busters and t
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
@@ -82,3 +83,10 @@ def parse(raw_query: str | None, *, filters: set[str] | list[str], orders: set[s
                     raise BadRequest(f"{key} must be ASC or DESC", parameter=key)
                 found_orders.append((field, direction))
     return Query(page=page, limit=limit, filters=tuple(found_filters), orders=tuple(found_orders))
+
+
+def pagination(page: int, limit: int, total: int) -> dict:
+    """The old module's pagination object: page/limit/total as strings, next/prev as ints or null."""
+    pages = math.ceil(total / limit) if limit else 0
+    return {"page": str(page), "limit": str(limit), "total": str(total),
+            "next_page": page + 1 if page < pages else None, "prev_page": page - 1 if page > 1 else None}

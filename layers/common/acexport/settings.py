@@ -1,4 +1,9 @@
-"""Settings from the environment, with safe local defaults (docs/architecture.md lists them all).
+"""Every setting of the layer, read from the environment once per container (docs/architecture.md lists
+them all, docs/jobs.md the jobs' ones).
+
+`get_settings()` reads them on first use and keeps them; `acexport.caches.reset()` forgets them (tests
+and the local stack change the environment between cases). A value that cannot be read is a
+`ConfigurationError`: a deployment error, answered as a 503 that names the variable.
 
 Secrets (the Mongo URI, the JWT secret) are read from Secrets Manager through Powertools Parameters
 when their `*_ARN` variable is set (as in AWS), and from the plain variable otherwise (local runs).
@@ -9,11 +14,14 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import sys
 from dataclasses import dataclass
 
+from acexport import caches
 from acexport.errors import ServiceUnavailable
 
 TRUE = {"1", "true", "yes", "on"}
+MIN_PART_SIZE = 1024   # S3 wants >= 5 MiB for every part but the last; smaller sizes are for local tests
 
 # botocore logs request parameters and response bodies at DEBUG: KMS Encrypt's plaintext (an api key)
 # and Secrets Manager's secret values. Keep the SDK's loggers at INFO or above whatever the root level
@@ -22,16 +30,72 @@ for _name in ("botocore", "boto3"):
     logging.getLogger(_name).setLevel(max(logging.getLogger(_name).level, logging.INFO))
 
 
+class ConfigurationError(ServiceUnavailable, ValueError):
+    """A setting is missing or unreadable: the deployment is wrong (503 naming the variable, never a value)."""
+
+
 def _env(name: str, default: str) -> str:
-    value = os.environ.get(name, "").strip()
-    return value or default
+    return os.environ.get(name, "").strip() or default
 
 
 def _choice(name: str, default: str, allowed: tuple[str, ...]) -> str:
     value = _env(name, default).lower()
     if value not in allowed:
-        raise ValueError(f"{name} must be one of {', '.join(allowed)}")
+        raise ConfigurationError(f"Configuration error: {name} must be one of {', '.join(allowed)}")
     return value
+
+
+def _number(name: str, default: float, low: float | None = None) -> float:
+    try:
+        value = float(_env(name, str(default)))
+    except ValueError:
+        raise ConfigurationError(f"Configuration error: {name} must be a number") from None
+    return value if low is None else max(low, value)
+
+
+def _flag(name: str, default: str = "false") -> bool:
+    return _env(name, default).lower() in TRUE
+
+
+@dataclass(frozen=True)
+class JobSettings:
+    collection: str            # Mongo collection of the job documents
+    bucket: str                # S3 bucket of the export files
+    prefix: str                # key prefix of the export files (the bucket's lifecycle rule expires it)
+    queue_url: str             # the FIFO queue the worker reads
+    event_bus: str             # EventBridge bus of the finished-job events
+    event_source: str          # `source` of the events this service emits
+    part_size: int             # bytes of gzip output per S3 multipart part (>= 5 MiB in AWS)
+    step_seconds: float        # most seconds one worker invocation works before handing on (0: no cap)
+    reserve_seconds: float     # kept back from the Lambda's remaining time to checkpoint and hand on
+    lease_seconds: float       # a worker's claim on a job, renewed while it works
+    progress_seconds: float    # how often a working step saves progress (and sees cancels)
+    retry_seconds: float       # base back-off before a failed step's message is delivered again
+    patience_seconds: float    # how long AC may keep failing (5xx, timeouts) before the job fails
+    url_seconds: int           # lifetime of a download URL
+    file_days: int             # days an export file is kept (the bucket's lifecycle rule)
+    max_active: int            # queued + running jobs one caller may have
+
+    @classmethod
+    def from_env(cls) -> JobSettings:
+        return cls(
+            collection=_env("JOBS_COLLECTION", "integrations-activecampaign-export-jobs"),
+            bucket=_env("EXPORT_BUCKET", ""),
+            prefix=_env("EXPORT_PREFIX", "exports/").lstrip("/"),
+            queue_url=_env("EXPORT_QUEUE_URL", ""),
+            event_bus=_env("EVENT_BUS_NAME", "default"),
+            event_source=_env("EVENT_SOURCE", "activecampaign-integration"),
+            part_size=int(_number("EXPORT_PART_SIZE", 8 * 1024 * 1024, MIN_PART_SIZE)),
+            step_seconds=_number("EXPORT_STEP_SECONDS", 0, 0),
+            reserve_seconds=_number("EXPORT_RESERVE_SECONDS", 20, 0.5),
+            lease_seconds=_number("EXPORT_LEASE_SECONDS", 60, 1),
+            progress_seconds=_number("EXPORT_PROGRESS_SECONDS", 2, 0.05),
+            retry_seconds=_number("EXPORT_RETRY_SECONDS", 30, 0),
+            patience_seconds=_number("EXPORT_UPSTREAM_PATIENCE_SECONDS", 300, 0),
+            url_seconds=int(_number("EXPORT_URL_SECONDS", 900, 1)),
+            file_days=int(_number("EXPORT_FILE_DAYS", 7, 1)),
+            max_active=int(_number("EXPORT_MAX_ACTIVE_JOBS", 5, 1)),
+        )
 
 
 @dataclass(frozen=True)
@@ -54,35 +118,49 @@ class Settings:
     request_budget_seconds: float
     reference_cache_seconds: float
     local_scan_limit: int
+    jobs: JobSettings
 
     @classmethod
     def from_env(cls) -> Settings:
         return cls(
             mongodb_database=os.environ.get("MONGODB_DATABASE") or None,
-            mongodb_timeout_ms=int(_env("MONGODB_TIMEOUT_MS", "2500")),
+            mongodb_timeout_ms=int(_number("MONGODB_TIMEOUT_MS", 2500, 1)),
             credentials_collection=_env("CREDENTIALS_COLLECTION", "integrations-activecampaign-keys"),
             accounts_collection=_env("ACCOUNTS_COLLECTION", "accounts"),
             accounts_id_field=_env("ACCOUNTS_ID_FIELD", "_id"),
             accounts_parent_field=_env("ACCOUNTS_PARENT_FIELD", "parent_account"),
             kms_key_id=_env("KMS_KEY_ID", ""),
             api_version="/" + _env("ACTIVECAMPAIGN_API_VERSION", "/api/3").strip("/"),
-            allow_local_base_url=_env("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "false").lower() in TRUE,
-            rate_limit_per_second=float(_env("AC_RATE_LIMIT_PER_SECOND", "5")),
+            allow_local_base_url=_flag("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL"),
+            rate_limit_per_second=_number("AC_RATE_LIMIT_PER_SECOND", 5, 1),
             rate_budget=_choice("AC_RATE_BUDGET", "shared", ("shared", "local")),
             rate_budget_collection=_env("RATE_BUDGET_COLLECTION", "integrations_activecampaign_rate_budget"),
-            rate_window_margin_ms=float(_env("AC_RATE_WINDOW_MARGIN_MS", "50")),
-            connect_timeout=float(_env("AC_CONNECT_TIMEOUT", "3.05")),
-            read_timeout=float(_env("AC_READ_TIMEOUT", "10")),
-            request_budget_seconds=float(_env("REQUEST_BUDGET_SECONDS", "27")),
-            reference_cache_seconds=float(_env("REFERENCE_CACHE_SECONDS", "300")),
-            local_scan_limit=int(_env("LOCAL_SCAN_LIMIT", "5000")),
+            rate_window_margin_ms=_number("AC_RATE_WINDOW_MARGIN_MS", 50, 0),
+            connect_timeout=_number("AC_CONNECT_TIMEOUT", 3.05, 0.1),
+            read_timeout=_number("AC_READ_TIMEOUT", 10, 0.1),
+            request_budget_seconds=_number("REQUEST_BUDGET_SECONDS", 27, 0.5),
+            reference_cache_seconds=_number("REFERENCE_CACHE_SECONDS", 300, 0),
+            local_scan_limit=int(_number("LOCAL_SCAN_LIMIT", 5000, 1)),
+            jobs=JobSettings.from_env(),
         )
 
 
+@caches.register
 @functools.cache
 def get_settings() -> Settings:
-    """The settings of this container (read once; tests call `get_settings.cache_clear()`)."""
+    """The settings of this container, read once (`acexport.caches.reset()` forgets them)."""
     return Settings.from_env()
+
+
+def job_settings() -> JobSettings:
+    return get_settings().jobs
+
+
+def required(value: str, name: str) -> str:
+    """A setting without which a function cannot work (a deployment error, answered as a 503)."""
+    if not value:
+        raise ConfigurationError(f"Configuration missing: set {name}")
+    return value
 
 
 def secret(plain_name: str, arn_name: str) -> str:
@@ -101,5 +179,13 @@ def secret(plain_name: str, arn_name: str) -> str:
         return str(value).strip()
     value = os.environ.get(plain_name, "").strip()
     if not value:
-        raise ServiceUnavailable(f"Configuration missing: set {plain_name} or {arn_name}")
+        raise ConfigurationError(f"Configuration missing: set {plain_name} or {arn_name}")
     return value
+
+
+@caches.register
+def _forget_secrets() -> None:
+    """Powertools' parameter cache (the secrets read above), when it was ever imported."""
+    parameters = sys.modules.get("aws_lambda_powertools.utilities.parameters")
+    if parameters is not None:
+        parameters.clear_caches()

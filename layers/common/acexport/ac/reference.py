@@ -10,10 +10,10 @@ from __future__ import annotations
 import threading
 import time
 
-from acexport.ac_client import ACClient
+from acexport import caches
+from acexport.ac.client import AC_PAGE, ACClient
 from acexport.settings import get_settings
 
-AC_PAGE = 100
 _cache: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
 _lock = threading.Lock()
 
@@ -46,6 +46,7 @@ def reference(client: ACClient, path: str, collection: str) -> list[dict]:
     return items
 
 
+@caches.register
 def clear() -> None:
     with _lock:
         _cache.clear()

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from acexport.job_files import download_url
-from acexport.job_settings import job_settings
-from acexport.jobs import as_datetime
+from acexport.jobs.files import download_url
+from acexport.jobs.store import as_datetime
+from acexport.settings import job_settings
 
 
 def iso(value) -> str | None:

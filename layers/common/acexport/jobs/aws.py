@@ -9,6 +9,7 @@ import threading
 from collections.abc import Iterator
 from typing import Any
 
+from acexport import caches
 from acexport.errors import ServiceUnavailable
 
 _clients: dict[str, Any] = {}
@@ -29,6 +30,7 @@ def client(service: str) -> Any:
         return _clients[service]
 
 
+@caches.register
 def reset_clients() -> None:
     """Forget the clients (a local stack restarted on another endpoint)."""
     with _lock:

@@ -4,11 +4,11 @@ integration of that account, and answers 429 beyond it. Calls wait for a slot in
 
 Two limiters share one interface (`Limiter`: `acquire(key, deadline)`, `penalise(key, seconds)`; the key is
 the AC host, `deadline` a time.monotonic() value):
-- `acexport.budget.MongoBudget` (AC_RATE_BUDGET=shared, the default): one budget per AC account shared by
+- `acexport.ac.budget.MongoBudget` (AC_RATE_BUDGET=shared, the default): one budget per AC account shared by
   every container, function and job, kept in Mongo; concurrent Lambdas together stay within AC's limit.
 - `SlidingWindowLimiter` (AC_RATE_BUDGET=local): within one process only (one warm container, or the
   local server). The fallback, and the reference the shared budget is tested against.
-`from_settings()` picks one; `acexport.ac_client.limiter()` holds the one of this container.
+`acexport.ac.client.limiter()` picks one (AC_RATE_BUDGET) and holds it for the container.
 """
 
 from __future__ import annotations
@@ -16,10 +16,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Protocol
-
-if TYPE_CHECKING:
-    from acexport.settings import Settings
+from typing import Protocol
 
 
 class BudgetExhausted(Exception):
@@ -36,16 +33,6 @@ class Limiter(Protocol):
 
     def penalise(self, key: str, seconds: float) -> None:
         """AC answered 429 + Retry-After: hold every caller of `key` for `seconds`."""
-
-
-def from_settings(settings: Settings) -> Limiter:
-    """The limiter AC_RATE_BUDGET asks for, at AC_RATE_LIMIT_PER_SECOND."""
-    if settings.rate_budget == "local":
-        return SlidingWindowLimiter(settings.rate_limit_per_second)
-    from acexport.budget import MongoBudget  # imported here: the local limiter needs no Mongo driver
-
-    return MongoBudget(settings.rate_limit_per_second, collection=settings.rate_budget_collection,
-                       margin=settings.rate_window_margin_ms / 1000.0)
 
 
 class SlidingWindowLimiter:

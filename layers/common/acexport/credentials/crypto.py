@@ -16,6 +16,7 @@ import hashlib
 import threading
 import time
 
+from acexport import caches
 from acexport.errors import ServiceUnavailable, StoredCredentialsRejected
 from acexport.settings import get_settings
 
@@ -40,6 +41,7 @@ def _kms():
         return _client
 
 
+@caches.register
 def reset_client() -> None:
     """Forget the client and the decrypted keys (tests that switch endpoints)."""
     global _client

@@ -29,8 +29,9 @@ from dataclasses import dataclass, field
 
 from bson.binary import Binary
 
-from acexport import jobs, store
-from acexport.ac_client import ACClient
+from acexport.ac.client import ACClient
+from acexport.ac.resources import RESOURCES
+from acexport.credentials import store
 from acexport.errors import (
     INVALID_CREDENTIALS,
     NOT_CONNECTED,
@@ -39,13 +40,13 @@ from acexport.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.job_files import GzipMember, Upload, encode, file_name
-from acexport.job_messages import FINISHED, delay_redelivery, emit, parse_work, send_work
-from acexport.job_requests import JobSpec
-from acexport.job_settings import JobSettings, job_settings, required
-from acexport.job_view import iso
-from acexport.job_walk import OutOfTime, Walk
-from acexport.resources import RESOURCES
+from acexport.jobs import store as jobs
+from acexport.jobs.files import GzipMember, Upload, encode, file_name
+from acexport.jobs.messages import FINISHED, delay_redelivery, emit, parse_work, send_work
+from acexport.jobs.spec import JobSpec
+from acexport.jobs.view import iso
+from acexport.jobs.walk import OutOfTime, Walk
+from acexport.settings import JobSettings, job_settings, required
 from acexport.tenancy import Tenant
 
 logger = logging.getLogger(__name__)

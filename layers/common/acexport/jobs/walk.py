@@ -33,16 +33,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from acexport.ac_client import ACClient
+from acexport.ac.client import AC_PAGE, ACClient
+from acexport.ac.records import enrich, page_records, parse_total
+from acexport.ac.resources import CONTACTS, Params, Record, plan, timestamp
 from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
-from acexport.exports import enrich, page_records, parse_total
-from acexport.job_requests import JobSpec
-from acexport.resources import CONTACTS, Params, Record, plan, timestamp
+from acexport.jobs.spec import JobSpec
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 
-AC_PAGE = 100
 MAX_BACKOFF = 15.0
 MIN_CALL_SECONDS = 1.0     # no AC call starts with less time than this before the step's deadline
 UPDATED = {"contacts": "udate", "deals": "mdate", "accounts": "updatedTimestamp"}

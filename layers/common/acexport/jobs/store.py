@@ -31,7 +31,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from acexport import db
-from acexport.job_settings import job_settings
+from acexport.settings import job_settings
 from acexport.tenancy import Tenant
 
 logger = logging.getLogger(__name__)

@@ -23,6 +23,8 @@ from urllib.parse import urlsplit
 import requests
 from requests.adapters import HTTPAdapter
 
+from acexport import caches
+from acexport.ac.ratelimit import BudgetExhausted, Limiter, SlidingWindowLimiter
 from acexport.errors import (
     InvalidCredentials,
     StoredCredentialsRejected,
@@ -30,11 +32,11 @@ from acexport.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.ratelimit import BudgetExhausted, Limiter, from_settings
 from acexport.settings import get_settings
 
 logger = logging.getLogger(__name__)
 
+AC_PAGE = 100              # AC's largest page (`limit` above 100 is read as 100)
 MIN_ATTEMPT_SECONDS = 0.5   # don't start an attempt with less time than this left
 MAX_ATTEMPTS = 5
 USER_AGENT = "activecampaign-integration/1.0"
@@ -58,11 +60,27 @@ def session() -> requests.Session:
 
 def limiter() -> Limiter:
     """The per-AC-account budget of this container: shared through Mongo by every container and job
-    (AC_RATE_BUDGET=shared, the default), or this process's own (local); see ratelimit.from_settings."""
+    (AC_RATE_BUDGET=shared, the default: `ac.budget.MongoBudget`), or this process's own (local:
+    `ac.ratelimit.SlidingWindowLimiter`), at AC_RATE_LIMIT_PER_SECOND."""
     global _limiter
     if _limiter is None:
-        _limiter = from_settings(get_settings())
+        settings = get_settings()
+        if settings.rate_budget == "local":
+            _limiter = SlidingWindowLimiter(settings.rate_limit_per_second)
+        else:
+            from acexport.ac.budget import MongoBudget  # imported here: the local limiter needs no Mongo
+
+            _limiter = MongoBudget(settings.rate_limit_per_second, collection=settings.rate_budget_collection,
+                                   margin=settings.rate_window_margin_ms / 1000.0)
     return _limiter
+
+
+@caches.register
+def forget_session_and_limiter() -> None:
+    global _session, _limiter
+    if _session is not None:
+        _session.close()
+    _session, _limiter = None, None
 
 
 def _retry_after(response: requests.Response) -> float | None:

@@ -18,8 +18,8 @@ import logging
 from typing import Any
 
 from acexport.errors import ServiceUnavailable
-from acexport.job_aws import aws_errors, client
-from acexport.job_settings import job_settings, required
+from acexport.jobs.aws import aws_errors, client
+from acexport.settings import job_settings, required
 
 logger = logging.getLogger(__name__)
 

@@ -16,7 +16,8 @@ from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-from acexport import crypto, db
+from acexport import db
+from acexport.credentials import crypto
 from acexport.errors import AlreadyExists
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant

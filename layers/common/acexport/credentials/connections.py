@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import datetime as dt
 
-from acexport import ac_client, crypto, store
-from acexport.base_url import normalise_base_url
+from acexport.ac import client as ac_client
+from acexport.ac.base_url import normalise_base_url
+from acexport.credentials import crypto, store
 from acexport.errors import (
     API_KEY_REQUIRED,
     BASE_URL_REQUIRED,

@@ -11,22 +11,21 @@ one (404 `Export job not found`).
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import secrets
-from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from acexport import jobs, query, store
+from acexport import query
+from acexport.ac.resources import RESOURCES
+from acexport.credentials import store
 from acexport.errors import ApiError, BadRequest, NotConnected, ServiceUnavailable
-from acexport.exports import pagination
-from acexport.job_files import FORMATS
-from acexport.job_messages import REJECTED, emit, send_work
-from acexport.job_settings import job_settings
-from acexport.resources import RESOURCES, Resource, plan
+from acexport.jobs import store as jobs
+from acexport.jobs.messages import REJECTED, emit, send_work
+from acexport.jobs.spec import JobSpec, parse
+from acexport.query import pagination
+from acexport.settings import job_settings
 from acexport.tenancy import Tenant
 
-OPTIONS = ("format", "filters", "updated_after")
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 LIST_FILTERS = ("status", "resource")
 
@@ -34,14 +33,6 @@ LIST_FILTERS = ("status", "resource")
 class JobNotFound(ApiError):
     status = 404
     message = "Export job not found"
-
-
-class UnknownResource(ApiError):
-    status = 404
-
-    def __init__(self, name: str):
-        super().__init__(f"Unknown export resource '{name[:64]}'. Supported: {', '.join(sorted(RESOURCES))}",
-                         supported=sorted(RESOURCES))
 
 
 class JobFinished(ApiError):
@@ -57,81 +48,6 @@ class TooManyJobs(ApiError):
     def __init__(self, limit: int):
         super().__init__(f"At most {limit} export jobs may be queued or running at once; wait for one to "
                          "finish or cancel one", headers={"Retry-After": "60"}, retry_after=60)
-
-
-@dataclass(frozen=True)
-class JobSpec:
-    resource: Resource
-    format: str
-    filters: tuple[tuple[str, str], ...]
-    updated_after: str | None     # YYYY-MM-DD, or an ISO date-time in UTC
-
-
-def resource_named(name: str) -> Resource:
-    if name not in RESOURCES:
-        raise UnknownResource(name)
-    return RESOURCES[name]
-
-
-def _filters(resource: Resource, raw) -> tuple[tuple[str, str], ...]:
-    if raw is None:
-        return ()
-    if not isinstance(raw, dict):
-        raise BadRequest("filters must be an object of field: value", parameter="filters")
-    found = []
-    for name, value in raw.items():
-        if name not in resource.filters:
-            names = ", ".join(sorted(resource.filters))
-            raise BadRequest(f"Unsupported filter '{str(name)[:64]}' for {resource.name}. Supported: {names}",
-                             parameter=f"filters.{str(name)[:64]}", supported=sorted(resource.filters))
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise BadRequest(f"filters.{name} must be a string or a number", parameter=f"filters.{name}")
-        text = str(value).strip()
-        if not text or len(text) > query.MAX_VALUE_LENGTH:
-            raise BadRequest(f"filters.{name} needs a value of 1 to {query.MAX_VALUE_LENGTH} characters",
-                             parameter=f"filters.{name}")
-        found.append((name, text))
-    plan(resource, found, ())   # the value checks of the page exports (ids, statuses, dates, numbers)
-    return tuple(found)
-
-
-def _moment(raw) -> str | None:
-    """updated_after: a day (kept as the day) or a date-time (to UTC; without an offset it is UTC)."""
-    if raw is None:
-        return None
-    message = "updated_after must be an ISO date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SSZ)"
-    if not isinstance(raw, str) or len(raw) > 64:
-        raise BadRequest(message, parameter="updated_after")
-    text = raw.strip()
-    try:
-        return dt.date.fromisoformat(text).isoformat()
-    except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(message, parameter="updated_after") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-
-
-def parse(resource_name: str, options: dict) -> JobSpec:
-    """Check a start request (the HTTP body, or an EventBridge event's `options`) before any I/O."""
-    resource = resource_named(resource_name)
-    if not isinstance(options, dict):
-        raise BadRequest("Request body must be a JSON object")
-    unknown = sorted(set(options) - set(OPTIONS))
-    if unknown:
-        raise BadRequest(f"Unsupported field '{str(unknown[0])[:64]}'. Supported: {', '.join(OPTIONS)}",
-                         supported=list(OPTIONS))
-    fmt = options.get("format", "ndjson")
-    if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
-        raise BadRequest(f"format must be one of {', '.join(FORMATS)}", parameter="format")
-    filters = _filters(resource, options.get("filters"))
-    updated_after = _moment(options.get("updated_after"))
-    if updated_after and any(name == "updated_after" for name, _ in filters):
-        raise BadRequest("Give updated_after or filters.updated_after, not both", parameter="updated_after")
-    return JobSpec(resource, fmt.strip().lower(), filters, updated_after)
 
 
 def _queue(doc: dict) -> None:

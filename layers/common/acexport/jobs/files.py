@@ -21,7 +21,7 @@ import zlib
 from collections.abc import Iterable
 from typing import Any
 
-from acexport.job_aws import client, error_code
+from acexport.jobs.aws import client, error_code
 
 FORMATS = ("ndjson", "csv")
 EXTRA_COLUMN = "_extra"

@@ -56,8 +56,8 @@ from pymongo import UpdateOne
 from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
 
 from acexport import db
+from acexport.ac.ratelimit import BudgetExhausted
 from acexport.errors import ServiceUnavailable
-from acexport.ratelimit import BudgetExhausted
 from acexport.settings import get_settings
 
 logger = logging.getLogger(__name__)

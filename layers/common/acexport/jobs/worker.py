@@ -1,12 +1,13 @@
 """One step of an export job: what the worker Lambda does with one queue message.
 
-A step claims the job's lease, resumes from its checkpoint, walks AC (job_walk) and streams the records
-into the file (job_files) until the walk ends or its time runs low, then either finishes the file or
-saves a checkpoint and hands the rest on through the queue. Checkpoints are saved only at page
-boundaries, at a gzip member boundary, conditionally (jobs.save), right after each part upload and at
-the hand-on: after a crash, a timeout or a duplicate delivery the next step resumes from the last one,
-re-reads from its cursor and re-uploads from its next part number, so every record is in the file
-exactly once.
+A step claims the job's lease, resumes from its checkpoint, walks AC (`jobs.walk`) and hands the
+records to the file writer (`jobs.writer`: encoding, gzip members, parts, ETags) until the walk ends or
+its time runs low, then either finishes the file or saves a checkpoint and hands the rest on through the
+queue. The step decides when; the writer what goes into the file. Checkpoints are saved only at page
+boundaries, at a gzip member boundary, conditionally (jobs.save), right after each part upload, after
+the last part and at the hand-on: after a crash, a timeout or a duplicate delivery the next step resumes
+from the last one, re-reads from its cursor and re-uploads from its next part number, so every record is
+in the file exactly once.
 
 Messages: a message older than the job's newest hand-on (that was sent) is dropped; a message for a
 job another step is working on is retried when that step's lease ends; a message that is not one of
@@ -25,9 +26,7 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from dataclasses import dataclass, field
-
-from bson.binary import Binary
+from dataclasses import dataclass
 
 from acexport.ac.client import ACClient
 from acexport.ac.resources import RESOURCES
@@ -41,11 +40,12 @@ from acexport.errors import (
     UpstreamUnavailable,
 )
 from acexport.jobs import store as jobs
-from acexport.jobs.files import GzipMember, Upload, encode, file_name
+from acexport.jobs.files import Upload, file_name
 from acexport.jobs.messages import FINISHED, delay_redelivery, emit, parse_work, send_work
 from acexport.jobs.spec import JobSpec
 from acexport.jobs.view import iso
 from acexport.jobs.walk import OutOfTime, Walk
+from acexport.jobs.writer import FileWriter
 from acexport.settings import JobSettings, job_settings, required
 from acexport.tenancy import Tenant
 
@@ -194,15 +194,13 @@ def finished_event(doc: dict) -> dict:
 
 @dataclass
 class _State:
-    """The checkpointed state (see jobs.py), in memory while a step works."""
+    """The walk's part of the checkpoint (see jobs.store), in memory while a step works; the file's part
+    (etags, sizes, buffer, columns) is the writer's (jobs.writer). One document holds both, as always:
+    cursor, read, written, etags, sizes, buffer, final, then total, columns, outage_since when set."""
     cursor: dict
     read: int = 0
     written: int = 0
     total: int | None = None
-    etags: list[str] = field(default_factory=list)
-    sizes: list[int] = field(default_factory=list)
-    buffer: bytearray = field(default_factory=bytearray)
-    columns: list[str] | None = None
     outage_since: float | None = None
     final: bool = False
 
@@ -211,16 +209,16 @@ class _State:
         saved = saved or {}
         return cls(cursor=dict(saved.get("cursor") or {}), read=int(saved.get("read", 0)),
                    written=int(saved.get("written", 0)), total=saved.get("total"),
-                   etags=list(saved.get("etags") or []), sizes=[int(s) for s in saved.get("sizes") or []],
-                   buffer=bytearray(saved.get("buffer") or b""), columns=saved.get("columns"),
                    outage_since=saved.get("outage_since"), final=bool(saved.get("final")))
 
-    def dump(self) -> dict:
-        out = {"cursor": self.cursor, "read": self.read, "written": self.written, "etags": self.etags,
-               "sizes": self.sizes, "buffer": Binary(bytes(self.buffer)), "final": int(self.final)}
-        for name in ("total", "columns", "outage_since"):
-            if getattr(self, name) is not None:
-                out[name] = getattr(self, name)
+    def dump(self, file: dict) -> dict:
+        """The checkpoint: this state with the writer's fields (`FileWriter.checkpoint()`)."""
+        out = {"cursor": self.cursor, "read": self.read, "written": self.written, "etags": file["etags"],
+               "sizes": file["sizes"], "buffer": file["buffer"], "final": int(self.final)}
+        for name, value in (("total", self.total), ("columns", file.get("columns")),
+                            ("outage_since", self.outage_since)):
+            if value is not None:
+                out[name] = value
         return out
 
     def progress(self) -> dict:
@@ -230,6 +228,11 @@ class _State:
 class Step:
     def __init__(self, job_id: str, worker: str, settings: JobSettings, lambda_deadline: float):
         self.job_id, self.worker, self.settings = job_id, worker, settings
+        self.doc: dict = {}                     # the claimed job: set by run()
+        self.seq = 0                            # the checkpoint this step saves over (jobs.save)
+        self.tenant: Tenant | None = None
+        self.state = _State(cursor={})          # the walk's checkpoint: loaded by run()
+        self.writer: FileWriter | None = None   # the file's: made by _work() once the upload is known
         now = time.monotonic()
         self.deadline = lambda_deadline - settings.reserve_seconds       # no AC call starts after it
         self.stop_at = min(self.deadline, now + settings.step_seconds) if settings.step_seconds else self.deadline
@@ -312,13 +315,18 @@ class Step:
         return JobSpec(RESOURCES[doc["resource"]], doc["format"], tuple((doc.get("filters") or {}).items()),
                        doc.get("updated_after"))
 
+    def _writer(self, upload: Upload) -> FileWriter:
+        return FileWriter.resume(self.doc["format"], self.settings.part_size, upload, self.doc.get("checkpoint"))
+
     def _work(self) -> None:
         if self.state.final:                      # the walk had ended; only completing the file was left
-            self._complete(self._upload())
+            upload = self._upload()
+            self.writer = self._writer(upload)
+            self._complete(self.writer, upload)
             return
         client = self._client()
         upload = self._upload()
-        member: GzipMember | None = None
+        writer = self.writer = self._writer(upload)
         walk = Walk(client, self._spec(), self.state.cursor, deadline=self.deadline,
                     patience=self.settings.patience_seconds, outage_since=self.state.outage_since)
         with walk:
@@ -328,9 +336,7 @@ class Step:
                     page = walk.next_page(self._wait, prefetch=more)
                 except OutOfTime:
                     break
-                data, self.state.columns = encode(self.doc["format"], page.records, self.state.columns)
-                member = member or GzipMember()
-                self.state.buffer += member.write(data)
+                writer.write(page.records)
                 self.state.cursor = page.cursor
                 self.state.read += page.read
                 self.state.written += len(page.records)
@@ -340,23 +346,18 @@ class Step:
                 if page.last:
                     self.state.final = True
                     break
-                if len(self.state.buffer) >= self.settings.part_size:
-                    self.state.buffer += member.close()
-                    member = None
-                    self._put_part(upload)
+                if writer.part_due():
+                    writer.put_part()
                     self._save()
                 if not more:
                     break
                 self._tick_if_due()
             self.state.outage_since = walk.outage_since
-        if member is not None:
-            self.state.buffer += member.close()
+        writer.close_member()
         if self.state.final:
-            if self.state.buffer or not self.state.etags:
-                self.state.buffer = self.state.buffer or bytearray(GzipMember().close())   # an empty export
-                self._put_part(upload)
+            writer.finish()
             self._save()
-            self._complete(upload)
+            self._complete(writer, upload)
         else:
             self._hand_on()
 
@@ -375,14 +376,9 @@ class Step:
         if not store.exists(self.tenant):
             raise JobFailed(NOT_CONNECTED)
 
-    def _put_part(self, upload: Upload) -> None:
-        number = len(self.state.etags) + 1
-        self.state.etags.append(upload.put_part(number, self.state.buffer))   # no copy of up to a part
-        self.state.sizes.append(len(self.state.buffer))
-        self.state.buffer = bytearray()
-
     def _save(self, *, handoff: int | None = None) -> None:
-        if not jobs.save(self.job_id, self.worker, self.seq, self.state.dump(), self.state.progress(),
+        checkpoint = self.state.dump(self.writer.checkpoint())
+        if not jobs.save(self.job_id, self.worker, self.seq, checkpoint, self.state.progress(),
                          handoff=handoff, lease_seconds=self.settings.lease_seconds):
             raise Stopped()
         self.seq += 1
@@ -395,9 +391,9 @@ class Step:
         jobs.mark_sent(self.job_id, handoff)
         logger.info("export job handed on", extra={"job_id": self.job_id, "written": self.state.written})
 
-    def _complete(self, upload: Upload) -> None:
-        upload.complete(self.state.etags)
-        file = {"bucket": upload.bucket, "key": upload.key, "size": sum(self.state.sizes),
+    def _complete(self, writer: FileWriter, upload: Upload) -> None:
+        writer.complete()
+        file = {"bucket": upload.bucket, "key": upload.key, "size": writer.size,
                 "records": self.state.written, "name": upload.key.rsplit("/", 1)[-1]}
         if not jobs.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
                            worker=self.worker, seq=self.seq):

@@ -5,9 +5,11 @@ What AC really does (../shared/reference/activecampaign-v3.md) and how this clie
   redirects are never followed and a non-JSON answer is never trusted;
 - 429 carries Retry-After (seconds); 5xx, timeouts and dropped connections happen, and 403s can be
   intermittent during a sync: all are retried, but only within the time the caller has left
-  (`deadline`, a time.monotonic() value), and every attempt, retries included, goes through the
-  per-account request budget (ratelimit.py). That is why the retry loop is written here rather than
-  left to urllib3's Retry, which knows neither the budget nor the deadline (docs/decisions.md).
+  (`deadline`, a value of the client's `clock`, time.monotonic by default), and every attempt, retries
+  included, goes through the per-account request budget (ratelimit.py). That is why the retry loop is
+  written here rather than left to urllib3's Retry, which knows neither the budget nor the deadline
+  (docs/decisions.md). The loop reads time through `clock` and waits through `sleep` (injected like
+  `ac.ratelimit.SlidingWindowLimiter`'s), so its tests run on a fake clock instead of sleeping.
 The api key travels only in the `Api-Token` header; it is never logged and never part of an error.
 """
 
@@ -99,9 +101,12 @@ def _backoff(attempt: int) -> float:
 
 
 class ACClient:
-    """Calls on one AC account with one key, for one request (or job step) that ends at `deadline`."""
+    """Calls on one AC account with one key, for one request (or job step) that ends at `deadline`
+    (a `clock()` value). `clock` and `sleep` drive the retry loop: time.monotonic and time.sleep unless a
+    test gives a fake clock."""
 
-    def __init__(self, base_url: str, api_key: str, *, deadline: float, validating: bool = False):
+    def __init__(self, base_url: str, api_key: str, *, deadline: float, validating: bool = False,
+                 clock=time.monotonic, sleep=time.sleep):
         settings = get_settings()
         self.root = base_url.rstrip("/") + settings.api_version
         self.host = urlsplit(base_url).netloc.lower()
@@ -111,6 +116,7 @@ class ACClient:
         self.throttled = 0      # 429s seen
         self._headers = {"Api-Token": api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
         self._timeouts = (settings.connect_timeout, settings.read_timeout)
+        self._clock, self._sleep = clock, sleep
 
     @property
     def key_fingerprint(self) -> str:
@@ -130,7 +136,7 @@ class ACClient:
         url = self.root + path
         failure: Exception = UpstreamTimeout()
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            remaining = self.deadline - time.monotonic()
+            remaining = self.deadline - self._clock()
             if remaining < MIN_ATTEMPT_SECONDS:
                 break
             try:
@@ -138,7 +144,7 @@ class ACClient:
             except BudgetExhausted as exc:
                 raise UpstreamThrottled(exc.wait) from None
             self.calls += 1
-            read_timeout = max(0.1, min(self._timeouts[1], self.deadline - time.monotonic()))
+            read_timeout = max(0.1, min(self._timeouts[1], self.deadline - self._clock()))
             try:
                 response = session().get(url, params=params, headers=self._headers, allow_redirects=False,
                                          timeout=(self._timeouts[0], read_timeout))
@@ -154,9 +160,9 @@ class ACClient:
                 failure, wait = outcome
             logger.info("ac retry", extra={"ac_host": self.host, "path": path, "attempt": attempt,
                                            "error": type(failure).__name__, "wait": round(wait, 3)})
-            if attempt == MAX_ATTEMPTS or time.monotonic() + wait > self.deadline - MIN_ATTEMPT_SECONDS:
+            if attempt == MAX_ATTEMPTS or self._clock() + wait > self.deadline - MIN_ATTEMPT_SECONDS:
                 break  # no attempt left, or none would fit: answer now rather than after a useless wait
-            time.sleep(wait)
+            self._sleep(wait)
         raise failure
 
     def _classify(self, response: requests.Response, attempt: int):

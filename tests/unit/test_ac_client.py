@@ -1,0 +1,295 @@
+"""The AC client's retry policy and retry loop (acexport.ac.client).
+
+`ACClient._classify` is checked on `requests.Response` objects built here, one per kind of answer AC gives
+(../shared/reference/activecampaign-v3.md: 429 + Retry-After, a 403 without Content-Type, a redirect or an
+HTML 404 for a wrong host). The retry loop talks real HTTP to the AC stand-in (devstack/ac_sandbox.py, with
+injected faults) on a fake clock shared by the client and its rate limiter: back-off, Retry-After and
+deadlines are read off the clock, so nothing here sleeps for real.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import socket
+import time
+
+import pytest
+import requests
+from acexport import caches
+from acexport.ac import client as ac_client
+from acexport.ac.client import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, ACClient
+from acexport.ac.ratelimit import SlidingWindowLimiter
+from acexport.errors import (
+    InvalidCredentials,
+    StoredCredentialsRejected,
+    UpstreamThrottled,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+)
+from requests.structures import CaseInsensitiveDict
+
+from devstack.ac_sandbox import ACSandbox
+from tests.fakes import FakeClock
+
+KEY = "sandbox-key"
+
+
+def backoff_bounds(attempt: int) -> tuple[float, float]:
+    """`_backoff(attempt)` is 0.25 s doubling per attempt, capped at 4 s, times a jitter in [0.5, 1]."""
+    base = min(4.0, 0.25 * 2 ** (attempt - 1))
+    return base / 2, base
+
+
+def total_backoff_bounds(attempts: int) -> tuple[float, float]:
+    bounds = [backoff_bounds(a) for a in range(1, attempts + 1)]
+    return sum(low for low, _ in bounds), sum(high for _, high in bounds)
+
+
+@pytest.fixture
+def clock():
+    return FakeClock()
+
+
+@pytest.fixture(autouse=True)
+def limiter(monkeypatch, clock):
+    """A new container whose request budget runs on the same fake clock as the client."""
+    caches.reset()
+    for name in ("ACTIVECAMPAIGN_API_VERSION", "AC_CONNECT_TIMEOUT", "AC_READ_TIMEOUT"):
+        monkeypatch.delenv(name, raising=False)
+    budget = SlidingWindowLimiter(5, clock=clock, sleep=clock.sleep)
+    monkeypatch.setattr(ac_client, "_limiter", budget)
+    yield budget
+    caches.reset()
+
+
+def make_client(clock, base_url="https://acme.api-us1.com", *, seconds=30.0, validating=False) -> ACClient:
+    return ACClient(base_url, KEY, deadline=clock() + seconds, validating=validating, clock=clock,
+                    sleep=clock.sleep)
+
+
+def response(status: int, body=b"", headers=None) -> requests.Response:
+    built = requests.Response()
+    built.status_code = status
+    built._content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    built.headers = CaseInsensitiveDict(headers or {})
+    built.encoding = "utf-8"
+    return built
+
+
+def in_bounds(wait: float, attempt: int) -> bool:
+    low, high = backoff_bounds(attempt)
+    return low <= wait <= high
+
+
+# ---- _classify: the retry policy, one answer at a time
+
+def test_a_2xx_json_object_is_the_answer(clock):
+    body = {"contacts": [{"id": "1"}], "meta": {"total": "1"}}
+    assert make_client(clock)._classify(response(200, body, {"Content-Type": "application/json"}), 1) == body
+
+
+@pytest.mark.parametrize("status", [429, 503])
+def test_throttled_waits_retry_after_and_holds_the_account(clock, limiter, status):
+    client = make_client(clock)
+    failure, wait = client._classify(response(status, {"message": "slow down"}, {"Retry-After": "7"}), 1)
+    assert isinstance(failure, UpstreamThrottled) and failure.headers == {"Retry-After": "7"}
+    assert wait == 7.0 and client.throttled == 1
+    start = clock()
+    limiter.acquire(client.host, start + 60)           # every caller of this AC account is held too
+    assert clock() - start == pytest.approx(7.005)
+
+
+def test_retry_after_as_an_http_date(clock):
+    when = email.utils.formatdate(time.time() + 30, usegmt=True)
+    failure, wait = make_client(clock)._classify(response(429, b"", {"Retry-After": when}), 1)
+    assert isinstance(failure, UpstreamThrottled) and 27 <= wait <= 30
+
+
+def test_429_without_retry_after_backs_off(clock):
+    client = make_client(clock)
+    failure, wait = client._classify(response(429, {"message": "Too Many Requests"}), 3)
+    assert isinstance(failure, UpstreamThrottled) and in_bounds(wait, 3) and client.throttled == 1
+
+
+def test_503_without_retry_after_is_an_outage_not_a_throttle(clock):
+    client = make_client(clock)
+    failure, wait = client._classify(response(503, {"message": "Service Unavailable"}), 2)
+    assert isinstance(failure, UpstreamUnavailable) and "503" in failure.message
+    assert in_bounds(wait, 2) and client.throttled == 0
+
+
+@pytest.mark.parametrize("status", [500, 502, 504])
+def test_5xx_is_retried_with_backoff(clock, status):
+    failure, wait = make_client(clock)._classify(response(status, b"<html>oops</html>"), 1)
+    assert isinstance(failure, UpstreamUnavailable) and str(status) in failure.message and in_bounds(wait, 1)
+
+
+@pytest.mark.parametrize("validating, error", [(False, StoredCredentialsRejected), (True, InvalidCredentials)])
+@pytest.mark.parametrize("status", [301, 302, 307])
+def test_a_redirect_is_rejected_at_once(clock, status, validating, error):
+    answer = response(status, b"<html>login</html>", {"Location": "https://www.activecampaign.com/login/"})
+    with pytest.raises(error) as raised:
+        make_client(clock, validating=validating)._classify(answer, 1)
+    assert type(raised.value) is error and KEY not in str(raised.value)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_gets_one_more_try_then_is_rejected(clock, status):
+    client = make_client(clock)
+    answer = response(status, b'{"message": "Forbidden"}')    # AC's 403 comes without a Content-Type
+    failure, wait = client._classify(answer, 1)
+    assert isinstance(failure, StoredCredentialsRejected) and in_bounds(wait, 1)
+    assert failure.body()["reconnect"] is True
+    with pytest.raises(StoredCredentialsRejected):
+        client._classify(answer, 2)
+
+
+@pytest.mark.parametrize("status", [401, 403])
+def test_a_refused_key_is_rejected_at_once_when_validating(clock, status):
+    with pytest.raises(InvalidCredentials) as raised:
+        make_client(clock, validating=True)._classify(response(status, b'{"message": "Forbidden"}'), 1)
+    assert type(raised.value) is InvalidCredentials and raised.value.status == 400
+
+
+@pytest.mark.parametrize("body", [b"<html>not AC</html>", b"", b'{"contacts": [', b'["a list"]'])
+def test_a_2xx_that_is_not_a_json_object_is_retried(clock, body):
+    failure, wait = make_client(clock)._classify(response(200, body, {"Content-Type": "text/html"}), 1)
+    assert isinstance(failure, UpstreamUnavailable) and "unreadable" in failure.message and in_bounds(wait, 1)
+
+
+def test_a_2xx_that_is_not_a_json_object_fails_validation(clock):
+    with pytest.raises(InvalidCredentials):
+        make_client(clock, validating=True)._classify(response(200, b"<html>welcome</html>"), 1)
+
+
+@pytest.mark.parametrize("validating, error", [(False, StoredCredentialsRejected), (True, InvalidCredentials)])
+def test_a_4xx_without_json_means_the_host_is_not_acs_api(clock, validating, error):
+    with pytest.raises(error) as raised:
+        make_client(clock, validating=validating)._classify(response(404, b"<html>Not Found</html>"), 1)
+    assert type(raised.value) is error
+
+
+def test_a_4xx_with_json_is_refused_without_retry(clock):
+    answer = response(422, {"errors": [{"title": "The filter is invalid"}]})
+    with pytest.raises(UpstreamUnavailable, match=r"refused the request \(422\)"):
+        make_client(clock)._classify(answer, 1)
+    with pytest.raises(InvalidCredentials):
+        make_client(clock, validating=True)._classify(answer, 1)
+
+
+# ---- the retry loop, against the AC stand-in over HTTP, on the fake clock
+
+@pytest.fixture(scope="module")
+def ac():
+    with ACSandbox(rate_limit=None, contacts=5, deals=2, accounts=2) as sandbox:
+        yield sandbox
+
+
+@pytest.fixture
+def sandbox(ac):
+    ac.reset()
+    return ac
+
+
+def test_5xx_then_success_waits_the_backoffs(clock, sandbox):
+    sandbox.inject(503, times=2, path="/contacts")
+    client, start = make_client(clock, sandbox.base_url), clock()
+    body = client.get("/contacts")
+    assert len(body["contacts"]) == 5 and client.calls == 3 and sandbox.count("/contacts") == 3
+    low, high = total_backoff_bounds(2)
+    assert low <= clock() - start <= high
+
+
+def test_429_waits_exactly_retry_after(clock, sandbox):
+    sandbox.inject(429, path="/contacts", retry_after=2)
+    client, start = make_client(clock, sandbox.base_url), clock()
+    assert client.get("/contacts")["contacts"]
+    assert clock() - start == pytest.approx(2.0) and client.throttled == 1 and sandbox.count("/contacts") == 2
+
+
+def test_a_retry_after_beyond_the_deadline_is_answered_at_once(clock, sandbox):
+    sandbox.inject(429, path="/contacts", retry_after=10)
+    client, start = make_client(clock, sandbox.base_url, seconds=5), clock()
+    with pytest.raises(UpstreamThrottled) as raised:
+        client.get("/contacts")
+    assert raised.value.headers == {"Retry-After": "10"}
+    assert clock() == start and sandbox.count("/contacts") == 1
+
+
+def test_an_outage_gets_max_attempts_then_fails(clock, sandbox):
+    sandbox.inject(500, times=MAX_ATTEMPTS + 1, path="/contacts")
+    client, start = make_client(clock, sandbox.base_url), clock()
+    with pytest.raises(UpstreamUnavailable, match="500"):
+        client.get("/contacts")
+    assert client.calls == MAX_ATTEMPTS and sandbox.count("/contacts") == MAX_ATTEMPTS
+    low, high = total_backoff_bounds(MAX_ATTEMPTS - 1)   # no wait after the last attempt
+    assert low <= clock() - start <= high
+
+
+def test_no_useless_wait_when_no_retry_would_fit(clock, sandbox):
+    sandbox.inject(500, times=2, path="/contacts")
+    # 0.6 s left: one attempt fits; any back-off would leave less than MIN_ATTEMPT_SECONDS for a second one
+    client, start = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS + 0.1), clock()
+    with pytest.raises(UpstreamUnavailable):
+        client.get("/contacts")
+    assert clock() == start and sandbox.count("/contacts") == 1
+
+
+def test_no_attempt_without_time_for_one(clock, sandbox):
+    client = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS - 0.01)
+    with pytest.raises(UpstreamTimeout):
+        client.get("/contacts")
+    assert client.calls == 0 and sandbox.count() == 0
+
+
+def test_an_intermittent_403_is_retried_once(clock, sandbox):
+    sandbox.inject(403, path="/contacts", content_type=None)
+    client = make_client(clock, sandbox.base_url)
+    assert client.get("/contacts")["contacts"] and sandbox.count("/contacts") == 2
+
+
+def test_a_403_twice_is_a_rejected_connection(clock, sandbox):
+    sandbox.remove_key(KEY)
+    client = make_client(clock, sandbox.base_url)
+    with pytest.raises(StoredCredentialsRejected):
+        client.get("/contacts")
+    assert sandbox.count("/contacts") == 2
+
+
+def test_validation_is_refused_on_the_first_403(clock, sandbox):
+    sandbox.remove_key(KEY)
+    client, start = make_client(clock, sandbox.base_url), clock()
+    with pytest.raises(InvalidCredentials):
+        client.validate()
+    assert sandbox.count("/users/me") == 1 and clock() == start
+
+
+def test_no_slot_in_the_budget_before_the_deadline_is_a_throttle_without_a_request(clock, limiter, sandbox):
+    client = make_client(clock, sandbox.base_url, seconds=5)
+    limiter.penalise(client.host, 10)                  # another caller of the account got Retry-After: 10
+    with pytest.raises(UpstreamThrottled):
+        client.get("/contacts")
+    assert client.calls == 0 and sandbox.count() == 0
+
+
+def test_an_unreachable_host_is_retried_then_unavailable(clock):
+    with socket.socket() as probe:                      # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    client, start = make_client(clock, f"http://127.0.0.1:{port}"), clock()
+    with pytest.raises(UpstreamUnavailable, match="could not be reached") as raised:
+        client.get("/contacts")
+    assert client.calls == MAX_ATTEMPTS and KEY not in str(raised.value)
+    low, high = total_backoff_bounds(MAX_ATTEMPTS - 1)
+    assert low <= clock() - start <= high
+
+
+def test_the_read_timeout_is_the_time_left_on_the_clients_clock(clock, sandbox):
+    sandbox.inject(None, path="/contacts", delay=5)
+    # 0.6 s left on the fake clock: the read times out after 0.6 s (real), not AC_READ_TIMEOUT's 10 s
+    client = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS + 0.1)
+    began = time.monotonic()
+    with pytest.raises(UpstreamTimeout):
+        client.get("/contacts")
+    assert time.monotonic() - began < 3 and client.calls == 1

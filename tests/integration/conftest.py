@@ -14,6 +14,7 @@ from tests.openapi_check import check_response
 
 BASE = "/v1/integrations/activecampaign"
 DEMO_KEY = "sandbox-key"
+UNLIMITED = {"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local"}   # Api.lift_rate_limit
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +70,12 @@ class Api:
             self._monkeypatch.setenv(name, value)
         _reset_layer_state()
 
+    def lift_rate_limit(self) -> None:
+        """For tests that do not test AC's 5 req/s: the stand-in stops answering 429 (its limit is restored
+        after the test) and the service's budget allows 1000 req/s in this process (AC_RATE_BUDGET=local)."""
+        self._monkeypatch.setattr(self.sandbox, "rate_limit", None)
+        self.env(**UNLIMITED)
+
     def token(self, uid="user-1", account_id="account-1", **claims) -> str:
         return mint_token(uid, account_id, **claims)
 
@@ -94,8 +101,8 @@ class Api:
 
 @pytest.fixture
 def kit(api, mongo, monkeypatch):
-    """A connected caller plus the helpers of the export-job tests (tests/integration/test_jobs_kit.py)."""
-    from tests.integration.test_jobs_kit import Kit
+    """A connected caller plus the helpers of the export-job tests (tests/integration/jobs_kit.py)."""
+    from tests.integration.jobs_kit import Kit
 
     kit = Kit(api, monkeypatch, mongo)
     api.connect()

@@ -1,7 +1,7 @@
 """Full exports as jobs, through the local API Gateway, the (moto) queue, bucket and event bus, the worker and
 the AC stand-in: each resource and format gives the exact file, filters and updated_after select exactly,
 bad requests change nothing, tenants never see each other's jobs, cancel stops a job, EventBridge starts one.
-Expected files are computed from the stand-in's data (test_jobs_kit.Kit.expected), never hard-coded."""
+Expected files are computed from the stand-in's data (jobs_kit.Kit.expected), never hard-coded."""
 
 import datetime as dt
 import json
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from acexport.jobs import service as job_requests
 
-from tests.integration.test_jobs_kit import ids
+from tests.integration.jobs_kit import ids
 
 
 @pytest.mark.parametrize("resource", ["contacts", "deals", "accounts"])
@@ -179,6 +179,7 @@ def test_cancel_stops_a_running_job_aborts_its_upload_and_says_so(kit):
     assert again.status_code == 409 and again.json()["message"] == "Export job already cancelled"
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_progress_and_estimate_while_running(kit, monkeypatch):
     kit.sandbox.generate(contacts=500)
     kit.sandbox.inject(delay=0.25, times=100, path="/contacts")

@@ -14,7 +14,9 @@ from acexport.jobs import service as job_requests
 from acexport.jobs import spec as job_spec
 from acexport.tenancy import Tenant
 
-from tests.integration.test_jobs_kit import Kit
+from tests.integration.jobs_kit import Kit
+
+pytestmark = pytest.mark.slow  # memory: the worker runs in child processes
 
 ROOT = Path(__file__).resolve().parents[2]
 WORKER = """

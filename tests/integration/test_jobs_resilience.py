@@ -9,13 +9,14 @@ import math
 import threading
 import time
 
+import pytest
 from acexport.jobs import files as job_files
 from acexport.jobs import service as job_requests
 from acexport.jobs import spec as job_spec
 from acexport.jobs import store as jobs
 from acexport.jobs import worker as job_worker
 
-from tests.integration.test_jobs_kit import ids
+from tests.integration.jobs_kit import ids
 
 
 def parts_uploaded(monkeypatch) -> list[int]:
@@ -58,6 +59,7 @@ def test_a_part_uploaded_but_not_checkpointed_is_uploaded_again_under_its_number
     assert kit.doc(job["id"])["last_error"] == "RuntimeError"
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_a_killed_worker_is_resumed_once_its_lease_runs_out(kit, monkeypatch):
     kit.api.env(EXPORT_LEASE_SECONDS="1")
     kit.sandbox.generate(contacts=500)
@@ -122,6 +124,7 @@ def test_two_deliveries_at_the_same_moment_write_the_file_once(kit, monkeypatch)
     assert len(kit.finished_events(doc["_id"])) == 1
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_a_step_that_always_fails_ends_in_the_dlq_and_fails_the_job(kit, monkeypatch):
     def broken(self):
         raise RuntimeError("bug")
@@ -152,6 +155,7 @@ def test_a_message_that_is_not_ours_goes_to_the_dlq_and_nothing_else_happens(kit
     assert records == kit.expected("accounts")
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_a_429_storm_is_absorbed(kit):
     kit.sandbox.generate(contacts=300)
     kit.sandbox.inject(status=429, retry_after=0.2, times=8, path="/contacts")   # beyond the client's 5 tries
@@ -160,6 +164,7 @@ def test_a_429_storm_is_absorbed(kit):
     assert sum(1 for r in kit.sandbox.requests if r.status == 429) == 8
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_ac_5xx_and_hangs_are_absorbed(kit):
     kit.api.env(AC_READ_TIMEOUT="0.3")
     kit.sandbox.generate(contacts=300)
@@ -170,6 +175,7 @@ def test_ac_5xx_and_hangs_are_absorbed(kit):
     assert records == kit.expected("contacts")
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_ac_failing_beyond_the_patience_fails_the_job_with_acs_error(kit):
     # No patience, and a step that must stop calling AC within about 2.5 s of its 300 (so the AC client's
     # own retries end early instead of backing off for 6 s)
@@ -216,6 +222,7 @@ def test_a_connection_deleted_mid_job_fails_it_with_unauthorised_access(kit, mon
     assert done["status"] == "failed" and done["error"] == {"message": "Unauthorised Access"}
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_jobs_on_one_ac_account_stay_within_its_5_requests_per_second(kit, monkeypatch):
     monkeypatch.setattr(kit.sandbox, "rate_limit", 5.0)              # the stand-in answers 429 beyond 5/s
     monkeypatch.delenv("AC_RATE_LIMIT_PER_SECOND")

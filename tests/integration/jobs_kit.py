@@ -2,9 +2,10 @@
 records a full export of the AC stand-in must contain, computed from the stand-in's own data.
 
 Jobs run as in AWS: POST .../jobs queues a message on the (moto) FIFO queue, the local poller feeds the
-worker function, the file lands in the (moto) bucket and is fetched from its pre-signed URL. The stand-in's
-5 req/s limit is lifted unless a test restores it; parts are 16 KiB (moto's 5 MiB minimum is lowered for
-the test) so that even small exports span several parts.
+worker function, the file lands in the (moto) bucket and is fetched from its pre-signed URL. AC's 5 req/s
+(the stand-in's and the service's budget) is lifted (`Api.lift_rate_limit`, tests/integration/conftest.py)
+unless a test restores it; parts are 16 KiB (moto's 5 MiB minimum is lowered for the test) so that even
+small exports span several parts.
 """
 
 from __future__ import annotations
@@ -20,8 +21,8 @@ import requests
 from acexport.jobs import store as job_store
 
 PART_SIZE = 16 * 1024
-FAST = {"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local", "EXPORT_PART_SIZE": str(PART_SIZE),
-        "EXPORT_RETRY_SECONDS": "0.1", "EXPORT_PROGRESS_SECONDS": "0.1", "EXPORT_LEASE_SECONDS": "5"}
+FAST = {"EXPORT_PART_SIZE": str(PART_SIZE), "EXPORT_RETRY_SECONDS": "0.1", "EXPORT_PROGRESS_SECONDS": "0.1",
+        "EXPORT_LEASE_SECONDS": "5"}
 
 
 class Kit:
@@ -29,8 +30,8 @@ class Kit:
         import moto.s3.models
 
         self.api, self.sandbox, self.stack, self.mongo = api, api.sandbox, api.stack, mongo
-        monkeypatch.setattr(self.sandbox, "rate_limit", None)
         monkeypatch.setattr(moto.s3.models, "S3_UPLOAD_PART_MIN_SIZE", 1024)
+        api.lift_rate_limit()
         api.env(**{**FAST, **env})
         self.queue_url = self.stack.events.queues["ExportJobQueue"]["url"]
         self.dlq_url = self.stack.events.queues["ExportJobDeadLetterQueue"]["url"]

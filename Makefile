@@ -1,11 +1,14 @@
-# Two commands do everything on a fresh machine (README): `make dev` and `make test`.
+# Two commands do everything on a fresh machine (README): `make dev` and `make test`. `make help` lists targets.
 # Python: 3.13 (the Lambda runtime) when pyenv or PATH has it, otherwise python3 (3.11 works too).
 PYTHON ?= $(shell PYENV_VERSION=3.13.0 pyenv which python3.13 2>/dev/null || command -v python3.13 || command -v python3)
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: dev test lint bench load build clean
+.PHONY: help dev test test-fast lint bench load build clean
+
+help:                  ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -13,14 +16,18 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
 	touch $@
 
-dev: $(STAMP)          ## start the local stack (API on $$PORT, default 3000) with embedded defaults
+dev: $(STAMP)          ## start the local stack (API on port PORT, default 3000) with embedded defaults
 	$(BIN)/python -m devstack
 
-test: $(STAMP)         ## lint + every test (unit, integration, template)
+test: $(STAMP)         ## lint + every test (unit, integration, template); what CI runs
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-lint: $(STAMP)
+test-fast: $(STAMP)    ## lint + the tests not marked slow (pyproject.toml markers): ~30 s, for while you work
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)         ## ruff + cfn-lint on template.yaml
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint template.yaml
 
@@ -33,5 +40,5 @@ load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (
 build: $(STAMP)        ## sam build (needs the SAM CLI and python3.13 on PATH; not part of `make test`)
 	sam build
 
-clean:
+clean:                 ## remove the venv, SAM build output and caches
 	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache

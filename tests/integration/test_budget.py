@@ -80,6 +80,7 @@ def budget_on(client: MongoClient, **kwargs) -> MongoBudget:
                        margin=MARGIN, mongo_timeout=3.0, **kwargs)
 
 
+@pytest.mark.slow  # multi-process
 def test_processes_and_threads_together_never_exceed_the_rate(stack, coll):
     seconds, host = 3.5, "hammered.api-us1.com"
     start = time.time() + 2.0   # time for the processes to import and connect
@@ -121,6 +122,7 @@ def test_processes_and_threads_together_never_exceed_the_rate(stack, coll):
     assert coll.count_documents({}) == RATE  # five tiny slot documents for the host, however many requests
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_hosts_are_independent_and_a_deadline_is_refused_at_once(mongo_client, coll):
     budget = budget_on(mongo_client)
     for _ in range(RATE):
@@ -135,6 +137,7 @@ def test_hosts_are_independent_and_a_deadline_is_refused_at_once(mongo_client, c
     assert time.monotonic() - started >= 0.8
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_a_retry_after_holds_every_container(mongo_client, stack, coll):
     other_client = MongoClient(stack.mongo_uri, serverSelectionTimeoutMS=3000)
     try:
@@ -165,6 +168,7 @@ def test_slots_deleted_by_hand_or_ttl_are_recreated(mongo_client, coll):
     assert coll.count_documents({}) == RATE
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_mongo_down_is_a_503_within_the_mongo_timeout():
     dead = MongoClient("mongodb://127.0.0.1:9/?directConnection=true", serverSelectionTimeoutMS=30000)
     budget = MongoBudget(RATE, collection=lambda: dead.platform[COLLECTION], mongo_timeout=0.5)
@@ -179,6 +183,7 @@ def test_mongo_down_is_a_503_within_the_mongo_timeout():
     dead.close()
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_through_the_client_mongo_down_is_a_503_and_ac_is_not_called(api, monkeypatch):
     """The default budget (AC_RATE_BUDGET=shared) goes through acexport.db like every Mongo call."""
     from acexport.ac.client import ACClient
@@ -240,6 +245,7 @@ def _stop(servers) -> None:
             proc.wait(timeout=5)
 
 
+@pytest.mark.slow  # multi-process
 @pytest.mark.parametrize("budget", ["shared", "local"])
 def test_two_containers_exporting_from_one_ac_account(stack, sandbox, mongo, budget):
     """Two server processes (two warm containers) export from one AC account (the 5/s stand-in) at once:

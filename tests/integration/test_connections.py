@@ -114,6 +114,7 @@ def test_wrong_key_is_invalid(api, mongo):
     assert "wrong-key" not in reply.text and records(mongo) == []
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_ac_down_is_502_not_invalid_key(api, mongo):
     api.sandbox.inject(status=500, times=10)
     reply = api.call("POST", "/auth", json={"base_url": api.sandbox.base_url, "api_key": DEMO_KEY})
@@ -121,12 +122,14 @@ def test_ac_down_is_502_not_invalid_key(api, mongo):
     assert "unavailable" in reply.json()["message"] and records(mongo) == []
 
 
+@pytest.mark.slow  # > 3 s
 def test_ac_unreachable_is_502(api, mongo):
     reply = api.call("POST", "/auth", json={"base_url": "http://127.0.0.1:9", "api_key": DEMO_KEY})
     assert reply.status_code == 502 and records(mongo) == []
     assert "could not be reached" in reply.json()["message"]
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_ac_timing_out_is_504(api, mongo):
     api.env(AC_READ_TIMEOUT="0.3", REQUEST_BUDGET_SECONDS="2")
     api.sandbox.inject(delay=1.0, times=20)

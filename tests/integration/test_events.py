@@ -44,6 +44,7 @@ def test_authorizer_event(api):
         "isAuthorized": True, "context": {"uid": "user-1", "account_id": "account-1", "workspace_id": "workspace-1"}}
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_connection_events_round_trip(api, mongo):
     save = event("save_auth")
     body = json.loads(save["body"])

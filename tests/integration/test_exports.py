@@ -49,6 +49,7 @@ def test_one_ac_call_per_page_of_up_to_100_once_reference_data_is_cached(connect
     assert sandbox.count() == 1 and sandbox.count("/contacts") == 1
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_limit_250_is_three_ac_calls_of_at_most_100(connected):
     sandbox = connected.sandbox
     connected.export("contacts", "limit=1")  # warm the field cache

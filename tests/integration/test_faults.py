@@ -14,6 +14,7 @@ def connected(api):
     return api
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_429_is_absorbed_honouring_retry_after(connected):
     connected.sandbox.inject(status=429, retry_after=1, times=2, path="/contacts")
     started = time.monotonic()
@@ -34,12 +35,14 @@ def test_throttled_past_the_budget_is_503_with_retry_after(connected):
     assert reply.json()["errno"] == 503 and "rate limit" in reply.json()["message"]
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_5xx_is_retried(connected):
     connected.sandbox.inject(status=502, times=2, path="/contacts")
     reply = connected.export("contacts", "limit=5")
     assert reply.status_code == 200 and connected.sandbox.count("/contacts") == 3
 
 
+@pytest.mark.slow  # > 3 s
 def test_ac_down_is_502(connected):
     connected.env(REQUEST_BUDGET_SECONDS="4")
     connected.sandbox.inject(status=500, times=50)
@@ -47,6 +50,7 @@ def test_ac_down_is_502(connected):
     assert reply.status_code == 502 and reply.json()["errno"] == 502
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_ac_hanging_is_504_within_budget(connected):
     connected.env(AC_READ_TIMEOUT="0.5", REQUEST_BUDGET_SECONDS="2")
     connected.sandbox.inject(delay=3, times=20)
@@ -56,6 +60,7 @@ def test_ac_hanging_is_504_within_budget(connected):
     assert time.monotonic() - started < 3.5
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 @pytest.mark.parametrize("body", [b'{"contacts": [{"id": "1"', b"<html>oops</html>"])
 def test_broken_bodies_are_retried_then_502(connected, body):
     connected.env(REQUEST_BUDGET_SECONDS="3")
@@ -93,6 +98,7 @@ def test_string_or_int_or_missing_total(connected):
     assert reply.json()["pagination"]["total"] == "1"
 
 
+@pytest.mark.slow  # > 3 s
 def test_mongo_down_is_503_within_seconds(connected):
     connected.env(MONGODB_URI="mongodb://127.0.0.1:9/?directConnection=true", MONGODB_TIMEOUT_MS="1000")
     for method, path in (("GET", "/auth"), ("DELETE", "/auth"), ("GET", "/export/contacts")):

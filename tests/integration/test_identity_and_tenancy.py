@@ -38,6 +38,7 @@ def test_bad_tokens_are_denied(api, token, method, path):
     assert reply.json() == {"message": "Forbidden"}
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_agency_reaches_only_its_own_sub_accounts(api, mongo):
     import os
 

@@ -10,6 +10,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # a load run: two server processes for ~15 s
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

@@ -5,8 +5,11 @@ import threading
 import time
 
 import pymongo
+import pytest
 
 from devstack.stack import _free_port, _nx_executable
+
+pytestmark = pytest.mark.slow  # starts and kills its own Mongo server process
 
 
 def start_nx(db_file, port):

@@ -33,6 +33,8 @@ from devstack.stack import mint_token
 from tests.integration.conftest import BASE, DEMO_KEY, _reset_layer_state
 from tests.openapi_check import SPEC_PATH
 
+pytestmark = pytest.mark.slow  # fuzz: schemathesis-generated requests, ~17 s
+
 SEED = 20250611
 MAX_EXAMPLES = 25          # fuzzing phase, per route and run
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}

@@ -29,6 +29,7 @@ def forms(secret: str) -> list[str]:
     return [secret, base64.b64encode(raw).decode(), base64.urlsafe_b64encode(raw).decode().rstrip("="), raw.hex()]
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_no_secret_anywhere_across_a_full_flow(api, mongo, capfd, caplog, debug_logs):
     caplog.set_level(logging.DEBUG)
     api.sandbox.add_key(SECRET_KEY)

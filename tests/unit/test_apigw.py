@@ -530,6 +530,7 @@ def test_status_headers_cookies_and_binary_answers(gateway):
     assert binary.content == bytes(range(256))
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_timeout_is_500(gateway, session):
     reply = session.get(gateway.url + "/v1/slow", headers=GOOD, timeout=10)
     assert reply.status_code == 500
@@ -589,6 +590,7 @@ def test_calls_into_one_function_are_serialised(gateway, session):
     assert gateway.runtimes["EchoFn"].cold_starts == 1  # one container, imported once
 
 
+@pytest.mark.slow  # >= 1 s of real waiting
 def test_invoke_bypasses_http(gateway):
     assert gateway.invoke("BareFn", {"any": "event"}) == {"hello": "world", "n": 1}
     with pytest.raises(ValueError, match="handler bug"):

@@ -173,6 +173,7 @@ def statements() -> list[tuple[str, dict[str, Any]]]:
 # ----------------------------------------------------------------------------- lint
 
 
+@pytest.mark.slow  # > 3 s (cfn-lint); `make lint` runs it too
 def test_cfn_lint_reports_nothing() -> None:
     sibling = Path(sys.executable).with_name("cfn-lint")
     exe = str(sibling) if sibling.exists() else shutil.which("cfn-lint")

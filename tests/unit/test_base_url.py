@@ -10,7 +10,7 @@ ACCEPTED = {
     "https://acme.api-us1.com/api/3": "https://acme.api-us1.com",
     "https://acme.api-us1.com/api/3/": "https://acme.api-us1.com",
     "  https://ACME.api-us1.com  ": "https://acme.api-us1.com",
-    "https://acme-co.api-eu1.com": "https://acme-co.api-eu1.com",
+    "https://acme-co.api-us1.com": "https://acme-co.api-us1.com",
     "https://123456demo.activehosted.com": "https://123456demo.activehosted.com",
 }
 
@@ -71,6 +71,9 @@ REJECTED = [
     "gopher://127.0.0.1:6379/_INFO",
     "data:text/plain,acme.api-us1.com",
     "https://acme.activehosted.com.evil.com",
+    "https://x.api-zz9.com",                        # a region shape AC does not serve (issue 9)
+    "https://acme.api-eu1.com",                     # seen only in third-party material: opt in by setting
+    "https://acme.app-us1.com",                     # AC's app infrastructure, not the API
     "https://acme.api-us1.com/api/3/../../admin",
     "",
 ]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import sys
 from dataclasses import dataclass
 
@@ -53,6 +54,14 @@ def _number(name: str, default: float, low: float | None = None) -> float:
     return value if low is None else max(low, value)
 
 
+def _suffixes(name: str, default: str) -> tuple[str, ...]:
+    """A comma-separated list of DNS suffixes (e.g. `api-us1.com,activehosted.com`)."""
+    values = tuple(part.strip().lower().strip(".") for part in _env(name, default).split(",") if part.strip())
+    if not values or not all(re.fullmatch(r"[a-z0-9-]+(?:\.[a-z0-9-]+)+", value) for value in values):
+        raise ConfigurationError(f"Configuration error: {name} must be a comma-separated list of domains")
+    return values
+
+
 def _flag(name: str, default: str = "false") -> bool:
     return _env(name, default).lower() in TRUE
 
@@ -75,6 +84,7 @@ class JobSettings:
     url_seconds: int           # lifetime of a download URL
     file_days: int             # days an export file is kept (the bucket's lifecycle rule)
     max_active: int            # queued + running jobs one caller may have
+    max_records: int           # records a job may read from AC before it fails (a host that never ends)
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -83,7 +93,7 @@ class JobSettings:
             bucket=_env("EXPORT_BUCKET", ""),
             prefix=_env("EXPORT_PREFIX", "exports/").lstrip("/"),
             queue_url=_env("EXPORT_QUEUE_URL", ""),
-            event_bus=_env("EVENT_BUS_NAME", "default"),
+            event_bus=_env("EVENT_BUS_NAME", "activecampaign-integration"),
             event_source=_env("EVENT_SOURCE", "activecampaign-integration"),
             part_size=int(_number("EXPORT_PART_SIZE", 8 * 1024 * 1024, MIN_PART_SIZE)),
             step_seconds=_number("EXPORT_STEP_SECONDS", 0, 0),
@@ -95,6 +105,7 @@ class JobSettings:
             url_seconds=int(_number("EXPORT_URL_SECONDS", 900, 1)),
             file_days=int(_number("EXPORT_FILE_DAYS", 7, 1)),
             max_active=int(_number("EXPORT_MAX_ACTIVE_JOBS", 5, 1)),
+            max_records=int(_number("EXPORT_MAX_RECORDS", 20_000_000, 1)),
         )
 
 
@@ -109,6 +120,12 @@ class Settings:
     kms_key_id: str
     api_version: str
     allow_local_base_url: bool
+    allowed_host_suffixes: tuple[str, ...]
+    max_response_bytes: int
+    max_reference_pages: int
+    auth_attempts: int
+    auth_window_seconds: float
+    mongodb_max_pool_size: int
     rate_limit_per_second: float
     rate_budget: str
     rate_budget_collection: str
@@ -132,6 +149,12 @@ class Settings:
             kms_key_id=_env("KMS_KEY_ID", ""),
             api_version="/" + _env("ACTIVECAMPAIGN_API_VERSION", "/api/3").strip("/"),
             allow_local_base_url=_flag("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL"),
+            allowed_host_suffixes=_suffixes("AC_ALLOWED_HOST_SUFFIXES", "api-us1.com,activehosted.com"),
+            max_response_bytes=int(_number("AC_MAX_RESPONSE_BYTES", 16 * 1024 * 1024, 1024)),
+            max_reference_pages=int(_number("AC_MAX_REFERENCE_PAGES", 100, 1)),
+            auth_attempts=int(_number("AUTH_SAVE_ATTEMPTS", 10, 1)),
+            auth_window_seconds=_number("AUTH_SAVE_WINDOW_SECONDS", 60, 1),
+            mongodb_max_pool_size=int(_number("MONGODB_MAX_POOL_SIZE", 4, 1)),
             rate_limit_per_second=_number("AC_RATE_LIMIT_PER_SECOND", 5, 1),
             rate_budget=_choice("AC_RATE_BUDGET", "shared", ("shared", "local")),
             rate_budget_collection=_env("RATE_BUDGET_COLLECTION", "integrations_activecampaign_rate_budget"),

@@ -11,13 +11,23 @@ What AC really does (../shared/reference/activecampaign-v3.md) and how this clie
   (docs/decisions.md). The loop reads time through `clock` and waits through `sleep` (injected like
   `ac.ratelimit.SlidingWindowLimiter`'s), so its tests run on a fake clock instead of sleeping.
 The api key travels only in the `Api-Token` header; it is never logged and never part of an error.
+
+What a hostile "AC" host cannot do (docs/assurance.md, issue 9): make us connect to a non-public
+address (`PinnedAdapter`: the name is resolved and checked by `base_url.public_address`, and the
+connection goes to the checked address with TLS verified for the name); send an answer larger than
+AC_MAX_RESPONSE_BYTES or trickle one past the deadline (`_read_capped`); hold a host's budget with a
+`Retry-After` of `inf` or a day (`retry_after` caps it at MAX_RETRY_AFTER). Validation calls (saving a
+connection) never take a slot of the host's shared budget: a caller without a connection must not be
+able to slow another tenant's exports; POST /auth has its own per-caller limit (credentials/attempts.py).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import email.utils
 import hashlib
 import logging
+import math
 import random
 import time
 from urllib.parse import urlsplit
@@ -26,8 +36,10 @@ import requests
 from requests.adapters import HTTPAdapter
 
 from acexport import caches
+from acexport.ac import base_url
 from acexport.ac.ratelimit import BudgetExhausted, Limiter, SlidingWindowLimiter
 from acexport.errors import (
+    ApiError,
     InvalidCredentials,
     StoredCredentialsRejected,
     UpstreamThrottled,
@@ -42,6 +54,36 @@ AC_PAGE = 100              # AC's largest page (`limit` above 100 is read as 100
 MIN_ATTEMPT_SECONDS = 0.5   # don't start an attempt with less time than this left
 MAX_ATTEMPTS = 5
 USER_AGENT = "activecampaign-integration/1.0"
+MAX_RETRY_AFTER = 60.0      # AC documents Retry-After in seconds, e.g. 30 (reference/rate-limits); 1 is seen
+CHUNK = 64 * 1024
+
+
+class UpstreamInvalid(ApiError):
+    """AC's answer can never be used (too large, or a walk that never ends): not worth retrying."""
+
+    status = 502
+    message = "ActiveCampaign sent an answer this service cannot use"
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to the address `base_url.public_address` checked, never to what a second lookup says.
+
+    The pool is chosen by that address, with SNI and certificate checks for the host name, and the Host
+    header names the host: TLS and AC's virtual hosting work as if requests had resolved the name."""
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        host, scheme = host_params["host"], host_params["scheme"]
+        port = host_params["port"] or (443 if scheme == "https" else 80)
+        host_params["host"] = base_url.public_address(host, port, scheme=scheme)
+        if scheme == "https":
+            pool_kwargs["server_hostname"] = host
+            pool_kwargs["assert_hostname"] = host
+        return host_params, pool_kwargs
+
+    def send(self, request, *args, **kwargs):
+        request.headers["Host"] = urlsplit(request.url).netloc
+        return super().send(request, *args, **kwargs)
 
 _session: requests.Session | None = None
 _limiter: Limiter | None = None
@@ -53,7 +95,7 @@ def session() -> requests.Session:
     if _session is None:
         s = requests.Session()
         s.trust_env = False  # never pick up proxies or .netrc credentials from the environment
-        adapter = HTTPAdapter(pool_connections=8, pool_maxsize=8, max_retries=0)
+        adapter = PinnedAdapter(pool_connections=8, pool_maxsize=8, max_retries=0)
         s.mount("https://", adapter)
         s.mount("http://", adapter)
         _session = s
@@ -86,14 +128,43 @@ def forget_session_and_limiter() -> None:
 
 
 def _retry_after(response: requests.Response) -> float | None:
-    value = response.headers.get("Retry-After")
+    """AC's Retry-After in seconds (a number or an HTTP date), within 0..MAX_RETRY_AFTER; None when
+    missing or unreadable (`inf`, `nan`, garbage): the caller's back-off applies then."""
+    value = (response.headers.get("Retry-After") or "").strip()
     if not value:
         return None
     try:
-        return max(0.0, float(value))
+        seconds = float(value)
     except ValueError:
-        when = email.utils.parsedate_to_datetime(value) if value else None
-        return max(0.0, when.timestamp() - time.time()) if when else None
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.UTC)
+        seconds = when.timestamp() - time.time()
+    if not math.isfinite(seconds):
+        return None
+    return min(MAX_RETRY_AFTER, max(0.0, seconds))
+
+
+def _read_capped(response: requests.Response, limit: int, deadline: float, clock=time.monotonic) -> None:
+    """Read the (streamed) body, at most `limit` bytes and not past `deadline`; keep it as the response's
+    content. A bigger answer is UpstreamInvalid; a slower one UpstreamTimeout."""
+    declared = response.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit:
+        raise UpstreamInvalid(f"ActiveCampaign sent an answer larger than {limit} bytes")
+    chunks, size = [], 0
+    for chunk in response.iter_content(CHUNK):
+        size += len(chunk)
+        if size > limit:
+            raise UpstreamInvalid(f"ActiveCampaign sent an answer larger than {limit} bytes")
+        if clock() > deadline:
+            raise UpstreamTimeout()
+        chunks.append(chunk)
+    response._content = b"".join(chunks)   # what response.json() reads, as requests does itself
 
 
 def _backoff(attempt: int) -> float:
@@ -105,11 +176,12 @@ class ACClient:
     (a `clock()` value). `clock` and `sleep` drive the retry loop: time.monotonic and time.sleep unless a
     test gives a fake clock."""
 
-    def __init__(self, base_url: str, api_key: str, *, deadline: float, validating: bool = False,
+    def __init__(self, url: str, api_key: str, *, deadline: float, validating: bool = False,
                  clock=time.monotonic, sleep=time.sleep):
         settings = get_settings()
-        self.root = base_url.rstrip("/") + settings.api_version
-        self.host = urlsplit(base_url).netloc.lower()
+        self.root = url.rstrip("/") + settings.api_version
+        self.host = urlsplit(url).netloc.lower()
+        self.budget_key = base_url.account_key(self.host)   # one budget per AC account, whichever name
         self.deadline = deadline
         self.validating = validating
         self.calls = 0          # HTTP requests sent (retries included)
@@ -117,6 +189,7 @@ class ACClient:
         self._headers = {"Api-Token": api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
         self._timeouts = (settings.connect_timeout, settings.read_timeout)
         self._clock, self._sleep = clock, sleep
+        self._max_bytes = settings.max_response_bytes
 
     @property
     def key_fingerprint(self) -> str:
@@ -139,15 +212,22 @@ class ACClient:
             remaining = self.deadline - self._clock()
             if remaining < MIN_ATTEMPT_SECONDS:
                 break
-            try:
-                limiter().acquire(self.host, self.deadline - MIN_ATTEMPT_SECONDS)
-            except BudgetExhausted as exc:
-                raise UpstreamThrottled(exc.wait) from None
+            if not self.validating:   # validations are limited per caller instead (credentials/attempts.py)
+                try:
+                    limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
+                except BudgetExhausted as exc:
+                    raise UpstreamThrottled(exc.wait) from None
             self.calls += 1
             read_timeout = max(0.1, min(self._timeouts[1], self.deadline - self._clock()))
             try:
-                response = session().get(url, params=params, headers=self._headers, allow_redirects=False,
-                                         timeout=(self._timeouts[0], read_timeout))
+                with session().get(url, params=params, headers=self._headers, allow_redirects=False,
+                                   timeout=(self._timeouts[0], read_timeout), stream=True) as response:
+                    _read_capped(response, self._max_bytes, self.deadline, self._clock)
+            except base_url.UnsafeAddress:
+                logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
+                if self.validating:
+                    raise InvalidCredentials() from None
+                raise StoredCredentialsRejected(base_url.STORED_BASE_URL_REFUSED) from None
             except requests.Timeout:
                 failure, wait = UpstreamTimeout(), _backoff(attempt)
             except requests.RequestException:
@@ -173,7 +253,8 @@ class ACClient:
             self.throttled += 1
             wait = _retry_after(response)
             wait = _backoff(attempt) if wait is None else wait
-            limiter().penalise(self.host, wait)
+            if not self.validating:   # a caller without a connection must not hold the host's budget
+                limiter().penalise(self.budget_key, wait)
             return UpstreamThrottled(wait), wait
         if 300 <= status < 400:
             raise self._rejected()  # AC bounces a wrong account host to its login page

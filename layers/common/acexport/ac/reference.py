@@ -11,7 +11,7 @@ import threading
 import time
 
 from acexport import caches
-from acexport.ac.client import AC_PAGE, ACClient
+from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
 from acexport.settings import get_settings
 
 _cache: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
@@ -23,14 +23,19 @@ def _cache_key(client: ACClient, path: str) -> tuple[str, str, str]:
 
 
 def fetch_all(client: ACClient, path: str, collection: str) -> list[dict]:
-    """Every item of a (small) AC collection, 100 per call, stopping on a short or empty page."""
+    """Every item of a (small) AC collection, 100 per call, stopping on a short or empty page.
+    A host that keeps answering full pages past AC_MAX_REFERENCE_PAGES (10,000 items by default: far
+    more fields, pipelines or stages than an account has) is not AC: UpstreamInvalid, not an endless loop."""
     items: list[dict] = []
-    while True:
+    for _ in range(get_settings().max_reference_pages):
         body = client.get(path, [("limit", str(AC_PAGE)), ("offset", str(len(items)))])
         batch = body.get(collection) or []
+        if not isinstance(batch, list):
+            raise UpstreamInvalid(f"ActiveCampaign sent an unreadable {collection} list")
         items.extend(batch)
         if len(batch) < AC_PAGE:
             return items
+    raise UpstreamInvalid(f"ActiveCampaign kept sending full pages of {collection}; gave up after {len(items)}")
 
 
 def reference(client: ACClient, path: str, collection: str) -> list[dict]:

@@ -1,7 +1,9 @@
 """What the jobs say to the rest of AWS: the work message on the FIFO queue and the EventBridge events.
 
-Queue message: body `{"job_id": ..., "seq": <handoff seq>}`, MessageGroupId = the AC host (jobs on one AC
-account run one step at a time, so together they stay within AC's per-account limit), deduplication id
+Queue message: body `{"job_id": ..., "seq": <handoff seq>}`, MessageGroupId = the job's own AC account
+(`ac.base_url.account_key` of the host recorded in the job, so `<name>.api-us1.com` and
+`<name>.activehosted.com` are one group; jobs on one AC account run one step at a time, so together they
+stay within AC's per-account limit), deduplication id
 `<job_id>-<seq>` (a re-sent hand-on within SQS's 5-minute window is dropped by SQS itself).
 
 Events (source EVENT_SOURCE, default `activecampaign-integration`, on EVENT_BUS_NAME):
@@ -17,6 +19,7 @@ import json
 import logging
 from typing import Any
 
+from acexport.ac.base_url import account_key
 from acexport.errors import ServiceUnavailable
 from acexport.jobs.aws import aws_errors, client
 from acexport.settings import job_settings, required
@@ -34,7 +37,7 @@ def send_work(job_id: str, seq: int, group: str) -> None:
         client("sqs").send_message(
             QueueUrl=required(settings.queue_url, "EXPORT_QUEUE_URL"),
             MessageBody=json.dumps({"job_id": job_id, "seq": seq}, separators=(",", ":")),
-            MessageGroupId=group, MessageDeduplicationId=f"{job_id}-{seq}")
+            MessageGroupId=account_key(group), MessageDeduplicationId=f"{job_id}-{seq}")
 
 
 def parse_work(body: str) -> tuple[str, int] | None:

@@ -19,6 +19,9 @@
 - AC failing: 429s are waited out, never fatal (Retry-After, through the shared budget); 5xx, timeouts
   and unreadable answers are retried with back-off until AC has failed for EXPORT_UPSTREAM_PATIENCE_SECONDS
   in a row (across worker steps: `outage_since` is checkpointed), then the job fails with that error.
+- A host that never ends (issue 9): the cursor counts the pages read (`pages`, checkpointed with it);
+  past EXPORT_MAX_RECORDS / 100 pages the walk fails with UpstreamInvalid, and a contacts page whose
+  first id is not above the cursor (`id_greater` ignored: the same page for ever) fails at once.
 """
 
 from __future__ import annotations
@@ -33,11 +36,12 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from acexport.ac.client import AC_PAGE, ACClient
+from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
 from acexport.ac.records import enrich, page_records, parse_total
 from acexport.ac.resources import CONTACTS, Params, Record, plan, timestamp
 from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
 from acexport.jobs.spec import JobSpec
+from acexport.settings import job_settings
 
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -82,7 +86,7 @@ def updated_since(record: Record, field: str, since: str) -> bool:
         return str(value)[:10] >= since
     try:
         return timestamp(value) >= dt.datetime.fromisoformat(since.replace("Z", "+00:00"))
-    except ValueError:
+    except (ValueError, OverflowError):   # a timestamp AC should never send: keep the record
         return True
 
 
@@ -103,6 +107,7 @@ class Walk:
     deadline: float                    # time.monotonic(): no AC call starts after it
     patience: float
     outage_since: float | None = None  # time.time() of the first failure of the current outage
+    max_pages: int = field(default_factory=lambda: max(1, -(-job_settings().max_records // AC_PAGE)))
     _params: Params = field(init=False)
     _local: list[Callable[[Record], bool]] = field(init=False)
     _pool: ThreadPoolExecutor | None = field(init=False, default=None)
@@ -176,14 +181,21 @@ class Walk:
         return self._patiently(lambda: self.client.get(self.spec.resource.path, params))
 
     def _fetch(self, cursor: dict) -> _Fetched:
-        if self.spec.resource is CONTACTS:
-            return self._fetch_after_id(cursor)
-        return self._fetch_at_offset(cursor)
+        pages = int(cursor.get("pages", 0)) + 1
+        if pages > self.max_pages:
+            raise UpstreamInvalid(f"ActiveCampaign kept sending full pages past {self.max_pages} pages; "
+                                  "the export was stopped (EXPORT_MAX_RECORDS)")
+        fetched = self._fetch_after_id(cursor) if self.spec.resource is CONTACTS else self._fetch_at_offset(cursor)
+        fetched.cursor["pages"] = pages
+        return fetched
 
     def _fetch_after_id(self, cursor: dict) -> _Fetched:
         last_id = cursor.get("last_id")
         body = self._get([*self._params, *([("id_greater", str(last_id))] if last_id is not None else [])])
         records = page_records(self.spec.resource, body)
+        first = _ids(records[:1])
+        if first and str(last_id).isdigit() and first[0] <= int(str(last_id)):
+            raise UpstreamInvalid("ActiveCampaign sent contacts at or below the last id read; the walk cannot advance")
         total = parse_total(body)
         last = len(records) < AC_PAGE or (total is not None and total <= len(records))
         return _Fetched(records, len(records), {"last_id": records[-1]["id"]} if records else dict(cursor),

@@ -6,7 +6,7 @@ import datetime as dt
 
 from acexport.ac import client as ac_client
 from acexport.ac.base_url import normalise_base_url
-from acexport.credentials import crypto, store
+from acexport.credentials import attempts, crypto, store
 from acexport.errors import (
     API_KEY_REQUIRED,
     BASE_URL_REQUIRED,
@@ -53,7 +53,7 @@ def describe(doc: dict | None) -> dict:
 def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
     """Validate the pair against AC, then store it with the key encrypted. Order matters: bad input is
     refused before any network call; a duplicate is refused before calling AC (the unique index still
-    decides races)."""
+    decides races); a caller past AUTH_SAVE_ATTEMPTS is refused before calling AC."""
     base_url = normalise_base_url(_required_text(body, "base_url", BASE_URL_REQUIRED),
                                   allow_local=get_settings().allow_local_base_url)
     api_key = _required_text(body, "api_key", API_KEY_REQUIRED)
@@ -61,6 +61,7 @@ def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
         raise BadRequest(INVALID_CREDENTIALS)
     if store.exists(tenant):
         raise AlreadyExists()
+    attempts.take(tenant)   # per caller: validations take no slot of the AC host's shared budget
     ac_client.ACClient(base_url, api_key, deadline=deadline).validate()
     ciphertext = crypto.encrypt(api_key, account_id=tenant.account_id, owner=tenant.owner)
     return describe(store.insert(tenant, base_url=base_url, ciphertext=ciphertext))

@@ -4,12 +4,18 @@ Fields: account_id, owner, workspace_id, base_url, api_key, key_encryption, crea
 validated_at, rejected_at. `api_key` holds KMS ciphertext (`key_encryption: "kms"`); records written in
 plaintext by the old Node service (no `key_encryption`) still work and are encrypted by
 `python -m acexport.migrate_keys`. The unique index on {account_id, owner} decides duplicates.
+
+Every stored base_url goes through the same guard as a new one (`ac.base_url.normalise_base_url`)
+each time it is used: records written by the old service (http, other hosts) are refused with a message
+that asks the user to connect again, never called as stored (issue 9, finding 10).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from bson.binary import Binary
 from pymongo import ASCENDING
@@ -17,8 +23,9 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
 from acexport import db
+from acexport.ac.base_url import STORED_BASE_URL_REFUSED, normalise_base_url
 from acexport.credentials import crypto
-from acexport.errors import AlreadyExists
+from acexport.errors import AlreadyExists, BadRequest, StoredCredentialsRejected
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
@@ -44,6 +51,12 @@ class Credentials:
     base_url: str
     api_key: str
 
+    def identity(self, connection_id: str) -> dict[str, str]:
+        """What a job records of the connection it started with: id, host and a digest of the key
+        (never the key): a job whose connection changes fails instead of mixing two AC accounts."""
+        return {"id": connection_id, "host": urlsplit(self.base_url).netloc.lower(),
+                "key": hashlib.sha256(self.api_key.encode()).hexdigest()[:32]}
+
 
 def exists(tenant: Tenant) -> bool:
     with db.mongo_errors():
@@ -64,8 +77,16 @@ def insert(tenant: Tenant, *, base_url: str, ciphertext: bytes) -> dict:
 
 
 def find(tenant: Tenant) -> dict | None:
+    """The tenant's connection record (with its `_id`, the connection's identity), or None."""
     with db.mongo_errors():
-        return collection().find_one(_key(tenant), {"_id": 0})
+        return collection().find_one(_key(tenant))
+
+
+def connection_id(tenant: Tenant) -> str | None:
+    """The id of the tenant's connection (None when there is none): a reconnect gives a new one."""
+    with db.mongo_errors():
+        doc = collection().find_one(_key(tenant), {"_id": 1})
+    return None if doc is None else str(doc["_id"])
 
 
 def delete(tenant: Tenant) -> bool:
@@ -86,4 +107,10 @@ def credentials(doc: dict) -> Credentials:
         api_key = crypto.decrypt(stored, account_id=doc["account_id"], owner=doc["owner"])
     else:
         api_key = str(stored or "")
-    return Credentials(base_url=doc["base_url"], api_key=api_key)
+    try:
+        base_url = normalise_base_url(str(doc.get("base_url") or ""),
+                                      allow_local=get_settings().allow_local_base_url)
+    except BadRequest:
+        mark_rejected(Tenant(account_id=doc["account_id"], owner=doc["owner"]))   # GET /auth: reconnect
+        raise StoredCredentialsRejected(STORED_BASE_URL_REFUSED) from None
+    return Credentials(base_url=base_url, api_key=api_key)

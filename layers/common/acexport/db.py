@@ -1,19 +1,32 @@
 """The Mongo client: one per warm container, short timeouts so an unreachable Mongo is a 503 within
-seconds instead of a hang (pymongo's default server selection timeout is 30 s)."""
+seconds instead of a hang (pymongo's default server selection timeout is 30 s).
+
+Connections (docs/architecture.md, "Mongo connections"): a Lambda container serves one invocation at a
+time and uses at most a few threads that touch Mongo (the worker's page prefetch, the budget), so the
+pool is small: MONGODB_MAX_POOL_SIZE (default 4), idle connections closed after 60 s. Per server a
+container opens at most maxPoolSize + 2 (pymongo's monitor and RTT connections); the whole service at
+most (14 functions' warm containers) x (maxPoolSize + 2) per replica-set member.
+
+An index that cannot be built (e.g. E11000 over legacy duplicates on real MongoDB) is logged with the
+collection and index error and answered as a 503, never a 500 (issue 9, finding 5)."""
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import threading
 from collections.abc import Callable, Iterator
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
 
 from acexport import caches
 from acexport.errors import ServiceUnavailable
 from acexport.settings import get_settings, secret
+
+logger = logging.getLogger(__name__)
+INDEX_UNAVAILABLE = "Database not ready (an index could not be built); retry later"
 
 _client: MongoClient | None = None
 _lock = threading.Lock()
@@ -28,7 +41,8 @@ def client() -> MongoClient:
             _client = MongoClient(
                 secret("MONGODB_URI", "MONGODB_URI_SECRET_ARN"),
                 serverSelectionTimeoutMS=timeout, connectTimeoutMS=timeout,
-                socketTimeoutMS=max(5000, 2 * timeout), maxPoolSize=10, maxIdleTimeMS=60000,
+                socketTimeoutMS=max(5000, 2 * timeout), maxIdleTimeMS=60000,
+                maxPoolSize=get_settings().mongodb_max_pool_size,
                 appname="activecampaign-integration", tz_aware=True,
             )
         return _client
@@ -45,8 +59,13 @@ def indexed_collection(name: str, create_indexes: Callable) -> Collection:
     coll = database()[name]
     with _lock:
         if name not in _indexed:
-            with mongo_errors():
-                create_indexes(coll)
+            try:
+                with mongo_errors():
+                    create_indexes(coll)
+            except (DuplicateKeyError, OperationFailure) as exc:
+                logger.error("index build failed on %s (code %s): the collection holds records the index "
+                             "refuses; see docs/architecture.md", name, getattr(exc, "code", None))
+                raise ServiceUnavailable(INDEX_UNAVAILABLE) from None
             _indexed.add(name)
     return coll
 

@@ -4,6 +4,9 @@ The authorizer puts the verified JWT claims at requestContext.authorizer.lambda.
 own account, or, as an agency, on one of their sub-accounts named in `X-Sub-Account-Id` — allowed only
 when the platform's accounts collection says that sub-account's parent is the caller's account.
 The connection is always keyed by (effective account_id, uid): no tenant reaches another's record.
+The effective account_id of a sub-account is its id *as stored* in the accounts collection, never the
+header's spelling: ObjectId hex is matched whatever its letter case, so `ABC…` and `abc…` would
+otherwise be two tenants of one sub-account (issue 9, finding 8).
 """
 
 from __future__ import annotations
@@ -43,9 +46,10 @@ def resolve(event: dict) -> Tenant:
         return Tenant(account_id=str(account_id), owner=str(uid), workspace_id=claims.get("workspace_id"))
     if not _ID.match(sub_account):
         raise BadRequest("Invalid X-Sub-Account-Id header")
-    if not is_sub_account(sub_account, parent=str(account_id)):
+    stored = stored_sub_account(sub_account, parent=str(account_id))
+    if stored is None:
         raise Forbidden("Sub-account not accessible")
-    return Tenant(account_id=sub_account, owner=str(uid), agency_account_id=str(account_id))
+    return Tenant(account_id=stored, owner=str(uid), agency_account_id=str(account_id))
 
 
 def _id_values(value: str) -> list:
@@ -55,7 +59,9 @@ def _id_values(value: str) -> list:
     return [value, ObjectId(value)] if ObjectId.is_valid(value) else [value]
 
 
-def is_sub_account(sub_account: str, *, parent: str) -> bool:
+def stored_sub_account(sub_account: str, *, parent: str) -> str | None:
+    """The sub-account's id as the accounts collection stores it (str of an ObjectId: lower-case hex),
+    when its parent is `parent`; None otherwise."""
     from acexport import db
     from acexport.settings import get_settings
 
@@ -63,4 +69,11 @@ def is_sub_account(sub_account: str, *, parent: str) -> bool:
     query = {settings.accounts_id_field: {"$in": _id_values(sub_account)},
              settings.accounts_parent_field: {"$in": _id_values(parent)}}
     with db.mongo_errors():
-        return db.database()[settings.accounts_collection].count_documents(query, limit=1) > 0
+        doc = db.database()[settings.accounts_collection].find_one(query, {settings.accounts_id_field: 1})
+    if doc is None:
+        return None
+    value = doc
+    for part in settings.accounts_id_field.split("."):
+        value = value.get(part) if isinstance(value, dict) else None
+    return None if value is None else str(value)
+

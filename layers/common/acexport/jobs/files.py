@@ -116,6 +116,10 @@ class Upload:
             raise
         return True
 
+    def delete(self) -> None:
+        """Remove the completed file (S3 answers a missing key with success too)."""
+        client("s3").delete_object(Bucket=self.bucket, Key=self.key)
+
     def abort(self) -> None:
         try:
             client("s3").abort_multipart_upload(Bucket=self.bucket, Key=self.key, UploadId=self.upload_id)

@@ -4,9 +4,15 @@
 
 A start request is checked completely before anything is stored or sent (resource, body shape, format,
 filters with the same resource specs as the page exports, updated_after), then the caller's connection
-(404 `Unauthorised Access` without one), then the number of jobs the caller has in progress; only then is
-the job stored and its first message queued. Another tenant's job id is answered exactly like a missing
-one (404 `Export job not found`).
+(404 `Unauthorised Access` without one), then the number of jobs the caller has in progress (atomically:
+jobs.store's slots); only then is the job stored, with the identity of the connection it started with
+(id, host, key digest: the worker fails the job if it changes), and its first message queued. Another
+tenant's job id is answered exactly like a missing one (404 `Export job not found`).
+
+From EventBridge (issue 9, finding 4) the rule only admits the platform's `source` on the service's own
+bus, whose resource policy names who may put events (template.yaml); the event's owner must have a
+connection on the event's account, and an `agency_account_id` must be the parent of that account in the
+accounts collection, before anything is stored.
 """
 
 from __future__ import annotations
@@ -18,13 +24,13 @@ from urllib.parse import urlsplit
 from acexport import query
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store
-from acexport.errors import ApiError, BadRequest, NotConnected, ServiceUnavailable
+from acexport.errors import ApiError, BadRequest, Forbidden, NotConnected, ServiceUnavailable
 from acexport.jobs import store as jobs
 from acexport.jobs.messages import REJECTED, emit, send_work
 from acexport.jobs.spec import JobSpec, parse
 from acexport.query import pagination
 from acexport.settings import job_settings
-from acexport.tenancy import Tenant
+from acexport.tenancy import Tenant, stored_sub_account
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 LIST_FILTERS = ("status", "resource")
@@ -70,19 +76,23 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     connection = store.find(tenant)
     if connection is None:
         raise NotConnected()
-    limit = job_settings().max_active
-    if jobs.count_active(tenant) >= limit:
-        raise TooManyJobs(limit)
+    credentials = store.credentials(connection)   # a stored base_url the guard refuses: 403 reconnect
+    identity = credentials.identity(str(connection["_id"]))
     job_id = secrets.token_urlsafe(24)
     doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
            "owner": tenant.owner, "source": source, "resource": spec.resource.name, "format": spec.format,
-           "filters": dict(spec.filters), "ac_host": urlsplit(connection["base_url"]).netloc.lower()}
+           "filters": dict(spec.filters), "ac_host": urlsplit(credentials.base_url).netloc.lower(),
+           "connection": identity}
     for field in ("workspace_id", "agency_account_id"):
         if getattr(tenant, field, None):
             doc[field] = getattr(tenant, field)
     if spec.updated_after:
         doc["updated_after"] = spec.updated_after
-    doc, created = jobs.create(doc)
+    limit = job_settings().max_active
+    try:
+        doc, created = jobs.create(doc, slots=limit)
+    except jobs.NoFreeSlot:
+        raise TooManyJobs(limit) from None
     try:
         _queue(doc)
     except ServiceUnavailable:
@@ -139,6 +149,12 @@ def start_from_event(event: dict) -> dict | None:
     try:
         tenant = Tenant(account_id=_event_text(detail, "account_id"), owner=_event_text(detail, "owner"),
                         workspace_id=_event_text(detail, "workspace_id", required=False))
+        agency = _event_text(detail, "agency_account_id", required=False)
+        if agency is not None:
+            stored = stored_sub_account(tenant.account_id, parent=agency)
+            if stored is None:
+                raise Forbidden("Sub-account not accessible")
+            tenant = Tenant(account_id=stored, owner=tenant.owner, agency_account_id=agency)
         options = detail.get("options") if detail.get("options") is not None else {}
         spec = parse(str(detail.get("resource") or ""), options)
         key = f"events:{tenant.account_id}:{tenant.owner}:{event_id}" if event_id else None

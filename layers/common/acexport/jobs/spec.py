@@ -59,8 +59,13 @@ def _filters(resource: Resource, raw) -> tuple[tuple[str, str], ...]:
     return tuple(found)
 
 
+MIN_YEAR, MAX_YEAR = 1970, 9999   # AC's dates start at the epoch; the walk steps a day back from a date
+
+
 def _moment(raw) -> str | None:
-    """updated_after: a day (kept as the day) or a date-time (to UTC; without an offset it is UTC)."""
+    """updated_after: a day (kept as the day) or a date-time (to UTC; without an offset it is UTC), in
+    MIN_YEAR..MAX_YEAR after the conversion to UTC, and at least a day inside them (the walk asks AC from
+    the day before): `0001-01-01` or `9999-12-31T23:59:59-12:00` are a 400, never an overflow later."""
     if raw is None:
         return None
     message = "updated_after must be an ISO date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SSZ)"
@@ -68,15 +73,19 @@ def _moment(raw) -> str | None:
         raise BadRequest(message, parameter="updated_after")
     text = raw.strip()
     try:
-        return dt.date.fromisoformat(text).isoformat()
+        day = dt.date.fromisoformat(text)
     except ValueError:
-        pass
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
-    except ValueError:
-        raise BadRequest(message, parameter="updated_after") from None
-    moment = moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+        try:
+            moment = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
+            moment = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
+        except (ValueError, OverflowError):
+            raise BadRequest(message, parameter="updated_after") from None
+        day, value = moment.date(), moment.isoformat().replace("+00:00", "Z")
+    else:
+        value = day.isoformat()
+    if not (dt.date(MIN_YEAR, 1, 2) <= day <= dt.date(MAX_YEAR, 12, 30)):
+        raise BadRequest(f"updated_after must be between {MIN_YEAR} and {MAX_YEAR}", parameter="updated_after")
+    return value
 
 
 def parse(resource_name: str, options: dict) -> JobSpec:

@@ -13,7 +13,15 @@ resource, format, filters, updated_after, ac_host (the SQS message group), statu
 updated_at, started_at, finished_at, expires_at (TTL), seq, handoff {seq, sent} (the newest queue message
 and whether it was sent), lease, checkpoint (cursor, counters, uploaded parts, buffered gzip bytes: see
 job_worker), progress {read, written, total, at}, upload {bucket, key, upload_id}, file {bucket, key,
-size, records, name}, error {message, reconnect}, last_error, finalized (events and clean-up done).
+size, records, name}, error {message, reconnect}, last_error, finalized (events and clean-up done),
+connection {id, host, key} (the connection the job started with; `key` is a digest, never the key),
+active_slot (`<digest of account_id and owner>#<k>` while the job is queued or running, removed by the same write
+that ends it).
+
+The active-job quota is atomic (issue 9, finding 7): a unique sparse index on `active_slot` admits at
+most one active job per slot, and a tenant has EXPORT_MAX_ACTIVE_JOBS slots; `create` inserts the job
+with the first free slot, so concurrent starts can never hold more slots than there are. A terminal
+status and the freed slot are one update (`settle`, `cancel`): no counter to drift.
 
 nx-27017 (the local Mongo) stores a list of documents set through `$set` as strings, `true` as 1 and a
 top-level date as text: job documents hold lists of scalars only (part ETags and sizes side by side) and
@@ -23,6 +31,8 @@ top-level date as text: job documents hold lists of scalars only (part ETags and
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from typing import Any
 
@@ -64,6 +74,7 @@ def _create_indexes(coll: Collection) -> None:
     coll.create_index([("request_key", ASCENDING)], unique=True, name="request_key_1")
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("created_at", DESCENDING)],
                       name="tenant_recent")
+    coll.create_index([("active_slot", ASCENDING)], unique=True, sparse=True, name="active_slot_1")
     try:
         coll.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
     except OperationFailure as exc:  # no privilege, or an index of another shape: not fatal
@@ -80,22 +91,36 @@ def _tenant(tenant: Tenant) -> dict[str, str]:
 
 # ---- API side -----------------------------------------------------------------------------------
 
-def create(doc: dict) -> tuple[dict, bool]:
-    """Insert a new job; when its request_key exists already (an EventBridge event delivered twice), the
-    existing job and False."""
+class NoFreeSlot(Exception):
+    """The tenant has `slots` active jobs already."""
+
+
+def _slot(doc: dict, k: int) -> str:
+    """`<digest of the tenant>#<k>`: a digest, so no spelling of one tenant's ids is another's slot."""
+    tenant = hashlib.sha256(json.dumps([doc["account_id"], doc["owner"]]).encode()).hexdigest()[:32]
+    return f"{tenant}#{k}"
+
+
+def create(doc: dict, *, slots: int) -> tuple[dict, bool]:
+    """Insert a new job holding one of the tenant's `slots` active-job slots; when its request_key exists
+    already (an EventBridge event delivered twice), the existing job and False. NoFreeSlot when every
+    slot is held by an active job."""
     moment = now()
     doc = {**doc, "status": "queued", "created_at": moment, "updated_at": moment,
            "expires_at": moment + KEEP_DOCUMENTS, "seq": 0, "handoff": {"seq": 0, "sent": 0}}
-    try:
-        with db.mongo_errors():
-            collection().insert_one(doc)
-    except DuplicateKeyError:
-        with db.mongo_errors():
-            existing = collection().find_one({"request_key": doc["request_key"]}, PUBLIC)
-        if existing is None:  # removed in between: extremely unlikely, report it as the duplicate it was
-            raise
-        return existing, False
-    return doc, True
+    for k in range(slots):
+        doc["active_slot"] = _slot(doc, k)
+        try:
+            with db.mongo_errors():
+                collection().insert_one(doc)
+        except DuplicateKeyError:
+            with db.mongo_errors():
+                existing = collection().find_one({"request_key": doc["request_key"]}, PUBLIC)
+            if existing is not None:
+                return existing, False
+            continue                # slot k is held by another active job: try the next one
+        return doc, True
+    raise NoFreeSlot()
 
 
 def get(job_id: str) -> dict | None:
@@ -122,18 +147,15 @@ def recent(tenant: Tenant, *, where: dict[str, Any], skip: int, limit: int) -> t
         return docs, coll.count_documents(query)
 
 
-def count_active(tenant: Tenant) -> int:
-    with db.mongo_errors():
-        return collection().count_documents({**_tenant(tenant), "status": {"$in": list(ACTIVE)}})
-
-
 def cancel(tenant: Tenant, job_id: str) -> dict | None:
-    """Cancel a queued or running job; the worker sees it at its next progress save and cleans up."""
+    """Cancel a queued or running job; the worker sees it at its next progress save and cleans up. The
+    records buffered in the checkpoint go at once (they would otherwise stay as long as the document)."""
     moment = now()
     with db.mongo_errors():
         return collection().find_one_and_update(
             {"_id": job_id, **_tenant(tenant), "status": {"$in": list(ACTIVE)}},
-            {"$set": {"status": "cancelled", "finished_at": moment, "updated_at": moment}},
+            {"$set": {"status": "cancelled", "finished_at": moment, "updated_at": moment},
+             "$unset": {"checkpoint.buffer": "", "active_slot": ""}},
             projection=PUBLIC, return_document=ReturnDocument.AFTER)
 
 
@@ -214,7 +236,7 @@ def settle(job_id: str, status: str, fields: dict, *, worker: str | None = None,
     if worker is not None:
         query.update({"lease.owner": worker, "seq": seq})
     update = {"$set": {**fields, "status": status, "finished_at": moment, "updated_at": moment},
-              "$unset": {"lease": "", "checkpoint.buffer": ""}}
+              "$unset": {"lease": "", "checkpoint.buffer": "", "active_slot": ""}}
     with db.mongo_errors():
         return collection().update_one(query, update).matched_count == 1
 

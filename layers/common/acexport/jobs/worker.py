@@ -17,7 +17,11 @@ ours is a poison message and goes to the DLQ at once; any other failure is retri
 
 Failures that end a job, with the messages clients match on: AC rejects the stored key (`Invalid
 base_url or api_key`, `reconnect`, and the connection is marked for reconnecting), the connection was
-deleted (`Unauthorised Access`), AC kept failing beyond EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error).
+deleted (`Unauthorised Access`), the connection changed since the job started (CONNECTION_CHANGED: a
+job reads one AC account with one key from start to end, never two), AC kept failing beyond
+EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error), AC's answers can never be used (too large, a walk that
+never ends: `UpstreamInvalid`), or the job's own request cannot be processed (a 4xx, an overflow): errors
+that cannot go away fail the job at once instead of holding the host's queue group through retries.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from acexport.ac.client import ACClient
+from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store
 from acexport.errors import (
@@ -52,6 +56,9 @@ from acexport.tenancy import Tenant
 logger = logging.getLogger(__name__)
 
 MAX_RETRY_DELAY = 900
+CONNECTION_CHANGED = ("The ActiveCampaign connection changed while the export ran (reconnected or replaced); "
+                      "start a new export")
+CANNOT_PROCESS = "The export request cannot be processed; start a new export with other options"
 
 
 class PoisonMessage(Exception):
@@ -257,8 +264,18 @@ class Step:
         except StoredCredentialsRejected:
             store.mark_rejected(self.tenant)
             self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
-        except (UpstreamUnavailable, UpstreamTimeout) as exc:   # AC kept failing beyond the job's patience
+        except (UpstreamUnavailable, UpstreamTimeout, UpstreamInvalid) as exc:   # beyond patience, or never usable
             self._fail(JobFailed(exc.message))
+        except ApiError as exc:
+            if exc.status >= 500:
+                with contextlib.suppress(Exception):
+                    jobs.release(self.job_id, self.worker)
+                raise
+            self._fail(JobFailed(exc.message))      # the job's own request is refused: no retry changes that
+        except (OverflowError, ValueError) as exc:
+            logger.warning("export job cannot be processed", extra={"job_id": self.job_id,
+                                                                    "error": type(exc).__name__})
+            self._fail(JobFailed(CANNOT_PROCESS))
         except BaseException:
             with contextlib.suppress(Exception):     # best effort: let the retry start at once
                 jobs.release(self.job_id, self.worker)
@@ -291,10 +308,14 @@ class Step:
 
     # ---- the work
     def _client(self) -> ACClient:
+        """A client of the connection the job started with (its recorded identity), or the job fails."""
         connection = store.find(self.tenant)
         if connection is None:
             raise JobFailed(NOT_CONNECTED)
         credentials = store.credentials(connection)
+        recorded = self.doc.get("connection")
+        if recorded and credentials.identity(str(connection["_id"])) != recorded:
+            raise JobFailed(CONNECTION_CHANGED)
         return ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
 
     def _upload(self) -> Upload:
@@ -373,8 +394,11 @@ class Step:
         self.next_tick = time.monotonic() + self.settings.progress_seconds
         if not jobs.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds, self.state.progress()):
             raise Stopped()
-        if not store.exists(self.tenant):
+        current = store.connection_id(self.tenant)
+        if current is None:
             raise JobFailed(NOT_CONNECTED)
+        if (self.doc.get("connection") or {}).get("id") not in (None, current):
+            raise JobFailed(CONNECTION_CHANGED)
 
     def _save(self, *, handoff: int | None = None) -> None:
         checkpoint = self.state.dump(self.writer.checkpoint())
@@ -397,6 +421,7 @@ class Step:
                 "records": self.state.written, "name": upload.key.rsplit("/", 1)[-1]}
         if not jobs.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
                            worker=self.worker, seq=self.seq):
+            upload.delete()   # cancelled (or taken over) after S3 completed the file: leave no complete file
             raise Stopped()
         logger.info("export job succeeded", extra={"job_id": self.job_id, "records": self.state.written})
         finalize(self.job_id)

@@ -91,6 +91,20 @@ class EventSources:
             return str(self.parameters.get(name, spec.get("Default", "")))
         return str(value)
 
+    def _pattern(self, pattern: dict) -> dict:
+        """An event pattern with its `!Ref <parameter>` values read (a CommaDelimitedList is a list)."""
+        out = {}
+        for key, value in pattern.items():
+            if isinstance(value, dict) and set(value) == {"Ref"}:
+                spec = (self.template.get("Parameters") or {}).get(value["Ref"]) or {}
+                text = self._parameter(value)
+                value = [part.strip() for part in text.split(",")] if spec.get("Type") == "CommaDelimitedList" \
+                    else [text]
+            elif isinstance(value, dict):
+                value = self._pattern(value)
+            out[key] = value
+        return out
+
     # ---------------------------------------------------------------- resources
     def create(self) -> EventSources:
         sqs = self.client("sqs")
@@ -184,7 +198,8 @@ class EventSources:
                 elif event.get("Type") == "EventBridgeRule":
                     bus = self._parameter(props.get("EventBusName", "default"))
                     buses.add(bus)
-                    url = self._tap(sqs, events, bus, f"local-{lid}-{event_name}", props.get("Pattern") or {})
+                    url = self._tap(sqs, events, bus, f"local-{lid}-{event_name}",
+                                    self._pattern(props.get("Pattern") or {}))
                     self.pollers.append(_EventPoller(self, lid, url))
         for bus in (buses or {"default"}) if functions is None else ():
             self._log_queue = self._tap(sqs, events, bus, "local-published-events", {"source": [self.event_source]})

@@ -532,7 +532,9 @@ def test_samconfig_environment(stage: str) -> None:
 def test_job_parameters() -> None:
     params = template()["Parameters"]
     assert params["JobsCollection"]["Default"] == "integrations-activecampaign-export-jobs"
-    assert params["EventBusName"]["Default"] == "default"
+    # issue 9: the service's own bus, never the account's default bus
+    assert params["EventBusName"]["Default"] == "activecampaign-integration"
+    assert not re.match(params["EventBusName"]["AllowedPattern"], "default")
     assert params["ExportFileDays"]["Type"] == "Number" and params["ExportFileDays"]["Default"] >= 1
     variables = template()["Globals"]["Function"]["Environment"]["Variables"]
     assert variables["JOBS_COLLECTION"] == {"Ref": "JobsCollection"}
@@ -564,8 +566,26 @@ def test_worker_reads_the_queue_one_message_at_a_time_and_reports_partial_failur
 def test_export_requests_arrive_through_an_eventbridge_rule() -> None:
     (event,) = props("ExportJobEventsFunction")["Events"].values()
     assert event["Type"] == "EventBridgeRule"
+    # issue 9: the rule also filters on `source` (ExportRequestSources), on the service's own bus
     assert event["Properties"] == {"EventBusName": {"Ref": "EventBusName"},
-                                   "Pattern": {"detail-type": ["ActiveCampaign Export Requested"]}}
+                                   "Pattern": {"source": {"Ref": "ExportRequestSources"},
+                                               "detail-type": ["ActiveCampaign Export Requested"]}}
+    assert template()["Parameters"]["ExportRequestSources"]["Type"] == "CommaDelimitedList"
+
+
+def test_the_service_bus_denies_every_publisher_it_does_not_name() -> None:
+    """Issue 9, finding 4: a resource policy on the service's own bus lets only the named publishers and
+    the service's own event-emitting functions put events."""
+    bus = resources()["ExportEventBus"]
+    assert bus["Type"] == "AWS::Events::EventBus" and bus["Properties"]["Name"] == {"Ref": "EventBusName"}
+    (stmt,) = bus["Properties"]["Policy"]["Statement"]
+    assert stmt["Effect"] == "Deny" and stmt["Principal"] == "*" and stmt["Action"] == "events:PutEvents"
+    assert stmt["Resource"] == EVENT_BUS_ARN
+    allowed = stmt["Condition"]["StringNotEquals"]["aws:PrincipalArn"]["Fn::Split"][1]["Fn::Join"][1]
+    emitting = {fn for fn, grants in JOB_PERMISSIONS.items() if "events:putevents" in grants}
+    assert {"Fn::Join": [",", {"Ref": "EventPublisherArns"}]} in allowed
+    assert {item["Fn::GetAtt"][0] for item in allowed if "Fn::GetAtt" in item} == {f"{fn}Role" for fn in emitting}
+    assert resources()["ExportJobEventsFunction"]["DependsOn"] == "ExportEventBus"
 
 
 def test_export_bucket_is_private_encrypted_tls_only_and_expires_files() -> None:
@@ -591,7 +611,7 @@ JOB_PERMISSIONS = {  # function -> IAM action -> the resources it may act on (no
     "ExportJobListFunction": {},
     "ExportJobCancelFunction": {},
     WORKER: {"kms:decrypt": [KEY], "s3:putobject": [EXPORT_FILES], "s3:abortmultipartupload": [EXPORT_FILES],
-             "s3:getobject": [EXPORT_FILES], "sqs:sendmessage": [QUEUE_ARN],
+             "s3:getobject": [EXPORT_FILES], "s3:deleteobject": [EXPORT_FILES], "sqs:sendmessage": [QUEUE_ARN],
              "sqs:changemessagevisibility": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
     "ExportJobEventsFunction": {"sqs:sendmessage": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
     "ExportJobDeadLettersFunction": {"events:putevents": [EVENT_BUS_ARN]},

@@ -60,12 +60,13 @@ def indexed_collection(name: str, create_indexes: Callable) -> Collection:
     with _lock:
         if name not in _indexed:
             try:
-                with mongo_errors():
-                    create_indexes(coll)
+                create_indexes(coll)
             except (DuplicateKeyError, OperationFailure) as exc:
                 logger.error("index build failed on %s (code %s): the collection holds records the index "
                              "refuses; see docs/architecture.md", name, getattr(exc, "code", None))
                 raise ServiceUnavailable(INDEX_UNAVAILABLE) from None
+            except PyMongoError as exc:
+                raise ServiceUnavailable("Database unavailable; retry later") from exc
             _indexed.add(name)
     return coll
 

@@ -1,0 +1,137 @@
+"""Issue 9, finding 1 and the Retry-After item, on the local stack: a name that resolves to a non-public
+address is refused without a connection and with one answer for every address (no port oracle); the
+connection goes to the address that was checked; a host that answers too much, or pages for ever, ends
+with a clear error instead of running without end."""
+
+import json
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+import requests
+import urllib3.util.connection
+from acexport.ac import base_url
+from acexport.ac.client import ACClient, UpstreamInvalid
+from acexport.ac.reference import fetch_all
+
+
+@pytest.fixture
+def dns(monkeypatch):
+    """An injected resolver (no DNS without internet): name -> answers."""
+    answers: dict[str, list[str]] = {}
+    monkeypatch.setattr(base_url, "RESOLVER", lambda host, port: answers.get(host, []))
+    return answers
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """Every TCP connection urllib3 opens: (address, port) (the test's own calls to the local API and
+    moto included)."""
+    opened = []
+    original = urllib3.util.connection.create_connection
+
+    def record(address, *args, **kwargs):
+        opened.append(tuple(address[:2]))
+        return original(address, *args, **kwargs)
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", record)
+    return opened
+
+
+@pytest.mark.parametrize("target", ["169.254.169.254", "10.0.0.1", "127.0.0.1"])
+def test_a_name_resolving_to_a_private_address_is_refused_without_connecting(api, dns, connections, target):
+    dns["victim.api-us1.com"] = [target]
+    reply = api.call("POST", "/auth", json={"base_url": "https://victim.api-us1.com", "api_key": "k" * 40})
+    assert reply.status_code == 400
+    assert reply.json() == {"success": False, "errno": 400, "message": "Invalid base_url or api_key"}
+    assert not [c for c in connections if c[1] == 443 or (c[0] == target and c[0] != "127.0.0.1")]
+    assert (target, 443) not in connections
+    assert api.call("GET", "/auth").json()["data"] == {"connected": False}
+
+
+def test_the_connection_goes_to_the_checked_address_with_the_host_named(api, dns, connections, monkeypatch):
+    """The name never reaches the system resolver: urllib3 connects to the pinned address and the Host
+    header still names the AC host (what AC's virtual hosting and TLS need)."""
+    seen = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self):
+            seen.append((self.headers["Host"], self.path))
+            body = json.dumps({"user": {"id": "1"}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        port = server.server_address[1]
+        dns["acme.api-us1.com"] = ["127.0.0.1"]
+        monkeypatch.setattr(base_url, "public", lambda address: True)   # the loopback stands in for AC
+        import socket
+        real = socket.getaddrinfo
+        monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(host, *a, **k) if host == "127.0.0.1"
+                            else pytest.fail(f"second lookup of {host}"))
+        client = ACClient(f"http://acme.api-us1.com:{port}", "key", deadline=time.monotonic() + 10, validating=True)
+        assert client.get("/users/me") == {"user": {"id": "1"}}
+        assert seen == [(f"acme.api-us1.com:{port}", "/api/3/users/me")]
+        assert ("127.0.0.1", port) in connections
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_an_answer_over_the_size_cap_is_a_502_not_a_memory_blow_up(api):
+    api.connect()
+    api.env(AC_MAX_RESPONSE_BYTES="4096")
+    reply = api.export("contacts", "limit=100")
+    assert reply.status_code == 502
+    assert reply.json()["message"] == "ActiveCampaign sent an answer larger than 4096 bytes"
+    assert api.sandbox.count("/contacts") == 1          # not retried: the same answer would come back
+
+
+def test_full_reference_pages_for_ever_end_with_a_clear_error(api):
+    api.env(AC_MAX_REFERENCE_PAGES="3")
+    page = json.dumps({"fields": [{"id": str(i), "title": f"f{i}"} for i in range(100)]}).encode()
+    api.sandbox.inject(body=page, times=50, path="/fields")
+    client = ACClient(api.sandbox.base_url, "sandbox-key", deadline=time.monotonic() + 20)
+    with pytest.raises(UpstreamInvalid) as err:
+        fetch_all(client, "/fields", "fields")
+    assert "kept sending full pages of fields" in err.value.message
+    assert api.sandbox.count("/fields") == 3
+
+
+def test_an_infinite_retry_after_neither_blocks_the_host_nor_fails(api, mongo):
+    api.connect()
+    api.sandbox.requests.clear()
+    api.sandbox.inject(status=429, retry_after=float("inf"), times=1, path="/contacts")
+    started = time.monotonic()
+    assert api.export("contacts", "limit=5").status_code == 200
+    assert api.export("contacts", "limit=5").status_code == 200    # the host's budget is not held for ever
+    assert time.monotonic() - started < 10
+    slots = list(mongo["integrations_activecampaign_rate_budget"].find({}))
+    assert slots and all(abs(float(slot.get("t", 0))) < 1e12 for slot in slots)
+
+
+def test_a_job_on_a_host_that_pages_for_ever_fails_at_once(kit):
+    kit.api.env(EXPORT_MAX_RECORDS="100")
+    job = kit.wait(kit.start("contacts")["id"])
+    assert job["status"] == "failed"
+    assert "EXPORT_MAX_RECORDS" in job["error"]["message"]
+    assert kit.sandbox.count("/contacts") == 1      # the cap is checked before the call, not after
+
+
+def test_a_contacts_walk_that_does_not_advance_fails_at_once(kit):
+    first = requests.get(kit.sandbox.base_url + "/api/3/contacts", params={"limit": "100", "orders[id]": "ASC"},
+                         headers={"Api-Token": "sandbox-key"}, timeout=10).content
+    kit.sandbox.requests.clear()
+    kit.sandbox.inject(body=first, times=30, path="/contacts")     # id_greater ignored: the same page again
+    job = kit.wait(kit.start("contacts")["id"])
+    assert job["status"] == "failed"
+    assert "cannot advance" in job["error"]["message"]
+    assert kit.sandbox.count("/contacts") == 2

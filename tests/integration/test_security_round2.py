@@ -22,6 +22,16 @@ from tests.integration.conftest import DEMO_KEY
 BUDGET = "integrations_activecampaign_rate_budget"
 
 
+def cancel_all(kit, job_ids, timeout=20):
+    """Cancel jobs and wait until their workers cleaned up (uploads aborted), so no upload outlives the test."""
+    for job_id in job_ids:
+        kit.api.call("DELETE", f"/export/jobs/{job_id}")
+    deadline = time.monotonic() + timeout
+    while not all((kit.doc(job_id) or {}).get("finalized") for job_id in job_ids):
+        assert time.monotonic() < deadline, "cancelled jobs were not cleaned up"
+        time.sleep(0.1)
+
+
 def save(api, *, token="default", api_key="bogus-key", base_url=None):
     return api.call("POST", "/auth", token=token,
                     json={"base_url": base_url or api.sandbox.base_url, "api_key": api_key})
@@ -152,10 +162,12 @@ def test_concurrent_starts_never_exceed_the_quota(kit):
     kit.api.env(EXPORT_MAX_ACTIVE_JOBS="5")
     kit.sandbox.inject(delay=1.0, times=200, path="/accounts")
     with concurrent.futures.ThreadPoolExecutor(20) as pool:
-        statuses = list(pool.map(lambda _: kit.post("accounts").status_code, range(20)))
+        replies = list(pool.map(lambda _: kit.post("accounts"), range(20)))
+    statuses = [reply.status_code for reply in replies]
     assert statuses.count(202) == 5 and statuses.count(429) == 15
     active = kit.mongo[os.environ["JOBS_COLLECTION"]].count_documents({"status": {"$in": list(job_store.ACTIVE)}})
     assert active == 5
+    cancel_all(kit, [reply.json()["data"]["id"] for reply in replies if reply.status_code == 202])
 
 
 def test_a_finished_or_cancelled_job_frees_its_slot(kit):
@@ -167,7 +179,9 @@ def test_a_finished_or_cancelled_job_frees_its_slot(kit):
     assert "active_slot" not in kit.doc(first["id"])
     second = kit.start("accounts")
     assert kit.wait(second["id"], timeout=30)["status"] == "succeeded"
-    kit.start("accounts")
+    third = kit.start("accounts")                                   # the finished job's slot is free too
+    assert kit.wait(third["id"], timeout=30)["status"] == "succeeded"
+    cancel_all(kit, [first["id"]])
 
 
 # ---- 8: sub-account ids as stored ----------------------------------------------------------------
@@ -198,6 +212,7 @@ def test_cancel_drops_the_buffered_records_at_once(kit):
     assert kit.api.call("DELETE", f"/export/jobs/{job['id']}").status_code == 200
     checkpoint = coll.find_one({"_id": job["id"]}).get("checkpoint") or {}
     assert "buffer" not in checkpoint and checkpoint.get("read") == 1
+    cancel_all(kit, [job["id"]])
 
 
 def test_a_cancel_right_after_the_file_is_completed_leaves_no_file(kit, monkeypatch):

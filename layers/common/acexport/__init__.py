@@ -26,6 +26,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       store         the credential store (one connection per account + owner)
       crypto        KMS encryption of stored api keys, decrypted keys cached per container
       connections   save / delete / status of a connection (the /auth routes)
+      attempts      the per-caller limit of connection saves (they call AC outside the host's budget)
 
     jobs/         full exports as jobs (docs/jobs.md)
       spec          a start request, checked before any I/O

@@ -51,11 +51,25 @@ class Credentials:
     base_url: str
     api_key: str
 
-    def identity(self, connection_id: str) -> dict[str, str]:
-        """What a job records of the connection it started with: id, host and a digest of the key
-        (never the key): a job whose connection changes fails instead of mixing two AC accounts."""
-        return {"id": connection_id, "host": urlsplit(self.base_url).netloc.lower(),
-                "key": hashlib.sha256(self.api_key.encode()).hexdigest()[:32]}
+
+def checked_base_url(doc: dict) -> str:
+    """The record's base URL through the same guard as a new one; a refused one (a legacy record: http,
+    another host) marks the connection for reconnecting and is a 403 `reconnect`."""
+    try:
+        return normalise_base_url(str(doc.get("base_url") or ""), allow_local=get_settings().allow_local_base_url)
+    except BadRequest:
+        mark_rejected(Tenant(account_id=doc["account_id"], owner=doc["owner"]))   # GET /auth: reconnect
+        raise StoredCredentialsRejected(STORED_BASE_URL_REFUSED) from None
+
+
+def identity(doc: dict) -> dict[str, str]:
+    """What a job records of the connection it started with: its id, host and a digest of the stored key
+    material (the KMS ciphertext, or a legacy plaintext key; never the key, and no KMS call: the start
+    functions may not decrypt). Saving the connection again or replacing the key changes it."""
+    stored = doc.get("api_key") or b""
+    material = bytes(stored) if isinstance(stored, bytes | bytearray) else str(stored).encode()
+    return {"id": str(doc["_id"]), "host": urlsplit(checked_base_url(doc)).netloc.lower(),
+            "key": hashlib.sha256(material).hexdigest()[:32]}
 
 
 def exists(tenant: Tenant) -> bool:
@@ -107,10 +121,4 @@ def credentials(doc: dict) -> Credentials:
         api_key = crypto.decrypt(stored, account_id=doc["account_id"], owner=doc["owner"])
     else:
         api_key = str(stored or "")
-    try:
-        base_url = normalise_base_url(str(doc.get("base_url") or ""),
-                                      allow_local=get_settings().allow_local_base_url)
-    except BadRequest:
-        mark_rejected(Tenant(account_id=doc["account_id"], owner=doc["owner"]))   # GET /auth: reconnect
-        raise StoredCredentialsRejected(STORED_BASE_URL_REFUSED) from None
-    return Credentials(base_url=base_url, api_key=api_key)
+    return Credentials(base_url=checked_base_url(doc), api_key=api_key)

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import re
 import secrets
-from urllib.parse import urlsplit
 
 from acexport import query
 from acexport.ac.resources import RESOURCES
@@ -76,13 +75,11 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     connection = store.find(tenant)
     if connection is None:
         raise NotConnected()
-    credentials = store.credentials(connection)   # a stored base_url the guard refuses: 403 reconnect
-    identity = credentials.identity(str(connection["_id"]))
+    identity = store.identity(connection)   # a stored base_url the guard refuses: 403 reconnect
     job_id = secrets.token_urlsafe(24)
     doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
            "owner": tenant.owner, "source": source, "resource": spec.resource.name, "format": spec.format,
-           "filters": dict(spec.filters), "ac_host": urlsplit(credentials.base_url).netloc.lower(),
-           "connection": identity}
+           "filters": dict(spec.filters), "ac_host": identity["host"], "connection": identity}
     for field in ("workspace_id", "agency_account_id"):
         if getattr(tenant, field, None):
             doc[field] = getattr(tenant, field)

@@ -312,10 +312,10 @@ class Step:
         connection = store.find(self.tenant)
         if connection is None:
             raise JobFailed(NOT_CONNECTED)
-        credentials = store.credentials(connection)
         recorded = self.doc.get("connection")
-        if recorded and credentials.identity(str(connection["_id"])) != recorded:
+        if recorded and store.identity(connection) != recorded:
             raise JobFailed(CONNECTION_CHANGED)
+        credentials = store.credentials(connection)
         return ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
 
     def _upload(self) -> Upload:

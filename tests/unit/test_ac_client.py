@@ -54,9 +54,11 @@ def clock():
 @pytest.fixture(autouse=True)
 def limiter(monkeypatch, clock):
     """A new container whose request budget runs on the same fake clock as the client."""
-    caches.reset()
     for name in ("ACTIVECAMPAIGN_API_VERSION", "AC_CONNECT_TIMEOUT", "AC_READ_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
+    # the stand-in is on loopback: the local switch lets the client connect there (issue 9's address check)
+    monkeypatch.setenv("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "true")
+    caches.reset()
     budget = SlidingWindowLimiter(5, clock=clock, sleep=clock.sleep)
     monkeypatch.setattr(ac_client, "_limiter", budget)
     yield budget
@@ -96,7 +98,7 @@ def test_throttled_waits_retry_after_and_holds_the_account(clock, limiter, statu
     assert isinstance(failure, UpstreamThrottled) and failure.headers == {"Retry-After": "7"}
     assert wait == 7.0 and client.throttled == 1
     start = clock()
-    limiter.acquire(client.host, start + 60)           # every caller of this AC account is held too
+    limiter.acquire(client.budget_key, start + 60)     # every caller of this AC account is held too
     assert clock() - start == pytest.approx(7.005)
 
 

@@ -9,6 +9,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     identity      JWT verification (the authorizer only)
     tenancy       who the caller is and which account they act on (sub-accounts)
     db            the Mongo client and the mapping of driver failures to 503
+    compat        every nx-27017 (local Mongo) quirk, read back tolerantly: dates, flags, collection names
     query         the export query string (page, limit, filters[...], orders[...]) and the pagination object
     exports       one page of an export (the three GET /export/<resource> routes)
     migrate_keys  one-off command: encrypt the old service's plaintext keys

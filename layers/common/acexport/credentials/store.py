@@ -22,7 +22,7 @@ from pymongo import ASCENDING
 from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError
 
-from acexport import db
+from acexport import compat, db
 from acexport.ac.base_url import STORED_BASE_URL_REFUSED, normalise_base_url
 from acexport.credentials import crypto
 from acexport.errors import AlreadyExists, BadRequest, StoredCredentialsRejected
@@ -90,10 +90,14 @@ def insert(tenant: Tenant, *, base_url: str, ciphertext: bytes) -> dict:
     return doc
 
 
+DATES = ("created_at", "updated_at", "validated_at", "rejected_at")
+
+
 def find(tenant: Tenant) -> dict | None:
-    """The tenant's connection record (with its `_id`, the connection's identity), or None."""
+    """The tenant's connection record (with its `_id`, the connection's identity), or None; its dates as
+    datetimes (`mark_rejected` sets two through `$set`: text on nx-27017, acexport.compat)."""
     with db.mongo_errors():
-        return collection().find_one(_key(tenant))
+        return compat.with_dates(collection().find_one(_key(tenant)), DATES)
 
 
 def connection_id(tenant: Tenant) -> str | None:

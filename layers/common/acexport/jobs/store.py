@@ -23,9 +23,10 @@ most one active job per slot, and a tenant has EXPORT_MAX_ACTIVE_JOBS slots; `cr
 with the first free slot, so concurrent starts can never hold more slots than there are. A terminal
 status and the freed slot are one update (`settle`, `cancel`): no counter to drift.
 
-nx-27017 (the local Mongo) stores a list of documents set through `$set` as strings, `true` as 1 and a
-top-level date as text: job documents hold lists of scalars only (part ETags and sizes side by side) and
-0/1 flags, and dates are read through `as_datetime`.
+Dates are BSON dates and flags (`handoff.sent`, `finalized`) booleans, as MongoDB wants them (the TTL index
+needs a date). nx-27017, the local Mongo, stores a date or a boolean set through `$set` as text or 1/0:
+readers take dates through `as_datetime` and flags as truthy values (acexport.compat), which also reads
+documents written before flags were booleans.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from acexport import db
+from acexport.compat import as_datetime  # noqa: F401 - jobs.as_datetime: the one date reader
 from acexport.settings import job_settings
 from acexport.tenancy import Tenant
 
@@ -56,18 +58,6 @@ PUBLIC = {"checkpoint": 0, "lease": 0}       # what API reads leave out (the che
 
 def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
-
-
-def as_datetime(value) -> dt.datetime | None:
-    """A stored date as an aware datetime (naive = UTC; also the text nx-27017 turns `$set` dates into)."""
-    if isinstance(value, str):
-        try:
-            value = dt.datetime.fromisoformat(value)
-        except ValueError:
-            return None
-    if not isinstance(value, dt.datetime):
-        return None
-    return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
 
 
 def _create_indexes(coll: Collection) -> None:
@@ -107,7 +97,7 @@ def create(doc: dict, *, slots: int) -> tuple[dict, bool]:
     slot is held by an active job."""
     moment = now()
     doc = {**doc, "status": "queued", "created_at": moment, "updated_at": moment,
-           "expires_at": moment + KEEP_DOCUMENTS, "seq": 0, "handoff": {"seq": 0, "sent": 0}}
+           "expires_at": moment + KEEP_DOCUMENTS, "seq": 0, "handoff": {"seq": 0, "sent": False}}
     for k in range(slots):
         doc["active_slot"] = _slot(doc, k)
         try:
@@ -162,7 +152,7 @@ def cancel(tenant: Tenant, job_id: str) -> dict | None:
 def mark_sent(job_id: str, seq: int) -> None:
     """The queue message for `seq` was sent (best effort: without it a redelivered older message resumes)."""
     with db.mongo_errors():
-        collection().update_one({"_id": job_id, "handoff.seq": seq}, {"$set": {"handoff.sent": 1}})
+        collection().update_one({"_id": job_id, "handoff.seq": seq}, {"$set": {"handoff.sent": True}})
 
 
 def set_fields(job_id: str, fields: dict) -> None:
@@ -221,7 +211,7 @@ def save(job_id: str, worker: str, seq: int, checkpoint: dict, progress: dict, *
     if handoff is None:
         fields["lease"] = _lease(worker, lease_seconds)
     else:
-        fields["handoff"] = {"seq": handoff, "sent": 0}
+        fields["handoff"] = {"seq": handoff, "sent": False}
         update["$unset"] = {"lease": ""}
     update["$set"] = fields
     with db.mongo_errors():
@@ -245,7 +235,7 @@ def mark_finalized(job_id: str) -> None:
     """The clean-up of a finished job (its event, aborting its upload) is done. Set after the event is
     sent, so a crash in between sends it again: finished-job events are at least once."""
     with db.mongo_errors():
-        collection().update_one({"_id": job_id, "status": {"$in": list(TERMINAL)}}, {"$set": {"finalized": 1}})
+        collection().update_one({"_id": job_id, "status": {"$in": list(TERMINAL)}}, {"$set": {"finalized": True}})
 
 
 def release(job_id: str, worker: str) -> None:

@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from acexport.compat import as_datetime
 from acexport.jobs.files import download_url
-from acexport.jobs.store import as_datetime
 from acexport.settings import job_settings
 
 

@@ -221,7 +221,7 @@ class _State:
     def dump(self, file: dict) -> dict:
         """The checkpoint: this state with the writer's fields (`FileWriter.checkpoint()`)."""
         out = {"cursor": self.cursor, "read": self.read, "written": self.written, "etags": file["etags"],
-               "sizes": file["sizes"], "buffer": file["buffer"], "final": int(self.final)}
+               "sizes": file["sizes"], "buffer": file["buffer"], "final": self.final}
         for name, value in (("total", self.total), ("columns", file.get("columns")),
                             ("outage_since", self.outage_since)):
             if value is not None:

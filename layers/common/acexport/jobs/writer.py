@@ -14,9 +14,9 @@ into the file, under the exactly-once rules of `jobs.files`:
 The upload is anything with `put_part(number, data) -> etag` and `complete(etags)`: `jobs.files.Upload`
 (S3 multipart) in the worker, an in-memory one in tests/unit/test_writer.py.
 
-Checkpoint fields (a part of the job's checkpoint, see `jobs.store`; nx-27017 keeps lists of scalars
-only, so ETags and sizes are two lists side by side): etags, sizes, buffer (BSON Binary), columns (CSV,
-once known).
+Checkpoint fields (a part of the job's checkpoint, see `jobs.store`; ETags and sizes are two lists side by
+side, a shape kept so running jobs resume: docs/decisions.md 29): etags, sizes, buffer (BSON Binary),
+columns (CSV, once known).
 """
 
 from __future__ import annotations

@@ -142,7 +142,7 @@ def main() -> None:
         stack.sandbox.generate(contacts=600, deals=600, accounts=300)
         import requests
 
-        token = mint_token("user-1", "account-1")
+        token = mint_token("dev-user", "dev-account")  # the caller of events/*.json
         saved = requests.post(f"{stack.api_url}/v1/integrations/activecampaign/auth", timeout=30,
                               headers={"Authorization": f"Bearer {token}"},
                               json={"api_key": "sandbox-key", "base_url": stack.sandbox.base_url})

@@ -3,14 +3,19 @@
 `LocalStack` starts, on loopback ports chosen by the OS:
 
 * MongoDB: the `nx-27017` wire-protocol server as a subprocess (in memory, or in `<data_dir>/local.db`),
-  unless a `mongo_uri` (or `MONGODB_URI` in the environment) points at a real one;
+  unless a `mongo_uri` (or `MONGODB_URI` in the environment) points at another server. Collection names
+  are the production ones (with dashes) on MongoDB, and with `_` instead of `-` on nx-27017, which
+  rejects dashes (`acexport.compat`; a `mongo_uri` may point at an nx-27017 too: the server is asked);
 * AWS: moto's server in this process, with a symmetric KMS key aliased `alias/activecampaign-local`, and
   the template's SQS queues and S3 bucket, with pollers feeding its SQS and EventBridge functions as Lambda
   would (devstack/event_sources.py: export jobs run locally end to end);
   `AWS_ENDPOINT_URL` sends every boto3 client there, with fake credentials;
-* ActiveCampaign: `devstack.ac_sandbox.ACSandbox` with demo data and the api key `sandbox-key`;
+* ActiveCampaign: `devstack.ac_sandbox.ACSandbox` with demo data (`sandbox_contacts` contacts, default
+  120) and the api key `sandbox-key`;
 * API Gateway + Lambda: `devstack.apigw.LocalApiGateway` serving `template.yaml`, with the local values
-  of what the template takes from secrets and resources (Mongo URI, JWT secret, KMS key).
+  of what the template takes from secrets and resources (Mongo URI, JWT secret, KMS key);
+* with `seed=True` (make dev, `python -m devstack invoke`): the dev tenant's sandbox connection, a
+  sub-account and the sample job of events/ (devstack/seed.py).
 
 Usage::
 
@@ -62,10 +67,13 @@ DEV_JWT_SECRET = "local-dev-secret-change-me-0123456789abcdef"
 KMS_ALIAS = "alias/activecampaign-local"
 REGION = "us-east-1"
 MOTO_ACCOUNT_ID = "123456789012"  # moto's default account (what "testing" credentials map to)
-# nx-27017 rejects '-' in collection names; the production default (template parameter
-# CredentialsCollection, and acexport.settings) keeps the dash: integrations-activecampaign-keys.
+# The production defaults (template parameters CredentialsCollection and JobsCollection, acexport.settings)
+# have dashes, which nx-27017 rejects: on nx-27017 the local stack uses the LOCAL_* names.
+CREDENTIALS_COLLECTION = "integrations-activecampaign-keys"
+JOBS_COLLECTION = "integrations-activecampaign-export-jobs"
 LOCAL_CREDENTIALS_COLLECTION = "integrations_activecampaign_keys"
-LOCAL_JOBS_COLLECTION = "integrations_activecampaign_export_jobs"   # template: JobsCollection (with dashes)
+LOCAL_JOBS_COLLECTION = "integrations_activecampaign_export_jobs"
+LAYER = REPO_ROOT / "layers" / "common"
 MONGO_READY_TIMEOUT = 15.0
 
 
@@ -118,8 +126,13 @@ class LocalStack:
                  env: Mapping[str, str] | None = None, data_dir: str | os.PathLike[str] | None = None,
                  template: str | os.PathLike[str] | None = None, sandbox_port: int = 0,
                  aws_endpoint: str | None = None, kms_key_id: str | None = None,
-                 event_sources: bool = True) -> None:
+                 event_sources: bool = True, mongo_port: int = 0, moto_port: int = 0,
+                 sandbox_contacts: int | None = None, seed: bool = False) -> None:
         self.port = port
+        self._mongo_port, self._moto_port = mongo_port, moto_port   # 0: the OS picks
+        self._sandbox_contacts = sandbox_contacts
+        self._want_seed = seed
+        self.seeded: list[str] = []
         self._mongo_uri_arg = mongo_uri
         # An AWS endpoint (a moto server) and KMS key shared with other local servers, e.g. the two
         # "containers" of benchmarks/load: then no moto is started here. kms_key_id None -> one is created.
@@ -135,6 +148,7 @@ class LocalStack:
         self.api: LocalApiGateway | None = None
         self.api_url: str | None = None
         self.mongo_uri: str | None = None
+        self.mongo_is_nx27017: bool | None = None   # known after start()
         self.sandbox: Any = None
         self.kms_key_id: str | None = None
         self.jwt_secret: str | None = None
@@ -161,13 +175,18 @@ class LocalStack:
             if self._want_sandbox:
                 from devstack.ac_sandbox import ACSandbox  # imported late: it is only needed here
 
-                self.sandbox = ACSandbox(port=self._sandbox_port).start()
+                sizes = {"contacts": self._sandbox_contacts} if self._sandbox_contacts else {}
+                self.sandbox = ACSandbox(port=self._sandbox_port, **sizes).start()
             self.env = self._environment()
             self.jwt_secret = self.env["JWT_SECRET"]
             self._create_aws_resources()
             _reset_layer_caches()  # a stack started earlier in this process may have filled them
             self.api = LocalApiGateway(self.template, port=self.port, env=self.env).start()
             self.api_url = self.api.url
+            if self._want_seed and self.sandbox is not None:
+                from devstack import seed
+
+                self.seeded = seed.seed_dev(self.sandbox.base_url, queue_sample_job=self._want_event_sources)
             if self._want_event_sources:
                 self.events.start()
         except BaseException:
@@ -212,7 +231,9 @@ class LocalStack:
         uri = self._mongo_uri_arg or os.environ.get("MONGODB_URI", "").strip()
         if uri:
             self.mongo_uri = uri
+            self.mongo_is_nx27017 = _is_nx27017(uri)
             return
+        self.mongo_is_nx27017 = True
         exe = _nx_executable()
         self._tmp = Path(tempfile.mkdtemp(prefix="devstack-"))
         if self.data_dir is not None:
@@ -220,7 +241,7 @@ class LocalStack:
             db = str(self.data_dir / "local.db")
         else:
             db = "memory"
-        port = _free_port()
+        port = self._mongo_port or _free_port()
         cmd = [str(exe), "--db", db, "-p", str(port), "--host", "127.0.0.1",
                "--log-file", str(self._tmp / "nx-27017.log"), "--pid-file", str(self._tmp / "nx-27017.pid")]
         self._nx_out = open(self._tmp / "nx-27017.out", "wb")  # noqa: SIM115 - closed in _stop_mongo
@@ -281,7 +302,7 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per AWS call on stderr
-        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        self.moto = ThreadedMotoServer(ip_address="127.0.0.1", port=self._moto_port, verbose=False)
         self.moto.start()
         host, port = self.moto.get_host_and_port()
         self.moto_url = f"http://{host}:{port}"
@@ -352,8 +373,8 @@ class LocalStack:
     def _environment(self) -> dict[str, str]:
         defaults = {
             "MONGODB_DATABASE": "platform",
-            "CREDENTIALS_COLLECTION": LOCAL_CREDENTIALS_COLLECTION,
-            "JOBS_COLLECTION": LOCAL_JOBS_COLLECTION,
+            "CREDENTIALS_COLLECTION": self._collection(CREDENTIALS_COLLECTION),
+            "JOBS_COLLECTION": self._collection(JOBS_COLLECTION),
             "JWT_SECRET": DEV_JWT_SECRET,
             "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL": "true",
             "ACTIVECAMPAIGN_API_VERSION": "/api/3",
@@ -380,6 +401,34 @@ class LocalStack:
         })
         env.update({k: str(v) for k, v in self._env_overrides.items()})
         return env
+
+
+    def _collection(self, name: str) -> str:
+        return _compat().collection_name(name, nx27017=bool(self.mongo_is_nx27017))
+
+
+def _compat():
+    """acexport.compat (the layer's one list of nx-27017 quirks), importable before the gateway adds the layer."""
+    if str(LAYER) not in sys.path:
+        sys.path.append(str(LAYER))
+    from acexport import compat
+
+    return compat
+
+
+def _is_nx27017(uri: str) -> bool:
+    """Whether the Mongo at `uri` is nx-27017 (asked once at start; unreachable -> False, as MongoDB)."""
+    from pymongo import MongoClient
+
+    client = MongoClient(uri, serverSelectionTimeoutMS=3000, connectTimeoutMS=3000)
+    try:
+        return _compat().is_nx27017(client)
+    except Exception as exc:
+        log.warning("could not ask the Mongo at the given URI what it is (%s); using MongoDB's names",
+                    type(exc).__name__)
+        return False
+    finally:
+        client.close()
 
 
 def _reset_layer_caches() -> None:

@@ -35,20 +35,22 @@ def test_every_function_has_an_event():
 
 
 def test_authorizer_event(api):
+    """The sample token is signed with the dev secret (what the local stack uses), so it authorizes."""
     payload = event("authorizer")
-    assert invoke(api.stack, "authorizer", payload) == {"isAuthorized": False}   # placeholder signature
-    token = f"Bearer {api.token('user-1', 'account-1', workspace_id='workspace-1')}"
-    payload["headers"]["authorization"] = token
-    payload["identitySource"] = [token]
-    assert invoke(api.stack, "authorizer", payload) == {
-        "isAuthorized": True, "context": {"uid": "user-1", "account_id": "account-1", "workspace_id": "workspace-1"}}
+    caller = {"uid": "dev-user", "account_id": "dev-account", "workspace_id": "dev-workspace"}
+    assert invoke(api.stack, "authorizer", payload) == {"isAuthorized": True, "context": caller}
+    head, signature = payload["headers"]["authorization"].rsplit(".", 1)
+    forged = f"{head}.{'B' if signature[0] == 'A' else 'A'}{signature[1:]}"   # one character of the signature
+    payload["headers"]["authorization"] = forged
+    payload["identitySource"] = [forged]
+    assert invoke(api.stack, "authorizer", payload) == {"isAuthorized": False}
 
 
 @pytest.mark.slow  # >= 1 s of real waiting
 def test_connection_events_round_trip(api, mongo):
     save = event("save_auth")
     body = json.loads(save["body"])
-    assert body["base_url"] == "https://acme.api-us1.com"
+    assert body["base_url"] == "http://127.0.0.1:8010"   # make dev's sandbox; here another port
     save["body"] = json.dumps({**body, "base_url": api.sandbox.base_url})   # the stand-in instead of AC
     saved = invoke(api.stack, "save_auth", save)
     assert saved["statusCode"] == 200, saved

@@ -452,14 +452,14 @@ def test_route_event_matches_the_template_route(logical_id: str) -> None:
     assert http_routes(logical_id) == [event["routeKey"]]
     _check_request_context(event, method, path)
     caller = event["requestContext"]["authorizer"]["lambda"]
-    assert (caller["uid"], caller["account_id"]) == ("user-1", "account-1")
+    assert (caller["uid"], caller["account_id"]) == ("dev-user", "dev-account")   # the seeded dev tenant
     assert all(isinstance(v, str) for v in caller.values())
     assert event["isBase64Encoded"] is False
     if method == "POST":
         assert event["headers"]["content-type"] == "application/json"
         body = json.loads(event["body"])
         if logical_id == "SaveAuthFunction":
-            assert body == {"api_key": "sandbox-key", "base_url": "https://acme.api-us1.com"}
+            assert body == {"api_key": "sandbox-key", "base_url": "http://127.0.0.1:8010"}   # make dev's AC sandbox
         else:
             assert body == {"format": "csv", "filters": {"firstName": "John"}}
     else:

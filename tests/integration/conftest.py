@@ -1,6 +1,7 @@
 """The whole stack for integration tests, started once: the local API Gateway (routes, handlers and
-authorizer read from template.yaml), a real Mongo wire server (nx-27017), moto's server for KMS, and
-the AC stand-in over real HTTP on loopback. Each test starts from a clean store and a reset stand-in."""
+authorizer read from template.yaml), a real Mongo wire server (nx-27017, or MongoDB: `MONGODB_URI`), moto's
+server for KMS, and the AC stand-in over real HTTP on loopback. Each test starts from a clean store and a
+reset stand-in."""
 
 from __future__ import annotations
 
@@ -19,7 +20,13 @@ UNLIMITED = {"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local"}   # 
 
 @pytest.fixture(scope="session")
 def stack():
-    with LocalStack() as local:
+    """nx-27017, or the MongoDB that MONGODB_URI names (CI's second run): then the production collection
+    names (with dashes), in a database of its own (MONGODB_TEST_DATABASE, default acexport_test), because
+    every test empties the collections of the database it uses."""
+    env = {}
+    if os.environ.get("MONGODB_URI", "").strip():
+        env["MONGODB_DATABASE"] = os.environ.get("MONGODB_TEST_DATABASE") or "acexport_test"
+    with LocalStack(env=env) as local:
         yield local
 
 

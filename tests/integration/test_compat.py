@@ -12,8 +12,10 @@ from pymongo.errors import OperationFailure
 
 
 @pytest.fixture
-def nx(mongo):
-    return compat.is_nx27017(mongo)
+def nx(stack, mongo):
+    answer = compat.is_nx27017(mongo)
+    assert compat.is_nx27017(mongo.client) is answer is stack.mongo_is_nx27017   # a client or a database
+    return answer
 
 
 @pytest.fixture

@@ -58,3 +58,4 @@ def test_a_handoff_marked_sent_with_1_still_supersedes_older_messages():
     assert worker._superseded({"handoff": {"seq": 3, "sent": 1}}, 2) is True
     assert worker._superseded({"handoff": {"seq": 3, "sent": True}}, 2) is True
     assert worker._superseded({"handoff": {"seq": 3, "sent": 0}}, 2) is False
+

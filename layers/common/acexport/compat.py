@@ -64,8 +64,10 @@ def as_flag(value: Any) -> bool:
 
 def is_nx27017(database: Any) -> bool:
     """Whether the server behind a pymongo Database (or MongoClient) is nx-27017."""
-    admin = database.client.admin if hasattr(database, "client") else database.admin
-    return admin.command("buildInfo").get("process") == NX_PROCESS
+    from pymongo.database import Database
+
+    client = database.client if isinstance(database, Database) else database   # (a client makes up attributes)
+    return client.admin.command("buildInfo").get("process") == NX_PROCESS
 
 
 def collection_name(name: str, *, nx27017: bool) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -140,6 +141,8 @@ def test_invoke_uses_a_running_make_dev(tmp_path):
                               headers={"Authorization": f"Bearer {token}"}, timeout=10).json()["data"]
         assert status["status"] == "succeeded" and status["records_written"] == 300
 
+        check_env_json_matches(state)
+
         put = run(["-m", "devstack", "put-event"], env=env)
         assert put.returncode == 0, put.stderr
         deadline = time.monotonic() + 60
@@ -169,3 +172,52 @@ def test_a_busy_port_is_named(option, what):
                     timeout=60)
     assert reply.returncode == 1
     assert f"port {port} ({what}" in reply.stderr and option in reply.stderr, reply.stderr
+
+
+# ---- env.json: `sam local invoke --env-vars env.json` against make dev (Docker users)
+
+def env_json() -> dict:
+    return json.loads((ROOT / "env.json").read_text())["Parameters"]
+
+
+def check_env_json_matches(state: dict) -> None:
+    """env.json holds what a `make dev` on its default ports gives the functions (this one ran on free ports)."""
+    from urllib.parse import urlsplit
+
+    defaults = {urlsplit(state["aws_endpoint"]).port: 5005, urlsplit(state["mongo_uri"]).port: 27017}
+    for name, value in env_json().items():
+        if name == "KMS_KEY_ID":
+            continue   # a fresh key per start; env.json names it by the alias the stack gives it
+        actual = state["env"].get(name, "")
+        for port, default in defaults.items():
+            actual = re.sub(rf":{port}\b", f":{default}", actual)
+        assert actual == value, (name, actual, value)
+
+
+def test_env_json_sets_only_variables_the_template_declares():
+    """sam local invoke --env-vars overrides only variables declared in the template (AWS SAM developer guide,
+    "Locally invoke Lambda functions with AWS SAM", environment variable file)."""
+    from devstack.apigw import load_api
+    from devstack.stack import KMS_ALIAS
+
+    functions = load_api(ROOT / "template.yaml").functions
+    declared = {lid: set(fn.environment) | set(fn.skipped_environment) for lid, fn in functions.items()}
+    for name in env_json():
+        assert any(name in names for names in declared.values()), f"{name} is not declared in template.yaml"
+    for lid, names in declared.items():   # where AWS reads a secret, a local value can be set instead
+        if "MONGODB_URI_SECRET_ARN" in names:
+            assert "MONGODB_URI" in names, lid
+        if "JWT_SECRET_ARN" in names:
+            assert "JWT_SECRET" in names, lid
+        assert {"AWS_ENDPOINT_URL", "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL"} <= names, lid
+    assert env_json()["KMS_KEY_ID"] == KMS_ALIAS
+
+
+def test_the_kms_alias_of_env_json_encrypts(api):
+    """env.json names the local key by its alias (its id changes on every start): saves and exports work so."""
+    from devstack.stack import KMS_ALIAS
+
+    api.env(KMS_KEY_ID=KMS_ALIAS)
+    api.connect()
+    reply = api.export("contacts", "limit=2")
+    assert reply.status_code == 200 and len(reply.json()["data"]) == 2

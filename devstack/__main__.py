@@ -185,10 +185,12 @@ def _banner(stack: LocalStack, token: str) -> str:
         """  curl -s -X DELETE "$API/export/jobs/<id>" -H "Authorization: Bearer $TOKEN\"""",
         "  # start a job from EventBridge, as another platform service would (the event's detail names the caller)",
         f"  .venv/bin/python -m devstack put-event {SAMPLE_EVENT}",
-        f"  #   or: aws --endpoint-url {stack.moto_url} --region us-east-1 events put-events --entries "
-        """'[{"Source":"platform.crm-sync","DetailType":"ActiveCampaign Export Requested",""",
-        f"""  #        "Detail":"{{\\"account_id\\":\\"{DEV_ACCOUNT}\\",\\"owner\\":\\"{DEV_UID}\\","""
-        """\\"resource\\":\\"deals\\"}"}]'   (AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing)""",
+        "  # or with the AWS CLI:",
+        f"  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url {stack.moto_url} "
+        """--region us-east-1 events put-events --entries '[{"Source":"platform.crm-sync","""
+        """"DetailType":"ActiveCampaign Export Requested","""
+        f""""Detail":"{{\\"account_id\\":\\"{DEV_ACCOUNT}\\",\\"owner\\":\\"{DEV_UID}\\","""
+        """\\"resource\\":\\"deals\\"}"}]'""",
         "  # one function with one event, without Docker (uses this stack)",
         "  .venv/bin/python -m devstack invoke export_contacts -e events/export_contacts.json",
         "  # delete the connection",

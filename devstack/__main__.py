@@ -5,7 +5,8 @@
                        [--sandbox-port 8010] [--sandbox-contacts N]
         Start LocalStack (API on $PORT, default 3000), seed the dev tenant (devstack/seed.py), print the
         URLs, a dev token and ready-to-paste curl commands, then serve until Ctrl-C / SIGTERM, logging the
-        events the service publishes. Writes .devstack/state.json so `invoke` and `put-event` use it.
+        events the service publishes. Writes .devstack/state.json so `invoke` and `put-event` use it
+        (not with --no-sandbox or --aws-endpoint: a server sharing another stack's services).
         AC_SANDBOX_CONTACTS=5000 gives the sandbox 5,000 contacts (a job long enough to watch and cancel).
 
     python -m devstack invoke <function> [-e events/<function>.json] [--as-is] [--no-running]
@@ -258,19 +259,25 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"devstack: cannot start: {exc}", file=sys.stderr)
         return 1
     watcher = threading.Thread(target=_log_published, args=(stack, stopping), name="published-events", daemon=True)
+    # A full stack of its own says how to reach it; a "container" sharing another's moto (--aws-endpoint, as
+    # benchmarks/load and tests/integration/test_budget.py start them) or without a sandbox does not.
+    own = not (args.no_sandbox or args.aws_endpoint)
+    state = None
     try:
-        state = local_invoke.write_state(stack)
+        state = local_invoke.write_state(stack) if own else None
         token = mint_token(DEV_UID, DEV_ACCOUNT, secret=stack.jwt_secret, ttl=DEV_TOKEN_TTL,
                            workspace_id=DEV_WORKSPACE)
         print(_banner(stack, token), flush=True)
-        print(f"(state for `python -m devstack invoke`/`put-event`: {state})\n", flush=True)
+        if state is not None:
+            print(f"(state for `python -m devstack invoke`/`put-event`: {state})\n", flush=True)
         watcher.start()
         while not stopping.wait(0.5):
             pass
         print("\nstopping...", file=sys.stderr, flush=True)
     finally:
         stopping.set()
-        local_invoke.remove_state()
+        if state is not None:
+            local_invoke.remove_state()
         stack.stop()
     return 0
 

@@ -111,7 +111,8 @@ def running_dev_stack(path: Path = STATE_FILE) -> dict | None:
     """The state of a running `make dev` when its API, Mongo and moto answer; else None."""
     try:
         state = json.loads(path.read_text())
-    except (OSError, ValueError):
+        os.kill(int(state["pid"]), 0)   # the process that wrote it is alive (signal 0 only checks)
+    except (OSError, ValueError, KeyError, TypeError):
         return None
     mongo = state.get("mongo_uri") or ""
     mongo_url = "http://" + mongo.split("://", 1)[-1].split("/", 1)[0].split("@")[-1].split(",")[0]

@@ -47,7 +47,7 @@ print(json.dumps(out))
 
 
 def run(args, *, env=None, timeout=180, **kwargs):
-    return subprocess.run([PYTHON, *args], cwd=ROOT, env={**os.environ, **(env or {})}, capture_output=True,
+    return subprocess.run([PYTHON, *args], cwd=ROOT, env=os.environ if env is None else env, capture_output=True,
                           text=True, timeout=timeout, **kwargs)
 
 

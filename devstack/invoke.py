@@ -139,7 +139,8 @@ def environment(*, use_running: bool = True, log=print) -> Iterator[tuple[LocalA
             gateway.stop()
         return
     log("devstack: no running make dev found; starting a local stack for this call (in-memory Mongo)")
-    with LocalStack(event_sources=False, seed=True) as stack:
+    contacts = int(os.environ.get("AC_SANDBOX_CONTACTS") or 0) or None   # as make dev
+    with LocalStack(event_sources=False, seed=True, sandbox_contacts=contacts) as stack:
         assert stack.api is not None
         yield stack.api, stack.sandbox.base_url if stack.sandbox is not None else None
 

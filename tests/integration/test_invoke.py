@@ -58,6 +58,7 @@ def clean_env() -> dict:
     return {k: v for k, v in os.environ.items() if k not in drop and not k.startswith("AWS_")}
 
 
+@pytest.mark.slow   # multi-process: devstack in its own process
 def test_every_sample_event_succeeds_as_shipped():
     reply = subprocess.run([PYTHON, "-c", EVERY_EVENT, *map(str, EVENTS)], cwd=ROOT, env=clean_env(),
                            capture_output=True, text=True, timeout=300)
@@ -86,6 +87,7 @@ def test_every_sample_event_succeeds_as_shipped():
     assert results["export_job_events"]["started"] == "queued"
 
 
+@pytest.mark.slow   # multi-process: devstack in its own process
 def test_the_command_prints_only_the_answer_on_stdout():
     reply = run(["-m", "devstack", "invoke", "authorizer", "-e", "events/authorizer.json", "--no-running"],
                 env=clean_env())
@@ -106,6 +108,7 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 90) -> dict:
     raise AssertionError("serve did not write its state file")
 
 
+@pytest.mark.slow   # multi-process: devstack in its own process
 def test_invoke_uses_a_running_make_dev(tmp_path):
     state_file = tmp_path / "state.json"
     log = tmp_path / "serve.log"
@@ -160,6 +163,7 @@ def test_invoke_uses_a_running_make_dev(tmp_path):
     assert not state_file.exists()   # a stopped stack is not found again
 
 
+@pytest.mark.slow   # multi-process
 @pytest.mark.parametrize(("option", "what"), [("--port", "the local API"), ("--mongo-port", "MongoDB"),
                                               ("--aws-port", "moto"), ("--sandbox-port", "the AC sandbox")])
 def test_a_busy_port_is_named(option, what):

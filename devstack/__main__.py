@@ -188,7 +188,8 @@ def _banner(stack: LocalStack, token: str) -> str:
         f"  .venv/bin/python -m devstack put-event {SAMPLE_EVENT}",
         "  # or with the AWS CLI:",
         f"  AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing aws --endpoint-url {stack.moto_url} "
-        """--region us-east-1 events put-events --entries '[{"Source":"platform.crm-sync","""
+        """--region us-east-1 events put-events --entries '[{"Source":"platform.sync","""
+        f""""EventBusName":"{os.environ.get('EVENT_BUS_NAME') or 'default'}","""
         """"DetailType":"ActiveCampaign Export Requested","""
         f""""Detail":"{{\\"account_id\\":\\"{DEV_ACCOUNT}\\",\\"owner\\":\\"{DEV_UID}\\","""
         """\\"resource\\":\\"deals\\"}"}]'""",
@@ -313,8 +314,8 @@ def _put_event(args: argparse.Namespace) -> int:
         return 2
     events = boto3.client("events", endpoint_url=state["aws_endpoint"], region_name="us-east-1",
                           aws_access_key_id="testing", aws_secret_access_key="testing")
-    bus = state["env"].get("EVENT_BUS_NAME") or "default"
-    reply = events.put_events(Entries=[{"Source": event.get("source", "platform.crm-sync"),
+    bus = state.get("event_bus") or "default"   # the template's EventBusName, as the stack applied it
+    reply = events.put_events(Entries=[{"Source": event.get("source", "platform.sync"),
                                         "DetailType": event.get("detail-type", "ActiveCampaign Export Requested"),
                                         "Detail": json.dumps(event.get("detail") or {}), "EventBusName": bus}])
     entry = reply["Entries"][0]

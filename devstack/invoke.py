@@ -83,9 +83,12 @@ def write_state(stack: LocalStack, path: Path = STATE_FILE) -> Path:
     env = {k: v for k, v in stack.env.items() if not (k == "JWT_SECRET" and v != DEV_JWT_SECRET)}
     state = {"pid": os.getpid(), "api_url": stack.api_url, "mongo_uri": stack.mongo_uri,
              "aws_endpoint": stack.moto_url, "kms_key_id": stack.kms_key_id,
-             "sandbox_url": stack.sandbox.base_url if stack.sandbox is not None else None, "env": env}
+             "sandbox_url": stack.sandbox.base_url if stack.sandbox is not None else None,
+             "event_bus": os.environ.get("EVENT_BUS_NAME") or "default", "env": env}
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(state, indent=2))
+    partial = path.with_name(path.name + f".{os.getpid()}")
+    partial.write_text(json.dumps(state, indent=2))
+    partial.replace(path)   # atomic: a reader never sees half a file
     return path
 
 
@@ -142,7 +145,18 @@ def environment(*, use_running: bool = True, log=print) -> Iterator[tuple[LocalA
     contacts = int(os.environ.get("AC_SANDBOX_CONTACTS") or 0) or None   # as make dev
     with LocalStack(event_sources=False, seed=True, sandbox_contacts=contacts) as stack:
         assert stack.api is not None
+        _create_bus(stack)
         yield stack.api, stack.sandbox.base_url if stack.sandbox is not None else None
+
+
+def _create_bus(stack: LocalStack) -> None:
+    """The service's own EventBridge bus, which the stack creates with its rules only when its event
+    sources run (not here: nothing should poll behind the one call): the functions publish on it."""
+    bus = os.environ.get("EVENT_BUS_NAME") or "default"
+    if bus != "default":
+        events = stack.events.client("events")
+        with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+            events.create_event_bus(Name=bus)
 
 
 # ---------------------------------------------------------------- preconditions of the sample events

@@ -58,25 +58,29 @@ def sub_account(sub: str = DEV_SUB_ACCOUNT, parent: str = DEV_ACCOUNT) -> None:
 
 
 def sample_job(who, ac_base_url: str, *, fresh: bool = False, queue: bool = False) -> dict:
-    """The job the sample events name: a queued contacts export (NDJSON) of `who`. With `fresh`, a
+    """The job the sample events name: a queued contacts export (NDJSON) of `who`, bound to `who`'s
+    connection (given one to `ac_base_url` when missing). With `fresh`, a
     previous one (e.g. finished or cancelled by an earlier invoke) is replaced by a new queued one, so the
     worker, cancel and dead-letter events find what they expect. With `queue`, its first message is sent
     (a running `make dev` then exports it)."""
-    from urllib.parse import urlsplit
-
     from acexport import db
+    from acexport.credentials import store
     from acexport.jobs import store as jobs
     from acexport.jobs.messages import send_work
+    from acexport.settings import job_settings
 
     if fresh:
         with db.mongo_errors():
             jobs.collection().delete_one({"_id": SAMPLE_JOB_ID})
     doc = jobs.get(SAMPLE_JOB_ID)
     if doc is None:
+        connection(who, ac_base_url)
+        identity = store.identity(store.find(who))   # as jobs.service.start records it
         doc, _ = jobs.create({"_id": SAMPLE_JOB_ID, "request_key": f"devstack:{SAMPLE_JOB_ID}",
                               "account_id": who.account_id, "owner": who.owner, "workspace_id": who.workspace_id,
                               "source": "api", "resource": "contacts", "format": "ndjson", "filters": {},
-                              "ac_host": urlsplit(ac_base_url).netloc.lower()})
+                              "ac_host": identity["host"], "connection": identity},
+                             slots=job_settings().max_active)
         if queue:
             send_work(SAMPLE_JOB_ID, 0, doc["ac_host"])
             jobs.mark_sent(SAMPLE_JOB_ID, 0)

@@ -87,7 +87,7 @@ def test_no_quirk_lists_of_documents_survive_set(coll):
 def test_job_documents_keep_real_dates_where_the_ttl_index_looks(api, mongo):
     """The TTL index on expires_at only fires on a BSON date: the job store inserts it as one, on both."""
     _doc, created = job_store.create({"_id": "compat-job", "request_key": "compat:1", "account_id": "a",
-                                     "owner": "o", "resource": "contacts", "format": "ndjson"})
+                                      "owner": "o", "resource": "contacts", "format": "ndjson"}, slots=1)
     assert created
     raw = job_store.collection().find_one({"_id": "compat-job"})
     assert isinstance(raw["expires_at"], dt.datetime) and isinstance(raw["created_at"], dt.datetime)

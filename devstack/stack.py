@@ -6,6 +6,8 @@
   unless a `mongo_uri` (or `MONGODB_URI` in the environment) points at another server. Collection names
   are the production ones (with dashes) on MongoDB, and with `_` instead of `-` on nx-27017, which
   rejects dashes (`acexport.compat`; a `mongo_uri` may point at an nx-27017 too: the server is asked);
+  its indexes are created at start by `acexport.setup_db`, the deploy-time command (requests never
+  create them);
 * AWS: moto's server in this process, with a symmetric KMS key aliased `alias/activecampaign-local`, and
   the template's SQS queues and S3 bucket, with pollers feeding its SQS and EventBridge functions as Lambda
   would (devstack/event_sources.py: export jobs run locally end to end);
@@ -183,6 +185,7 @@ class LocalStack:
             _reset_layer_caches()  # a stack started earlier in this process may have filled them
             self.api = LocalApiGateway(self.template, port=self.port, env=self.env).start()
             self.api_url = self.api.url
+            self._setup_database()   # the deploy-time step, with the environment the gateway applied
             if self._want_seed and self.sandbox is not None:
                 from devstack import seed
 
@@ -292,6 +295,20 @@ class LocalStack:
         if self._nx_out is not None:
             self._nx_out.close()
             self._nx_out = None
+
+    def _setup_database(self) -> None:
+        """`python -m acexport.setup_db`, as docs/deploy.md runs it after a deploy: every index (requests
+        never create them). A pre-flight problem (duplicated legacy records in an external Mongo) is
+        logged with what to do; the stack still starts, as the deployed service would still answer."""
+        layer = str(REPO_ROOT / "layers" / "common")
+        if layer not in sys.path:
+            sys.path.insert(0, layer)
+        from acexport import setup_db  # the layer's own command (imported once the layer is on the path)
+
+        report = setup_db.run()
+        if report.errors:
+            log.warning("database setup incomplete:\n%s", setup_db.render(
+                report, collection=self.env.get("CREDENTIALS_COLLECTION", ""), check_only=False))
 
     # ---------------------------------------------------------------- moto / KMS
     def _start_moto(self) -> None:

@@ -2,20 +2,17 @@
 
 import concurrent.futures
 import json
-import logging
 import os
 import time
 
 import pytest
 from acexport import db
-from acexport.errors import ServiceUnavailable
 from acexport.jobs import files, worker
 from acexport.jobs import service as job_requests
 from acexport.jobs import store as job_store
 from acexport.settings import job_settings
 from acexport.tenancy import Tenant
 from bson import ObjectId
-from pymongo.errors import OperationFailure
 
 from tests.integration.conftest import DEMO_KEY
 
@@ -253,14 +250,6 @@ def test_the_pool_is_small_and_set_by_the_setting(api):
     assert db.client().options.pool_options.max_pool_size == 2
 
 
-def test_an_index_that_cannot_be_built_is_a_logged_503(api, caplog):
-    def duplicates(coll):
-        raise OperationFailure("E11000 duplicate key error", code=11000)
-    with caplog.at_level(logging.ERROR, logger="acexport.db"), pytest.raises(ServiceUnavailable) as err:
-        db.indexed_collection("broken_index_test", duplicates)
-    assert err.value.status == 503 and "index" in err.value.message
-    assert any("index build failed on broken_index_test" in r.getMessage() for r in caplog.records)
-    started = time.monotonic()
-    with pytest.raises(ServiceUnavailable):
-        db.indexed_collection("broken_index_test", duplicates)
-    assert time.monotonic() - started < 1
+# An index that cannot be built (finding 5): issue 10 moved every index build out of the request path
+# (acexport.setup_db), so the build's E11000 is the deploy command's report and a request never meets it:
+# tests/integration/test_setup_db.py::test_an_index_build_error_is_the_commands_report_and_requests_log_a_missing_index

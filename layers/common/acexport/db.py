@@ -7,30 +7,32 @@ pool is small: MONGODB_MAX_POOL_SIZE (default 4), idle connections closed after 
 container opens at most maxPoolSize + 2 (pymongo's monitor and RTT connections); the whole service at
 most (14 functions' warm containers) x (maxPoolSize + 2) per replica-set member.
 
-An index that cannot be built (e.g. E11000 over legacy duplicates on real MongoDB) is logged with the
-collection and index error and answered as a 503, never a 500 (issue 9, finding 5)."""
+Indexes are not created here, nor anywhere in a request: `python -m acexport.setup_db` (acexport.setup_db)
+creates them at deploy time, and the local stack runs it when it starts. A missing index is not fatal to
+a request, but what a unique index guarantees (one connection per caller, the active-job quota) is then
+not enforced: `collection(name, required=...)` checks once per container, read only, that those indexes
+exist and logs an ERROR naming the command when one is missing (issue 9, finding 5; issue 10)."""
 
 from __future__ import annotations
 
 import contextlib
 import logging
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 from pymongo import MongoClient
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, OperationFailure, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from acexport import caches
 from acexport.errors import ServiceUnavailable
 from acexport.settings import get_settings, secret
 
 logger = logging.getLogger(__name__)
-INDEX_UNAVAILABLE = "Database not ready (an index could not be built); retry later"
 
 _client: MongoClient | None = None
 _lock = threading.Lock()
-_indexed: set[str] = set()
+_checked: set[str] = set()   # collections whose required indexes were looked for in this container
 
 
 def client() -> MongoClient:
@@ -54,20 +56,23 @@ def database():
     return mongo[name] if name else mongo.get_default_database("platform")
 
 
-def indexed_collection(name: str, create_indexes: Callable) -> Collection:
-    """The collection `name`, its indexes created by `create_indexes(collection)` once per container."""
+def collection(name: str, required: tuple[tuple[tuple[str, int], ...], ...] = ()) -> Collection:
+    """The collection `name` of the service's database. Its indexes are made by acexport.setup_db; the
+    `required` ones (index keys, e.g. `(("account_id", 1), ("owner", 1))`) are looked for once per container
+    and a missing one is logged (never raised: the request goes on without the guarantee)."""
     coll = database()[name]
-    with _lock:
-        if name not in _indexed:
-            try:
-                create_indexes(coll)
-            except (DuplicateKeyError, OperationFailure) as exc:
-                logger.error("index build failed on %s (code %s): the collection holds records the index "
-                             "refuses; see docs/architecture.md", name, getattr(exc, "code", None))
-                raise ServiceUnavailable(INDEX_UNAVAILABLE) from None
-            except PyMongoError as exc:
-                raise ServiceUnavailable("Database unavailable; retry later") from exc
-            _indexed.add(name)
+    if required and name not in _checked:
+        _checked.add(name)
+        try:
+            present = {tuple((field, int(order)) for field, order in info["key"])
+                       for info in coll.index_information().values()}
+        except PyMongoError:   # unreachable now: the request's own call answers 503; look again next time
+            _checked.discard(name)
+            return coll
+        missing = [keys for keys in required if tuple(keys) not in present]
+        if missing:
+            logger.error("missing index on %s: %s; run `python -m acexport.setup_db` (docs/deploy.md)", name,
+                         "; ".join(", ".join(field for field, _ in keys) for keys in missing))
     return coll
 
 
@@ -79,7 +84,7 @@ def reset_client() -> None:
         if _client is not None:
             _client.close()
         _client = None
-        _indexed.clear()  # a new client may reach another server
+        _checked.clear()   # a new client may reach another server
 
 
 @contextlib.contextmanager

@@ -15,8 +15,14 @@ import argparse
 import sys
 
 from bson.binary import Binary
+from pymongo.errors import PyMongoError
 
 from acexport.credentials import crypto, store
+from acexport.errors import ServiceUnavailable
+
+NEEDS = ("Needs MONGODB_URI (or MONGODB_URI_SECRET_ARN), MONGODB_DATABASE, CREDENTIALS_COLLECTION and, with "
+         "--apply, KMS_KEY_ID (the stack's ApiKeyEncryptionKeyArn output) and AWS credentials allowed to use "
+         "that key; docs/deploy.md, 'Migrating legacy keys'.")
 
 
 def migrate(*, apply: bool) -> dict[str, int]:
@@ -42,7 +48,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--apply", action="store_true", help="encrypt (default: only report)")
     args = parser.parse_args(argv)
-    counts = migrate(apply=args.apply)
+    try:
+        counts = migrate(apply=args.apply)
+    except ServiceUnavailable as exc:   # a missing setting, an unreadable secret, KMS refusing: names, no values
+        print(f"migrate_keys: {exc.message}. {NEEDS}", file=sys.stderr)
+        return 2
+    except PyMongoError as exc:
+        print(f"migrate_keys: cannot reach MongoDB ({type(exc).__name__}). {NEEDS}", file=sys.stderr)
+        return 2
     print(("Encrypted" if args.apply else "Would encrypt") + f" {counts['plaintext']} plaintext key(s); "
           f"{counts['encrypted']} updated, {counts['skipped']} record(s) skipped (no key, account or owner).")
     return 0

@@ -32,10 +32,10 @@ both; a 429 from AC may carry Retry-After: 30, which costs far more than the mar
 ceiling is 5 per 1.05 s (4.76/s); bursts of up to 5 still go at once.
 
 Growth and clean-up: `rate` tiny documents per AC account ever called, never one per second. Every grant
-sets `expires` a day ahead and a TTL index on `expires` (created best-effort on first use; nx-27017
-honours TTL indexes too) drops the slots of accounts idle for a day. Without the index (e.g. no
-createIndex privilege) the collection stays at `rate` documents per account; deleting it is always safe:
-missing slots are recreated on the next request.
+sets `expires` a day ahead and a TTL index on `expires` (created at deploy time by
+`python -m acexport.setup_db`, never in a request; nx-27017 honours TTL indexes too) drops the slots of
+accounts idle for a day. Without the index the collection stays at `rate` documents per account; deleting
+it is always safe: missing slots are recreated on the next request.
 
 Mongo down or slow: every Mongo call is bounded by the caller's remaining time and MONGODB_TIMEOUT_MS and
 fails as a 503 (`db.mongo_errors()`) like every other Mongo failure; it never hangs the request.
@@ -53,7 +53,7 @@ from typing import Any
 
 import pymongo
 from pymongo import UpdateOne
-from pymongo.errors import BulkWriteError, OperationFailure, PyMongoError
+from pymongo.errors import BulkWriteError, PyMongoError
 
 from acexport import db
 from acexport.ac.ratelimit import BudgetExhausted
@@ -71,6 +71,11 @@ JITTER = 0.005                     # spread the containers that wake for the sam
 
 def _expiry(now: float) -> datetime:
     return datetime.fromtimestamp(now, UTC) + EXPIRE_AFTER
+
+
+def create_indexes(coll: Any) -> None:
+    """The TTL index that drops the slots of idle AC accounts (deploy time: acexport.setup_db)."""
+    coll.create_index("expires", expireAfterSeconds=0, name=TTL_INDEX)
 
 
 class MongoBudget:
@@ -93,7 +98,6 @@ class MongoBudget:
         self._locks: dict[str, threading.Lock] = {}
         self._ready: set[str] = set()          # hosts whose slot documents exist, as far as we know
         self._next_free: dict[str, float] = {}  # monotonic time a waiter expects the next slot, per host
-        self._indexed = False
 
     # ------------------------------------------------------------------ interface
     def acquire(self, key: str, deadline: float) -> None:
@@ -172,7 +176,7 @@ class MongoBudget:
         return max(0.0, min(times) + self.window - self._clock())
 
     def _prepare(self, coll: Any, slots: list[str]) -> None:
-        """Create the host's slot documents if missing (and, once per container, the TTL index)."""
+        """Create the host's slot documents if missing (the TTL index is made at deploy time: create_indexes)."""
         fresh = {"t": 0.0, "expires": _expiry(self._clock())}
         try:
             coll.bulk_write([UpdateOne({"_id": slot}, {"$setOnInsert": fresh}, upsert=True) for slot in slots],
@@ -180,10 +184,3 @@ class MongoBudget:
         except BulkWriteError as exc:  # another container created them at the same moment
             if any(error.get("code") != 11000 for error in exc.details.get("writeErrors", [])):
                 raise
-        if not self._indexed:
-            try:
-                coll.create_index("expires", expireAfterSeconds=0, name=TTL_INDEX)
-            except OperationFailure as exc:  # no createIndex privilege, or an index of another shape
-                logger.warning("rate budget: no TTL index on %s.expires (%s); idle slots stay until deleted",
-                               coll.name, exc.code)
-            self._indexed = True

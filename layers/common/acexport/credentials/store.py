@@ -29,13 +29,19 @@ from acexport.errors import AlreadyExists, BadRequest, StoredCredentialsRejected
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
+UNIQUE_INDEX = "account_id_1_owner_1"
 
-def _create_indexes(coll: Collection) -> None:
-    coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING)], unique=True, name="account_id_1_owner_1")
+
+def create_indexes(coll: Collection) -> None:
+    """The unique {account_id, owner} index (deploy time: acexport.setup_db, after its pre-flight check)."""
+    coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING)], unique=True, name=UNIQUE_INDEX)
+
+
+UNIQUE_KEY = (("account_id", 1), ("owner", 1))
 
 
 def collection() -> Collection:
-    return db.indexed_collection(get_settings().credentials_collection, _create_indexes)
+    return db.collection(get_settings().credentials_collection, required=(UNIQUE_KEY,))
 
 
 def _now() -> dt.datetime:

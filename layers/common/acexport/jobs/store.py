@@ -34,25 +34,23 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import logging
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.collection import Collection
-from pymongo.errors import DuplicateKeyError, OperationFailure
+from pymongo.errors import DuplicateKeyError
 
 from acexport import db
 from acexport.compat import as_datetime  # noqa: F401 - jobs.as_datetime: the one date reader
 from acexport.settings import job_settings
 from acexport.tenancy import Tenant
 
-logger = logging.getLogger(__name__)
-
 ACTIVE = ("queued", "running")
 TERMINAL = ("succeeded", "failed", "cancelled")
 STATUSES = (*ACTIVE, *TERMINAL)
 KEEP_DOCUMENTS = dt.timedelta(days=30)       # job documents outlive their files (EXPORT_FILE_DAYS)
 PUBLIC = {"checkpoint": 0, "lease": 0}       # what API reads leave out (the checkpoint holds file bytes)
+TTL_INDEX = "expires_at_ttl"                 # drops a job document at its expires_at
 
 
 
@@ -60,19 +58,21 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-def _create_indexes(coll: Collection) -> None:
+# What correctness relies on (one job per request key; the atomic quota): checked, never built, in requests.
+REQUIRED_INDEXES = ((("request_key", 1),), (("active_slot", 1),))
+
+
+def create_indexes(coll: Collection) -> None:
+    """The job collection's indexes (deploy time: acexport.setup_db)."""
     coll.create_index([("request_key", ASCENDING)], unique=True, name="request_key_1")
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("created_at", DESCENDING)],
                       name="tenant_recent")
     coll.create_index([("active_slot", ASCENDING)], unique=True, sparse=True, name="active_slot_1")
-    try:
-        coll.create_index("expires_at", expireAfterSeconds=0, name="expires_at_ttl")
-    except OperationFailure as exc:  # no privilege, or an index of another shape: not fatal
-        logger.warning("no TTL index on %s.expires_at (%s)", coll.name, exc.code)
+    coll.create_index("expires_at", expireAfterSeconds=0, name=TTL_INDEX)
 
 
 def collection() -> Collection:
-    return db.indexed_collection(job_settings().collection, _create_indexes)
+    return db.collection(job_settings().collection, required=REQUIRED_INDEXES)
 
 
 def _tenant(tenant: Tenant) -> dict[str, str]:

@@ -5,10 +5,8 @@ Secrets Manager. The claims become the context handlers read at requestContext.a
 """
 
 from acexport import identity
+from acexport.logs import logger
 from acexport.settings import secret
-from aws_lambda_powertools import Logger
-
-logger = Logger()
 
 
 @logger.inject_lambda_context(log_event=False, clear_state=True)

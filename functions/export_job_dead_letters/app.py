@@ -2,19 +2,20 @@
 (acexport.jobs.worker.on_dead_letter)."""
 
 from acexport.jobs import worker
-from aws_lambda_powertools import Logger
+from acexport.logs import logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
+SQS_MESSAGE_ID = "Records[0].messageId"   # BatchSize 1
 
 
 def record_handler(record: SQSRecord) -> None:
     worker.on_dead_letter(record.body)
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=SQS_MESSAGE_ID, log_event=False, clear_state=True)
+@worker.metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

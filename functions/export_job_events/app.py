@@ -2,12 +2,16 @@
 event names, as POST .../export/{resource}/jobs does (acexport.jobs.service.start_from_event)."""
 
 from acexport.jobs import service
-from aws_lambda_powertools import Logger
+from acexport.logs import bind, logger
+from aws_lambda_powertools.logging import correlation_paths
 
-logger = Logger()
 
-
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True)
 def lambda_handler(event: dict, context) -> dict:
+    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    bind(**{k: detail[k][:200] for k in ("account_id", "owner") if isinstance(detail.get(k), str)})
     job = service.start_from_event(event)
+    if job:
+        bind(job_id=job["_id"])
+    logger.info("export request handled", extra={"started": bool(job)})
     return {"job_id": job["_id"] if job else None}

@@ -4,12 +4,12 @@ Batch size 1 (a step uses the whole invocation); a failed message is reported as
 and comes back after the delay the worker set, or ends in the DLQ after maxReceiveCount deliveries."""
 
 from acexport.jobs import worker
-from aws_lambda_powertools import Logger
+from acexport.logs import logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-logger = Logger()
 processor = SqsFifoPartialProcessor()
+SQS_MESSAGE_ID = "Records[0].messageId"   # BatchSize 1: the correlation id of the step's log lines
 
 
 def record_handler(record: SQSRecord, lambda_context) -> None:
@@ -19,7 +19,8 @@ def record_handler(record: SQSRecord, lambda_context) -> None:
                           worker_id=lambda_context.aws_request_id)
 
 
-@logger.inject_lambda_context(log_event=False, clear_state=True)
+@logger.inject_lambda_context(correlation_id_path=SQS_MESSAGE_ID, log_event=False, clear_state=True)
+@worker.metrics.log_metrics
 def lambda_handler(event: dict, context) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

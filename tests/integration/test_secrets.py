@@ -16,11 +16,14 @@ def debug_logs():
     previous = root.level
     root.setLevel(logging.DEBUG)
     service = logging.getLogger(os.environ.get("POWERTOOLS_SERVICE_NAME", "activecampaign-integration"))
-    service_level = service.level
-    service.setLevel(logging.DEBUG)
+    layer = logging.getLogger("acexport")   # the layer's modules log through Powertools (acexport.logs)
+    levels = {service: service.level, layer: layer.level}
+    for logger in levels:
+        logger.setLevel(logging.DEBUG)
     yield
     root.setLevel(previous)
-    service.setLevel(service_level)
+    for logger, level in levels.items():
+        logger.setLevel(level)
 
 
 def forms(secret: str) -> list[str]:

@@ -13,12 +13,13 @@ import time
 import warnings
 from collections.abc import Callable
 
-from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 
 from acexport import tenancy
 from acexport.errors import ApiError, BadRequest
+from acexport.logs import bind_tenant, logger
 from acexport.settings import get_settings
 
 BASE_PATH = "/v1/integrations/activecampaign"
@@ -26,7 +27,6 @@ AUTH_PATH = f"{BASE_PATH}/auth"
 EXPORT_PATH = f"{BASE_PATH}/export"
 SAFETY_MARGIN_SECONDS = 1.5   # kept back from the Lambda's remaining time to answer and log
 
-logger = Logger()
 metrics = Metrics()
 # Routes that publish no metric of their own (status, delete) would warn on every call.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
@@ -78,7 +78,10 @@ def lambda_handler_for(app: APIGatewayHttpResolver) -> Callable:
 
 
 def tenant(app: APIGatewayHttpResolver) -> tenancy.Tenant:
-    return tenancy.resolve(app.current_event.raw_event)
+    """The caller's tenant; from here on every log line of the request names it (acexport.logs)."""
+    caller = tenancy.resolve(app.current_event.raw_event)
+    bind_tenant(caller)
+    return caller
 
 
 def deadline(app: APIGatewayHttpResolver) -> float:

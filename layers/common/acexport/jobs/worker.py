@@ -22,6 +22,12 @@ job reads one AC account with one key from start to end, never two), AC kept fai
 EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error), AC's answers can never be used (too large, a walk that
 never ends: `UpstreamInvalid`), or the job's own request cannot be processed (a 4xx, an overflow): errors
 that cannot go away fail the job at once instead of holding the host's queue group through retries.
+
+Logs and metrics: every line of a step names the job and its tenant (acexport.logs.bind). Each step
+publishes, as page exports do (Powertools Metrics, CloudWatch EMF, flushed by the handlers): ExportedRecords
+(records written by the step), JobStepSeconds, ACCalls, ACThrottled (429s), and per job JobSucceeded or
+JobFailed (failures the worker decides, and jobs the dead-letter consumer fails). The template's alarms
+watch JobFailed and ACThrottled (docs/runbook.md).
 """
 
 from __future__ import annotations
@@ -30,7 +36,11 @@ import concurrent.futures
 import contextlib
 import logging
 import time
+import warnings
 from dataclasses import dataclass
+
+from aws_lambda_powertools import Metrics
+from aws_lambda_powertools.metrics import MetricUnit
 
 from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.resources import RESOURCES
@@ -50,10 +60,14 @@ from acexport.jobs.spec import JobSpec
 from acexport.jobs.view import iso
 from acexport.jobs.walk import OutOfTime, Walk
 from acexport.jobs.writer import FileWriter
+from acexport.logs import bind, bind_tenant
 from acexport.settings import JobSettings, job_settings, required
 from acexport.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
+metrics = Metrics()   # flushed by the worker and dead-letter handlers (@metrics.log_metrics)
+# A message that runs no step (superseded, unknown job) publishes nothing: not worth a warning.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 MAX_RETRY_DELAY = 900
 CONNECTION_CHANGED = ("The ActiveCampaign connection changed while the export ran (reconnected or replaced); "
@@ -117,9 +131,11 @@ def on_dead_letter(body: str) -> None:
         logger.error("poison message in the DLQ (not an export job message); dropped")
         return
     job_id, seq = parsed
+    bind(job_id=job_id)
     doc = jobs.get(job_id)
     if doc is None or doc["status"] in jobs.TERMINAL or _superseded(doc, seq):
         return
+    bind(account_id=doc.get("account_id"), owner=doc.get("owner"))
     until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
     if until and until > jobs.now():
         logger.warning("dead letter for a job that is being worked on; ignored", extra={"job_id": job_id})
@@ -127,6 +143,8 @@ def on_dead_letter(body: str) -> None:
     reason = doc.get("last_error") or "no error was recorded"
     message = f"The export worker failed repeatedly on this job ({reason}); start a new export"
     if jobs.settle(job_id, "failed", {"error": {"message": message}}):
+        logger.error("export job failed in the dead-letter queue", extra={"reason": reason})
+        metrics.add_metric(name="JobFailed", unit=MetricUnit.Count, value=1)
         finalize(job_id)
 
 
@@ -135,6 +153,7 @@ def handle(body: str, *, remaining_seconds: float, worker_id: str) -> None:
     if parsed is None:
         raise PoisonMessage()
     job_id, seq = parsed
+    bind(job_id=job_id)
     doc = jobs.get(job_id)
     if doc is None:
         logger.warning("message for an unknown job; dropped", extra={"job_id": job_id})
@@ -240,6 +259,7 @@ class Step:
         self.tenant: Tenant | None = None
         self.state = _State(cursor={})          # the walk's checkpoint: loaded by run()
         self.writer: FileWriter | None = None   # the file's: made by _work() once the upload is known
+        self.client: ACClient | None = None     # AC, once the connection is read (its counts are metrics)
         now = time.monotonic()
         self.deadline = lambda_deadline - settings.reserve_seconds       # no AC call starts after it
         self.stop_at = min(self.deadline, now + settings.step_seconds) if settings.step_seconds else self.deadline
@@ -254,7 +274,9 @@ class Step:
         self.doc, self.seq = doc, int(doc.get("seq", 0))
         self.tenant = Tenant(account_id=doc["account_id"], owner=doc["owner"], workspace_id=doc.get("workspace_id"),
                              agency_account_id=doc.get("agency_account_id"))
+        bind_tenant(self.tenant)
         self.state = _State.load(doc.get("checkpoint"))
+        started, written = time.monotonic(), self.state.written
         try:
             self._work()
         except Stopped:
@@ -280,6 +302,16 @@ class Step:
             with contextlib.suppress(Exception):     # best effort: let the retry start at once
                 jobs.release(self.job_id, self.worker)
             raise
+        finally:
+            self._measure(time.monotonic() - started, self.state.written - written)
+
+    def _measure(self, seconds: float, written: int) -> None:
+        metrics.add_metric(name="JobStepSeconds", unit=MetricUnit.Seconds, value=round(seconds, 3))
+        metrics.add_metric(name="ExportedRecords", unit=MetricUnit.Count, value=max(0, written))
+        if self.client is not None:
+            metrics.add_metric(name="ACCalls", unit=MetricUnit.Count, value=self.client.calls)
+            if self.client.throttled:
+                metrics.add_metric(name="ACThrottled", unit=MetricUnit.Count, value=self.client.throttled)
 
     def _not_claimed(self) -> None:
         doc = jobs.get(self.job_id)
@@ -299,9 +331,10 @@ class Step:
             logger.warning("lease lost; another step continues", extra={"job_id": self.job_id})
 
     def _fail(self, failure: JobFailed) -> None:
-        logger.info("export job failed", extra={"job_id": self.job_id, "reason": failure.error["message"]})
         if jobs.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
                        worker=self.worker, seq=self.seq):
+            logger.warning("export job failed", extra={"job_id": self.job_id, "reason": failure.error["message"]})
+            metrics.add_metric(name="JobFailed", unit=MetricUnit.Count, value=1)
             finalize(self.job_id)
         else:
             self._stopped()
@@ -316,7 +349,8 @@ class Step:
         if recorded and store.identity(connection) != recorded:
             raise JobFailed(CONNECTION_CHANGED)
         credentials = store.credentials(connection)
-        return ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
+        self.client = ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
+        return self.client
 
     def _upload(self) -> Upload:
         saved = self.doc.get("upload")
@@ -424,4 +458,5 @@ class Step:
             upload.delete()   # cancelled (or taken over) after S3 completed the file: leave no complete file
             raise Stopped()
         logger.info("export job succeeded", extra={"job_id": self.job_id, "records": self.state.written})
+        metrics.add_metric(name="JobSucceeded", unit=MetricUnit.Count, value=1)
         finalize(self.job_id)

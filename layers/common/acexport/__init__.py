@@ -4,6 +4,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
 
     settings      every setting, read once per container; secrets through Powertools Parameters
     caches        the registry of per-container caches and the one reset that forgets them all
+    logs          the one Powertools Logger; the layer's loggers wired into it; bind() job id and tenant
     errors        the API errors and the statuses/messages clients rely on
     api           the Powertools resolver factory, the handler decorator, the response envelopes
     identity      JWT verification (the authorizer only)
@@ -13,6 +14,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     query         the export query string (page, limit, filters[...], orders[...]) and the pagination object
     exports       one page of an export (the three GET /export/<resource> routes)
     migrate_keys  one-off command: encrypt the old service's plaintext keys
+    setup_db      deploy-time command: every Mongo index, after a pre-flight of legacy credential records
 
     ac/           the ActiveCampaign side
       client        the HTTP client of AC's v3 API (timeouts, retry policy, Retry-After, deadlines)
@@ -41,6 +43,6 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       messages      the queue message and the EventBridge events
       aws           the boto3 clients of the job functions
 
-Imports go one way: handlers → (exports | credentials | jobs) → ac → (settings, errors, db, caches).
+Imports go one way: handlers → (exports | credentials | jobs) → ac → (settings, errors, db, caches, logs).
 Nothing in `ac/` imports `credentials/` or `jobs/`; nothing imports `exports` but its handlers.
 """

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench load build clean
+.PHONY: help dev test test-fast lint bench load build clean smoke setup-db
 
 help:                  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
@@ -36,6 +36,14 @@ bench: $(STAMP)        ## benchmarks against the local stack (see benchmarks/REA
 
 load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (benchmarks/load/README.md)
 	$(BIN)/python benchmarks/load/run_load.py
+
+# `make smoke API_URL=... AC_URL=... AC_KEY=... JWT_SECRET=...` (docs/deploy.md, "Smoke test"). The recipe is
+# not echoed (@), so the key and the secret are not printed; the script never prints them either.
+smoke: $(STAMP)        ## save, read, export a page, delete against a deployed (or `make dev`) API
+	@API_URL="$(API_URL)" AC_URL="$(AC_URL)" AC_KEY="$(AC_KEY)" JWT_SECRET="$(JWT_SECRET)" $(BIN)/python scripts/smoke.py
+
+setup-db: $(STAMP)     ## create the MongoDB indexes (python -m acexport.setup_db; MONGODB_URI or MONGODB_URI_SECRET_ARN)
+	PYTHONPATH=layers/common $(BIN)/python -m acexport.setup_db
 
 build: $(STAMP)        ## sam build (needs the SAM CLI and python3.13 on PATH; not part of `make test`)
 	sam build

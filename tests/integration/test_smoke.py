@@ -1,0 +1,80 @@
+"""scripts/smoke.py (`make smoke`) against `make dev`'s local stack: the same script a deploy ends with
+(docs/deploy.md) passes on a working stack, says which step failed and why on a broken one, leaves no
+connection behind and never prints the key, the token or the secret."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import DEMO_KEY
+
+SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "smoke.py"
+
+
+@pytest.fixture(scope="module")
+def smoke():
+    spec = importlib.util.spec_from_file_location("smoke_script", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def run(smoke, stack, **overrides) -> tuple[int, list[str]]:
+    args = {"--api-url": stack.api_url, "--ac-url": stack.sandbox.base_url, "--ac-key": DEMO_KEY,
+            "--jwt-secret": stack.jwt_secret, **overrides}
+    lines: list[str] = []
+    code = smoke.main([item for pair in args.items() for item in pair], out=lines.append)
+    return code, lines
+
+
+def credentials(mongo):
+    return mongo[os.environ["CREDENTIALS_COLLECTION"]]
+
+
+def test_smoke_passes_on_the_local_stack_and_leaves_nothing(api, mongo, smoke):
+    code, lines = run(smoke, api.stack)
+    assert code == 0, lines
+    assert lines[-1] == "smoke test passed"
+    steps = [line.split(" -> ")[0] for line in lines if line.startswith("ok")]
+    assert steps == ["ok   GET /auth", "ok   POST /auth", "ok   GET /auth",
+                     "ok   GET /export/contacts?page=1&limit=5", "ok   DELETE /auth", "ok   GET /auth"]
+    assert api.sandbox.count("/contacts") >= 1                       # the page really came from AC
+    assert credentials(mongo).count_documents({}) == 0               # the smoke tenant's key is gone
+    printed = "\n".join(lines)
+    assert DEMO_KEY not in printed and api.stack.jwt_secret not in printed
+
+
+def test_a_connection_left_by_an_interrupted_run_is_deleted_first(api, mongo, smoke):
+    api.connect(token=api.token(uid="smoke-test", account_id="smoke-test"))
+    code, lines = run(smoke, api.stack)
+    assert code == 0, lines
+    assert any("earlier run" in line for line in lines)
+    assert credentials(mongo).count_documents({}) == 0
+
+
+def test_a_wrong_jwt_secret_fails_at_the_first_step_with_a_hint(api, smoke):
+    wrong = "not-the-stack-secret-0123456789abcdef"
+    code, lines = run(smoke, api.stack, **{"--jwt-secret": wrong})
+    assert code == 1
+    assert lines[-1].startswith("FAIL GET /auth: 403") and "JWT_SECRET" in lines[-1]
+    assert wrong not in "\n".join(lines)
+
+
+def test_a_key_ac_refuses_fails_the_save_and_stores_nothing(api, mongo, smoke):
+    code, lines = run(smoke, api.stack, **{"--ac-key": "wrong-key-123"})
+    assert code == 1
+    assert lines[-1].startswith("FAIL POST /auth: 4"), lines
+    assert "wrong-key-123" not in "\n".join(lines)
+    assert credentials(mongo).count_documents({}) == 0
+
+
+def test_missing_settings_are_named(smoke, capsys, monkeypatch):
+    for name in ("API_URL", "AC_URL", "AC_KEY", "JWT_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    assert smoke.main([], out=lambda line: None) == 2
+    err = capsys.readouterr().err
+    assert all(name in err for name in ("API_URL", "AC_URL", "AC_KEY", "JWT_SECRET"))

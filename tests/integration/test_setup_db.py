@@ -51,7 +51,8 @@ def fresh_db(api, mongo):
 def test_requests_create_no_index_and_work_without_one(api, fresh_db):
     api.connect()                                                      # a save: 200 without any index
     assert api.export("contacts", "limit=2").status_code == 200
-    assert api.call("POST", "/export/contacts/jobs", json={"format": "csv"}).status_code == 202
+    # Reads the job collection (which used to build its indexes); no job is started, so none outlives the test.
+    assert api.call("GET", "/export/jobs").status_code == 200
     for name in (os.environ["CREDENTIALS_COLLECTION"], os.environ["JOBS_COLLECTION"]):
         assert set(keys_of(fresh_db[name])) == {(("_id", 1),)}, name    # only Mongo's own _id index
 

@@ -89,12 +89,27 @@ PRODUCTS = ["Annual Plan", "Pilot", "Enterprise Upgrade", "Onboarding Package", 
 FIELDS = [("Company Size", "COMPANY_SIZE", "dropdown", ["1-10", "11-50", "51-200", "201-1000", "1000+"]),
           ("Industry", "INDUSTRY", "dropdown", ["Software", "Retail", "Healthcare", "Finance", "Education"]),
           ("Birthday", "BIRTHDAY", "date", []),
-          ("Lead Source", "LEAD_SOURCE", "text", ["Website", "Referral", "Trade Show", "Webinar", "Partner"])]
+          ("Lead Source", "LEAD_SOURCE", "text", ["Website", "Referral", "Trade Show", "Webinar", "Partner"]),
+          # multi-select: AC stores "||Option 1||Option 3||" (AC reference, create a field value)
+          ("Interests", "INTERESTS", "checkbox", ["Email", "Events", "Product News", "Offers"])]
+TAGS = ["Customer", "Lead", "VIP", "Newsletter", "Webinar 2025", "Trade Show", "Churn Risk", "Partner",
+        "Beta Tester", "Café Owners"]
+LISTS = ["Master Contact List", "Monthly Newsletter", "Product Updates", "Events", "Partners"]
+USERS = [("demo", "Demo", "User"), ("alex", "Alex", "Rivera"), ("sam", "Sam", "Okafor")]
+DEAL_FIELDS = [("Contract Length", "dropdown", ["12 months", "24 months", "36 months"]),
+               ("Competitor", "text", ["Globex", "Initech", "None"]),
+               ("Seats", "number", []), ("Expected Close", "date", [])]
+ACCOUNT_FIELDS = [("Industry", "dropdown", ["Software", "Retail", "Healthcare", "Finance"]),
+                  ("Employees", "number", []), ("Region", "text", ["EMEA", "AMER", "APAC"])]
+TAG_LINKS = ["contactGoalTags", "templateTags"]
+LIST_LINKS = ["contactGoalLists", "user", "addressLists"]
+USER_LINKS = ["lists", "userGroup", "dealGroupTotals", "dealGroupUsers", "configs"]
 PIPELINES = [("Sales Pipeline", ["To Contact", "In Contact", "Follow Up", "Closing"]),
              ("Partnerships", ["Qualification", "Negotiation", "Signed"])]
 CONTACT_LINKS = ["bounceLogs", "contactAutomations", "contactData", "contactGoals", "contactLists",
                  "contactLogs", "contactTags", "contactDeals", "deals", "fieldValues", "geoIps", "notes",
-                 "organization", "plusAppend", "trackingLogs", "scoreValues", "accountContacts"]
+                 "organization", "plusAppend", "trackingLogs", "scoreValues", "accountContacts",
+                 "automationEntryCounts"]
 DEAL_LINKS = ["dealActivities", "contact", "contactDeals", "group", "nextTask", "notes", "account",
               "customerAccount", "organization", "owner", "scoreValues", "stage", "tasks",
               "dealCustomFieldData"]
@@ -206,8 +221,9 @@ def _dated(items: list[dict], q: dict[str, str], created: str, updated: str) -> 
         for side in ("after", "before"):
             day = _day(q.get(f"filters[{name}_{side}]"))
             if day is not None:
+                # AC reference (list all deals): *_after "greater than or equal to", *_before "less than"
                 items = [r for r in items if (d := str(r.get(key) or "")[:10])
-                         and (d >= day if side == "after" else d <= day)]
+                         and (d >= day if side == "after" else d < day)]
     return items
 
 
@@ -274,13 +290,13 @@ def _gen_contacts(rng: random.Random, n: int, accounts: list[dict], link: str):
             "segmentio_id": "", "bounced_hard": "1" if bounced else "0", "bounced_soft": "0",
             "bounced_date": udate.date().isoformat() if bounced else "0000-00-00", "ip": "0", "ua": "",
             "hash": _md5(email),
-            "socialdata_lastcheck": "0000-00-00 00:00:00", "email_local": "", "email_domain": "",
+            "socialdata_lastcheck": None, "email_local": "", "email_domain": "",
             "sentcnt": str(rng.randint(0, 40)), "rating_tstamp": "0000-00-00", "gravatar": rng.choice("01"),
             "deleted": "0", "anonymized": "0", "adate": None, "udate": _iso(udate), "edate": None,
-            "deleted_at": "0000-00-00 00:00:00", "created_utc_timestamp": _stamp(cdate.astimezone(UTC)),
+            "deleted_at": None, "created_utc_timestamp": _stamp(cdate.astimezone(UTC)),
             "updated_utc_timestamp": _stamp(udate.astimezone(UTC)), "created_timestamp": _stamp(cdate),
             "updated_timestamp": _stamp(udate), "created_by": None, "updated_by": None, "mpp_tracking": "0",
-            "email_empty": False, "scoreValues": [],
+            "email_empty": False, "scoreValues": [], "accountContacts": [],
             "links": {k: f"{link}/contacts/{cid}/{k}" for k in CONTACT_LINKS},
             "id": cid, "organization": None,
         })
@@ -300,8 +316,12 @@ def _gen_fields(rng: random.Random, contacts: list[dict], link: str):
         for fid, (_, _, kind, choices) in enumerate(FIELDS, start=1):
             if rng.random() >= 0.65:
                 continue
-            value = (date(1960, 1, 1) + timedelta(days=rng.randint(0, 15000))).isoformat() if kind == "date" \
-                else rng.choice(choices)
+            if kind == "date":
+                value = (date(1960, 1, 1) + timedelta(days=rng.randint(0, 15000))).isoformat()
+            elif kind == "checkbox":   # "||" is a multi-select with nothing chosen (public clients skip it)
+                value = "||" + "".join(f"{c}||" for c in rng.sample(choices, rng.randint(0, 3)))
+            else:
+                value = rng.choice(choices)
             vid = str(len(values) + 1)
             values.append({"contact": contact["id"], "field": str(fid), "value": value, "cdate": _iso(cdate),
                            "udate": _iso(_between(rng, cdate, NOW)),
@@ -329,13 +349,16 @@ def _gen_pipelines(link: str):
     return groups, stages
 
 
-def _gen_deals(rng: random.Random, n: int, contacts, accounts, stages, prefix: str) -> list[dict]:
+def _gen_deals(rng: random.Random, n: int, contacts, accounts, stages, link: str) -> list[dict]:
     by_id = {a["id"]: a for a in accounts}
     deals = []
     for i in range(n):
         did = str(i + 1)
         if i == min(1, n - 1):  # the "disabled" system row AC really returns among deals
             deals.append({"id": did, "isDisabled": 1, "title": "Demo Requested"})
+            continue
+        if i % 7 == 5:  # a deal in a pipeline the key's user may not see: AC sends only id, title, isDisabled
+            deals.append({"id": did, "isDisabled": 1, "title": f"Restricted - {rng.choice(PRODUCTS)}"})
             continue
         contact = rng.choice(contacts) if contacts else None
         account = by_id.get(contact["orgid"]) if contact else None
@@ -357,10 +380,115 @@ def _gen_deals(rng: random.Random, n: int, contacts, accounts, stages, prefix: s
             "winProbabilityMdate": _iso(mdate), "status": rng.choices("012", weights=[60, 25, 15])[0],
             "activitycount": str(rng.randint(0, 12)), "nextdealid": did,
             "edate": _stamp(mdate) if rng.random() < 0.5 else None,
-            "links": {k: f"{prefix}/deals/{did}/{k}" for k in DEAL_LINKS}, "id": did, "isDisabled": False,
+            "links": {k: f"{link}/deals/{did}/{k}" for k in DEAL_LINKS}, "id": did, "isDisabled": False,
             "account": account and account["id"], "customerAccount": account and account["id"],
         })
     return deals
+
+
+def _gen_account_contacts(rng: random.Random, contacts: list[dict], link: str) -> list[dict]:
+    """A contact is on at most one account (AC reference: "We currently do not support contacts on multiple
+    accounts"); its record lists the link's id in `accountContacts` (AC reference, list all contacts)."""
+    out = []
+    for contact in contacts:
+        if contact["orgid"] == "0":
+            continue
+        acid = str(len(out) + 1)
+        stamp = contact["cdate"]
+        out.append({"account": contact["orgid"], "contact": contact["id"],
+                    "jobTitle": rng.choice(["", "CEO", "Buyer", "Engineer", "Marketing Lead"]),
+                    "createdTimestamp": stamp, "updatedTimestamp": stamp,
+                    "links": {"account": f"{link}/accountContacts/{acid}/account",
+                              "contact": f"{link}/accountContacts/{acid}/contact"}, "id": acid})
+        contact["accountContacts"] = [acid]
+    return out
+
+
+def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
+    """Tags and lists (AC reference / public schemas: every scalar a string, `udate`/`user` may be null),
+    and the contacts' links to them: contactTags and contactLists (status "1" active, "2" unsubscribed,
+    "3" as in AC's example; shapes as AC's /contacts/{id}/contactLists example)."""
+    created = EPOCH - timedelta(days=120)
+    tags = [{"tagType": "contact", "tag": name, "description": "", "cdate": _iso(created),
+             "subscriber_count": "0", "created_timestamp": _stamp(created), "updated_timestamp": _stamp(created),
+             "created_by": None, "updated_by": None, "deleted": "0",
+             "links": {k: f"{link}/tags/{i + 1}/{k}" for k in TAG_LINKS}, "id": str(i + 1)}
+            for i, name in enumerate(TAGS)]
+    lists = [{"stringid": _slug(name) or f"list-{i + 1}", "userid": "1", "name": name, "cdate": _iso(created),
+              "p_use_tracking": "1", "p_use_analytics_read": "0", "p_use_analytics_link": "0",
+              "p_use_twitter": "0", "p_use_facebook": "0", "p_embed_image": "1", "p_use_captcha": "1",
+              "send_last_broadcast": "0", "private": "0", "analytics_domains": None, "analytics_source": "",
+              "analytics_ua": "", "twitter_token": "", "twitter_token_secret": "", "facebook_session": None,
+              "carboncopy": None, "subscription_notify": None, "unsubscription_notify": None,
+              "require_name": "0", "get_unsubscribe_reason": "0", "to_name": "Subscriber", "optinoptout": "1",
+              "sender_name": "", "sender_addr1": "", "sender_addr2": "", "sender_city": "", "sender_state": "",
+              "sender_zip": "", "sender_country": "", "sender_phone": "", "sender_url": "",
+              "sender_reminder": "", "fulladdress": "", "optinmessageid": "0", "optoutconf": "0",
+              "deletestamp": None, "udate": None,
+              "links": {k: f"{link}/lists/{i + 1}/{k}" for k in LIST_LINKS}, "id": str(i + 1), "user": "1"}
+             for i, name in enumerate(LISTS)]
+    contact_tags, contact_lists = [], []
+    for contact in contacts:
+        stamp = datetime.fromisoformat(contact["cdate"])
+        for tag in rng.sample(tags, rng.choice([0, 0, 1, 1, 2, 3])):
+            ctid = str(len(contact_tags) + 1)
+            contact_tags.append({"contact": contact["id"], "tag": tag["id"], "cdate": _iso(stamp),
+                                 "created_timestamp": _stamp(stamp), "updated_timestamp": _stamp(stamp),
+                                 "created_by": None, "updated_by": None,
+                                 "links": {"tag": f"{link}/contactTags/{ctid}/tag",
+                                           "contact": f"{link}/contactTags/{ctid}/contact"}, "id": ctid})
+        for member in [lists[0], *rng.sample(lists[1:], rng.choice([0, 1, 2]))]:
+            clid = str(len(contact_lists) + 1)
+            status = rng.choices(["1", "2", "3"], weights=[85, 12, 3])[0]
+            contact_lists.append({
+                "contact": contact["id"], "list": member["id"], "form": None, "seriesid": "0",
+                "sdate": _iso(stamp), "udate": _iso(stamp) if status != "1" else None, "status": status,
+                "responder": "1", "sync": "0", "unsubreason": "", "campaign": None, "message": None,
+                "first_name": contact["firstName"], "last_name": contact["lastName"], "ip4Sub": "0",
+                "sourceid": "0", "autosyncLog": None, "ip4_last": "0", "ip4Unsub": "0",
+                "created_timestamp": _stamp(stamp), "updated_timestamp": _stamp(stamp), "created_by": None,
+                "updated_by": None, "unsubscribeAutomation": None,
+                "links": {k: f"{link}/contactLists/{clid}/{k}" for k in ("automation", "list", "contact",
+                                                                           "form", "unsubscribeAutomation")},
+                "id": clid, "automation": None})
+    return tags, lists, contact_tags, contact_lists
+
+
+def _gen_users(link: str) -> list[dict]:
+    return [{"username": username, "firstName": first, "lastName": last, "email": f"{username}@example.com",
+             "phone": "", "signature": None, "links": {k: f"{link}/users/{i + 1}/{k}" for k in USER_LINKS},
+             "id": str(i + 1)} for i, (username, first, last) in enumerate(USERS)]
+
+
+def _gen_custom_fields(rng: random.Random, kind: str, owners: list[dict], specs, link: str):
+    """Deal or account custom fields: `<kind>CustomFieldMeta` and `<kind>CustomFieldData` as AC's reference
+    shows them (camelCase; data ids strings, `<kind>CustomFieldMetumId`/`customFieldId` ints; the owner is
+    `dealId` (int) for deals and `accountId` (int) for accounts)."""
+    created = _stamp(EPOCH - timedelta(days=30))
+    meta = [{"id": str(i + 1), "fieldLabel": label, "fieldType": ftype, "fieldOptions": options or None,
+             "fieldDefault": None, "fieldDefaultCurrency": None, "isFormVisible": 1, "isRequired": 0,
+             "displayOrder": i + 1, "personalization": "", "knownFieldId": None, "hideFieldFlag": 0,
+             "createdTimestamp": created, "updatedTimestamp": created,
+             "links": {f"{kind}CustomFieldData": f"{link}/{kind}CustomFieldMeta/{i + 1}/{kind}CustomFieldData"}}
+            for i, (label, ftype, options) in enumerate(specs)]
+    data = []
+    for owner in owners:
+        if "isDisabled" in owner and "group" not in owner:
+            continue
+        for field in meta:
+            if rng.random() >= 0.6:
+                continue
+            kind_ = field["fieldType"]
+            value = (str(rng.randint(1, 500)) if kind_ == "number" else
+                     (date(2025, 7, 1) + timedelta(days=rng.randint(0, 180))).isoformat() if kind_ == "date"
+                     else rng.choice(field["fieldOptions"] or ["n/a"]))
+            did, parent = str(len(data) + 1), "deal" if kind == "deal" else "account"
+            data.append({"id": did, f"{kind}CustomFieldMetumId": int(field["id"]), f"{parent}Id": int(owner["id"]),
+                         "customFieldId": int(field["id"]), "createdTimestamp": created,
+                         "updatedTimestamp": created, "fieldValue": value,
+                         "links": {k: f"{link}/{kind}CustomFieldData/{did}/{k}"
+                                   for k in (parent, f"{kind}CustomFieldMetum")}})
+    return meta, data
 
 
 # ---------------------------------------------------------------- the server
@@ -417,7 +545,17 @@ class _Handler(BaseHTTPRequestHandler):
 
 _ROUTES = {"/users/me": "_users_me", "/contacts": "_contacts", "/fields": "_fields",
            "/fieldValues": "_field_values", "/deals": "_deals", "/dealGroups": "_deal_groups",
-           "/dealStages": "_deal_stages", "/accounts": "_accounts"}
+           "/dealStages": "_deal_stages", "/accounts": "_accounts", "/tags": "_tags", "/lists": "_lists",
+           "/users": "_users", "/accountContacts": "_account_contacts",
+           "/dealCustomFieldMeta": "_deal_custom_field_meta", "/dealCustomFieldData": "_deal_custom_field_data",
+           "/accountCustomFieldMeta": "_account_custom_field_meta",
+           "/accountCustomFieldData": "_account_custom_field_data"}
+# What a key's user group may lack, and how AC words the refusal (AC reference, GET /lists 403 example).
+PERMISSION_WORDS = {"/deals": "view deals", "/accounts": "view accounts", "/lists": "view lists",
+                    "/tags": "view tags", "/users": "view users", "/contacts": "view contacts",
+                    "/dealCustomFieldMeta": "view deals", "/dealCustomFieldData": "view deals",
+                    "/accountCustomFieldMeta": "view accounts", "/accountCustomFieldData": "view accounts",
+                    "/dealGroups": "view deals", "/dealStages": "view deals"}
 
 
 class ACSandbox:
@@ -425,8 +563,10 @@ class ACSandbox:
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_keys=("sandbox-key",),
                  rate_limit: float | None = 5.0, seed: int = 7, contacts: int = 120, deals: int = 60,
-                 accounts: int = 25, api_prefix: str = "/api/3"):
+                 accounts: int = 25, api_prefix: str = "/api/3", retry_after: int = 1):
         self.host, self._port, self.seed, self.rate_limit = host, port, seed, rate_limit
+        self.retry_after = retry_after   # AC's documented example is 30 (rate-limits page); tests set it
+        self._denied: dict[str | None, set[str]] = {}
         self.api_prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
         self._initial_keys = tuple(api_keys)
         self._keys = set(api_keys)
@@ -483,6 +623,7 @@ class ACSandbox:
             self.requests.clear()
             self._window.clear()
             self._keys = set(self._initial_keys)
+            self._denied.clear()
         self.generate()
 
     def inject(self, status: int | None = None, *, times: int = 1, path: str | None = None,
@@ -502,6 +643,13 @@ class ACSandbox:
             return len(log)
         rel = self._rel(path)
         return sum(1 for r in log if r.path == rel)
+
+    def deny(self, path: str, api_key: str | None = None) -> None:
+        """The user group of `api_key` (every key when None) lacks the permission `path` needs: AC answers
+        403 {"errors":[{"status":403,"title":"Forbidden","detail":"You do not have permission to view
+        deals."}]} (the doc declares that example text/plain; so does this)."""
+        with self._lock:
+            self._denied.setdefault(api_key, set()).add(self._rel(path))
 
     def add_key(self, api_key: str) -> None:
         with self._lock:
@@ -524,10 +672,21 @@ class ACSandbox:
                                           accounts_, link)
         fields, values = _gen_fields(random.Random(f"{self.seed}:fields"), contacts_, link)
         groups, stages = _gen_pipelines(link)
+        account_contacts = _gen_account_contacts(random.Random(f"{self.seed}:accountContacts"), contacts_, link)
+        tags, lists, contact_tags, contact_lists = _gen_tags_and_lists(random.Random(f"{self.seed}:tags"),
+                                                                       contacts_, link)
+        deals = _gen_deals(random.Random(f"{self.seed}:deals"), self._sizes["deals"], contacts_, accounts_,
+                           stages, link)
+        deal_meta, deal_data = _gen_custom_fields(random.Random(f"{self.seed}:dealFields"), "deal", deals,
+                                                  DEAL_FIELDS, link)
+        account_meta, account_data = _gen_custom_fields(random.Random(f"{self.seed}:accountFields"), "account",
+                                                        accounts_, ACCOUNT_FIELDS, link)
         data = {"accounts": accounts_, "contacts": contacts_, "fields": fields, "field_values": values,
-                "deal_groups": groups, "deal_stages": stages,
-                "deals": _gen_deals(random.Random(f"{self.seed}:deals"), self._sizes["deals"], contacts_,
-                                    accounts_, stages, self.api_prefix)}
+                "deal_groups": groups, "deal_stages": stages, "deals": deals, "account_contacts": account_contacts,
+                "tags": tags, "lists": lists, "contact_tags": contact_tags, "contact_lists": contact_lists,
+                "users": _gen_users(link), "deal_custom_field_meta": deal_meta,
+                "deal_custom_field_data": deal_data, "account_custom_field_meta": account_meta,
+                "account_custom_field_data": account_data}
         with self._lock:
             self._contact_status = status
             for name, items in data.items():  # in place, so references held by tests stay valid
@@ -599,8 +758,14 @@ class ACSandbox:
         headers = {"RateLimit-Limit": str(int(limit)) if float(limit).is_integer() else str(limit),
                    "RateLimit-Remaining": str(remaining)}
         if not ok:
-            headers.update({"Retry-After": "1", "Content-Type": JSON})
+            headers.update({"Retry-After": str(self.retry_after), "Content-Type": JSON})
             return 429, headers, b'{"message": "Too Many Requests"}'
+        with self._lock:
+            denied = rel in self._denied.get(None, set()) | self._denied.get(key, set())
+        if denied:
+            detail = f"You do not have permission to {PERMISSION_WORDS.get(rel, 'view this')}."
+            body = {"errors": [{"status": 403, "title": "Forbidden", "detail": detail}]}
+            return 403, {**headers, "Content-Type": "text/plain"}, json.dumps(body).encode()
         route = _ROUTES.get(rel)
         if route is None:
             return 404, {**headers, "Content-Type": "text/html"}, NOT_FOUND
@@ -631,6 +796,12 @@ class ACSandbox:
             items = [c for c in items if str(c.get("phone") or "").startswith(q["phone"])]
         if (status := _int(q.get("status"), -1)) != -1:
             items = [c for c in items if self._contact_status.get(str(c.get("id")), 1) == status]
+        if (listid := _int(q.get("listid"), 0)) > 0:
+            on_list = {m["contact"] for m in self.contact_lists if m["list"] == str(listid)}
+            items = [c for c in items if c.get("id") in on_list]
+        if (tagid := _int(q.get("tagid"), 0)) > 0:
+            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tagid)}
+            items = [c for c in items if c.get("id") in tagged]
         ids = {i.strip() for k, v in ql if k in ("ids", "ids[]") for i in v.split(",") if i.strip()}
         if ids:
             items = [c for c in items if str(c.get("id")) in ids]
@@ -655,15 +826,25 @@ class ACSandbox:
                       "status": status, "forceQuery": 0, "cacheid": _md5(urlencode(sorted(ql)))}
         out = {"scoreValues": [], "contacts": page,
                "meta": {"total": str(len(items)), "page_input": page_input}}
-        if "fieldValues" in {part.strip() for part in q.get("include", "").split(",")}:
-            wanted = {c.get("id") for c in page}
-            out["fieldValues"] = [fv for fv in self.field_values if fv.get("contact") in wanted]
+        # `include=` sideloads (AC reference, "Side Loading"): a top-level collection per include, and on each
+        # record the ids of its items; an include AC does not know is ignored.
+        wanted = {c.get("id") for c in page}
+        included = {part.strip() for part in q.get("include", "").split(",")}
+        sources = {"fieldValues": self.field_values, "contactTags": self.contact_tags,
+                   "contactLists": self.contact_lists}
+        for name in [n for n in sources if n in included]:
+            key = "contact"
+            out[name] = [item for item in sources[name] if item.get(key) in wanted]
+            by_contact: dict[str, list[str]] = {}
+            for item in out[name]:
+                by_contact.setdefault(item[key], []).append(item["id"])
+            out["contacts"] = [{**c, name: by_contact.get(c["id"], [])} for c in out["contacts"]]
         return out
 
     def _fields(self, q, ql) -> dict:
         tag = q.get("filters[perstag]")
         items = [f for f in self.fields if not tag or f.get("perstag") == tag]
-        limit, offset = _page(q, default_limit=100)
+        limit, offset = _page(q)   # 20 without `limit`: AC's docs say 100, four public reports observe 20
         return {"fieldOptions": [], "fieldRels": [], "fields": items[offset:offset + limit],
                 "meta": {"total": str(len(items))}}
 
@@ -678,25 +859,37 @@ class ACSandbox:
 
     def _deals(self, q, ql) -> dict:
         items = list(self.deals)
-        for name in ("search", "title"):
-            if q.get(f"filters[{name}]"):
-                items = [d for d in items if _contains(q[f"filters[{name}]"].lower(), d.get("title"))]
-        for name in ("stage", "group", "status", "owner"):
-            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
-                items = [d for d in items if d.get(name) is not None and _int(d.get(name), -2) == wanted]
-        items = _dated(items, q, "cdate", "mdate")
-        for name, keep in (("minimum_value", lambda cents, v: cents >= v), ("maximum_value",
-                                                                           lambda cents, v: cents <= v)):
-            try:
-                bound = round(float(q[f"filters[{name}]"]) * 100)
-            except (KeyError, ValueError, OverflowError):  # AC ignores what it cannot read; so does this
-                continue
-            items = [d for d in items if d.get("value") is not None and keep(_int(d["value"], 0), bound)]
         contacts = {c.get("id"): c for c in self.contacts}
 
         def contact_of(d):
             return contacts.get(d.get("contact")) or {}
 
+        if q.get("filters[title]"):
+            items = [d for d in items if _contains(q["filters[title]"].lower(), d.get("title"))]
+        if q.get("filters[search]"):
+            # AC reference (deal parameters): search_field all = title, contact and org; title; contact =
+            # the primary contact's first and last name; org = the primary contact's organisation name.
+            # Without search_field AC's choice is undocumented; this stand-in searches all.
+            needle, where = q["filters[search]"].strip().lower(), q.get("filters[search_field]", "all").strip()
+            hay = {"title": lambda d: [d.get("title")],
+                   "contact": lambda d: [" ".join(str(contact_of(d).get(k) or "") for k in ("firstName", "lastName"))],
+                   "org": lambda d: [contact_of(d).get("orgname")]}
+            fields = [hay[where]] if where in hay else list(hay.values())
+            items = [d for d in items if any(_contains(needle, *f(d)) for f in fields)]
+        for name in ("stage", "group", "status", "owner"):
+            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
+                items = [d for d in items if d.get(name) is not None and _int(d.get(name), -2) == wanted]
+        items = _dated(items, q, "cdate", "mdate")
+        if (tag := _int(q.get("filters[tag]"), 0)) > 0:
+            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tag)}
+            items = [d for d in items if d.get("contact") in tagged]
+        for name, keep in (("minimum_value", lambda cents, v: cents >= v), ("maximum_value",
+                                                                           lambda cents, v: cents <= v)):
+            try:   # AC reference: an integer, "In USD with dollar portion"; a deal's value is in cents
+                bound = int(q[f"filters[{name}]"].strip()) * 100
+            except (KeyError, ValueError):  # AC ignores what it cannot read; so does this
+                continue
+            items = [d for d in items if d.get("value") is not None and keep(_int(d["value"], 0), bound)]
         keys = {"title": lambda d: str(d.get("title") or "").lower(),
                 "value": lambda d: _int(d.get("value"), 0), "cdate": lambda d: _ts(d.get("cdate")),
                 "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
@@ -710,9 +903,20 @@ class ACSandbox:
                 cur["total"] += 1
                 cur["value"] += _int(d["value"], 0)
         limit, offset = _page(q)
-        return {"deals": items[offset:offset + limit],
-                "meta": {"currencies": {k: {"currency": k, "total": str(v["total"]), "value": str(v["value"])}
-                                        for k, v in currencies.items()}, "total": len(items)}}
+        page = items[offset:offset + limit]
+        out = {"deals": page,
+               "meta": {"currencies": {k: {"currency": k, "total": str(v["total"]), "value": str(v["value"])}
+                                       for k, v in currencies.items()}, "total": len(items)}}
+        if "dealCustomFieldData" in {part.strip() for part in q.get("include", "").split(",")}:
+            # observed, not documented: lib-go-activecampaign Deal.go (DealIncludeFieldValues); joined on dealId
+            wanted = {_int(d.get("id"), 0) for d in page if "group" in d}
+            out["dealCustomFieldData"] = [v for v in self.deal_custom_field_data if v["dealId"] in wanted]
+            by_deal: dict[int, list[str]] = {}
+            for v in out["dealCustomFieldData"]:
+                by_deal.setdefault(v["dealId"], []).append(v["id"])
+            out["deals"] = [{**d, "dealCustomFieldData": by_deal.get(_int(d["id"], 0), [])} if "group" in d else d
+                            for d in page]
+        return out
 
     def _deal_groups(self, q, ql) -> dict:
         limit, offset = _page(q)
@@ -734,13 +938,50 @@ class ACSandbox:
         page = items[offset:offset + limit]
         if q.get("count_deals", "").strip().lower() in ("true", "1"):
             contacts, deals = {}, {}
-            for c in self.contacts:
-                contacts[c.get("orgid")] = contacts.get(c.get("orgid"), 0) + 1
+            for link in self.account_contacts:
+                contacts[link.get("account")] = contacts.get(link.get("account"), 0) + 1
             for d in self.deals:
                 deals[d.get("account")] = deals.get(d.get("account"), 0) + 1
             page = [{**a, "contactCount": str(contacts.get(a.get("id"), 0)),
                      "dealCount": str(deals.get(a.get("id"), 0))} for a in page]
         return {"accounts": page, "meta": {"total": str(len(items))}}
+
+    def _listed(self, items: list[dict], collection: str, q, total_as_int: bool = False) -> dict:
+        limit, offset = _page(q)
+        return {collection: items[offset:offset + limit],
+                "meta": {"total": len(items) if total_as_int else str(len(items))}}
+
+    def _tags(self, q, ql) -> dict:
+        items = [t for t in self.tags if not q.get("search") or _contains(q["search"].lower(), t["tag"])]
+        return self._listed(items, "tags", q)
+
+    def _lists(self, q, ql) -> dict:   # "The number of lists returned defaults to 20" (AC reference)
+        items = [x for x in self.lists if not q.get("filters[name]") or x["name"] == q["filters[name]"]]
+        return self._listed(items, "lists", q)
+
+    def _users(self, q, ql) -> dict:
+        return self._listed(list(self.users), "users", q)
+
+    def _account_contacts(self, q, ql) -> dict:
+        wanted = {k: q[f"filters[{k}]"].strip() for k in ("contact", "account") if q.get(f"filters[{k}]")}
+        items = [x for x in self.account_contacts if all(x[k] == v for k, v in wanted.items())]
+        return self._listed(items, "accountContacts", q)
+
+    def _deal_custom_field_meta(self, q, ql) -> dict:
+        return self._listed(list(self.deal_custom_field_meta), "dealCustomFieldMeta", q)
+
+    def _deal_custom_field_data(self, q, ql) -> dict:   # filters[dealId] ("Id uses a capital I")
+        wanted = _int(q.get("filters[dealId]"), 0)
+        items = [v for v in self.deal_custom_field_data if not wanted or v["dealId"] == wanted]
+        return self._listed(items, "dealCustomFieldData", q)
+
+    def _account_custom_field_meta(self, q, ql) -> dict:
+        return self._listed(list(self.account_custom_field_meta), "accountCustomFieldMeta", q)
+
+    def _account_custom_field_data(self, q, ql) -> dict:   # filters[customerAccountId]; items carry accountId
+        wanted = _int(q.get("filters[customerAccountId]"), 0)
+        items = [v for v in self.account_custom_field_data if not wanted or v["accountId"] == wanted]
+        return self._listed(items, "accountCustomFieldData", q)
 
 
 def main(argv: list[str] | None = None) -> None:

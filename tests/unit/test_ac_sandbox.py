@@ -44,13 +44,15 @@ def test_paging_defaults_offset_and_clamp_to_100(sb):
     tail = get(sb, "/contacts", {"limit": 100, "offset": 100}).json()
     assert ids(tail["contacts"]) == list(range(101, 121)) and tail["meta"]["total"] == "120"
     assert get(sb, "/contacts", {"offset": 500}).json()["contacts"] == []
-    assert len(get(sb, "/fields").json()["fields"]) == 4  # /fields defaults to 100
+    sb.fields.extend({**sb.fields[0], "id": str(n), "title": f"Extra {n}"} for n in range(6, 31))
+    assert len(get(sb, "/fields").json()["fields"]) == 20   # /fields defaults to 20, as reported in practice
+    assert len(get(sb, "/fields", {"limit": 100}).json()["fields"]) == 30
 
 
 def test_meta_total_is_a_string_except_for_deals(sb):
     assert get(sb, "/contacts").json()["meta"]["total"] == "120"
     assert get(sb, "/accounts").json()["meta"]["total"] == "25"
-    assert get(sb, "/fields").json()["meta"]["total"] == "4"
+    assert get(sb, "/fields").json()["meta"]["total"] == "5"
     assert isinstance(get(sb, "/fieldValues").json()["meta"]["total"], str)
     assert get(sb, "/dealGroups").json()["meta"]["total"] == "2"
     assert isinstance(get(sb, "/dealStages").json()["meta"]["total"], str)
@@ -78,9 +80,10 @@ def test_users_me_and_shapes(sb):
     groups = {g["id"] for g in get(sb, "/dealGroups").json()["dealGroups"]}
     deals = get(sb, "/deals", {"limit": 100}).json()["deals"]
     stubs = [d for d in deals if d.get("isDisabled") == 1]
-    assert stubs == [{"id": stubs[0]["id"], "isDisabled": 1, "title": "Demo Requested"}]
+    assert len(stubs) >= 5 and all(set(d) == {"id", "isDisabled", "title"} for d in stubs)   # many stubs
+    assert [d["title"] for d in stubs].count("Demo Requested") == 1
     for deal in deals:
-        if deal is not stubs[0]:
+        if deal not in stubs:
             assert stages[deal["stage"]] == deal["group"] and deal["group"] in groups
     second = get(sb, "/dealStages", {"filters[d_groupid]": 2}).json()["dealStages"]
     assert second and {s["group"] for s in second} == {"2"}

@@ -48,7 +48,7 @@ def test_contacts_first_name_narrows_at_ac_then_checks_here():
     steps = plan(CONTACTS, q.filters, q.orders)
     assert ("search", "John") in steps.params
     assert ("orders[email]", "ASC") in steps.params
-    assert ("include", "fieldValues") in steps.params
+    assert ("include", "fieldValues,contactTags,contactLists") in steps.params   # one call: values, tags, lists
     assert steps.scans and not steps.local_orders
     spec, value = steps.local_filters[0]
     assert spec.matches({"firstName": "john"}, value)
@@ -72,8 +72,14 @@ def test_contacts_orders_translate_to_ac_names():
 def test_deal_filters_are_ac_filters_and_values_checked():
     q = parse("filters[pipeline]=2&filters[status]=1&orders[value]=DESC", DEALS)
     steps = plan(DEALS, q.filters, q.orders)
-    assert steps.params == [("filters[group]", "2"), ("filters[status]", "1"), ("orders[value]", "DESC")]
-    for raw in ("filters[status]=7", "filters[stage]=x", "filters[created_after]=yesterday"):
+    assert steps.params == [("include", "dealCustomFieldData"), ("filters[group]", "2"), ("filters[status]", "1"),
+                            ("orders[value]", "DESC")]
+    # no order given: AC's documented orders[cdate] keeps offsets stable (AC documents no id order for deals)
+    assert plan(DEALS, parse("filters[status]=1", DEALS).filters, ()).params[-1] == ("orders[cdate]", "ASC")
+    q = parse("filters[search]=acme&filters[search_field]=ORG&filters[minimum_value]=1500", DEALS)
+    assert ("filters[search_field]", "org") in plan(DEALS, q.filters, q.orders).params
+    for raw in ("filters[status]=7", "filters[stage]=x", "filters[created_after]=yesterday",
+                "filters[search_field]=notes", "filters[minimum_value]=1500.50", "filters[maximum_value]=1e3"):
         q = parse(raw, DEALS)
         with pytest.raises(BadRequest):
             plan(DEALS, q.filters, q.orders)
@@ -82,7 +88,7 @@ def test_deal_filters_are_ac_filters_and_values_checked():
 def test_accounts_name_and_orders_are_applied_here():
     q = parse("filters[name]=Acme Corporation&orders[name]=DESC", ACCOUNTS)
     steps = plan(ACCOUNTS, q.filters, q.orders)
-    assert steps.params == [("search", "Acme Corporation")]
+    assert steps.params == [("count_deals", "true"), ("search", "Acme Corporation")]   # real counts
     assert steps.local_orders and steps.scans
     records = [{"name": "b"}, {"name": None}, {"name": "C"}, {"name": "a"}]
     sort_locally(records, steps.local_orders)

@@ -71,6 +71,16 @@ class StoredCredentialsRejected(ApiError):
         super().__init__(message, reconnect=True, **kwargs)
 
 
+class PermissionDenied(ApiError):
+    """AC accepts the key but the key's user group lacks a permission (e.g. Deals): AC answers 403 with
+    `{"errors":[{"status":403,"title":"Forbidden","detail":"You do not have permission to view deals."}]}`
+    (AC reference, GET /lists 403 example). Not a bad key: no `reconnect`, nothing stored changes, other
+    resources keep working (docs/decisions.md)."""
+
+    status = 403
+    message = "The ActiveCampaign user of this connection does not have permission to read this"
+
+
 class UpstreamThrottled(ApiError):
     """AC kept answering 429 beyond the time this request has; tell the client when to come back."""
 

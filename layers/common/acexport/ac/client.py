@@ -29,6 +29,7 @@ import hashlib
 import logging
 import math
 import random
+import re
 import time
 from urllib.parse import urlsplit
 
@@ -41,6 +42,7 @@ from acexport.ac.ratelimit import BudgetExhausted, Limiter, SlidingWindowLimiter
 from acexport.errors import (
     ApiError,
     InvalidCredentials,
+    PermissionDenied,
     StoredCredentialsRejected,
     UpstreamThrottled,
     UpstreamTimeout,
@@ -167,6 +169,29 @@ def _read_capped(response: requests.Response, limit: int, deadline: float, clock
     response._content = b"".join(chunks)   # what response.json() reads, as requests does itself
 
 
+# AC's permission refusal (AC reference, GET /lists 403 example; the body may come as text/plain):
+# {"errors":[{"status":403,"title":"Forbidden","detail":"You do not have permission to view lists."}]}
+_PERMISSION = re.compile(r"You do not have permission to ([A-Za-z][A-Za-z ]{0,60}?)\.?\s*$", re.IGNORECASE)
+
+
+def permission_refused(response: requests.Response, path: str) -> PermissionDenied | None:
+    """A 403 whose JSON body says "You do not have permission to ...": the key is good, its user group
+    lacks that permission. Only the action AC names (letters and spaces) goes into the message."""
+    try:
+        body = response.json()
+    except ValueError:
+        return None
+    errors = body.get("errors") if isinstance(body, dict) else None
+    for error in errors if isinstance(errors, list) else []:
+        detail = error.get("detail") if isinstance(error, dict) else None
+        match = _PERMISSION.search(detail) if isinstance(detail, str) and len(detail) < 200 else None
+        if match:
+            return PermissionDenied(f"The ActiveCampaign user of this connection does not have permission to "
+                                    f"{match.group(1).strip().lower()} (AC: GET {path}); an AC admin can grant "
+                                    "it in the user's group, or connect with another user's key")
+    return None
+
+
 def _backoff(attempt: int) -> float:
     return min(4.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
@@ -234,7 +259,7 @@ class ACClient:
                 failure, wait = UpstreamUnavailable("ActiveCampaign could not be reached; retry later"), \
                     _backoff(attempt)
             else:
-                outcome = self._classify(response, attempt)
+                outcome = self._classify(response, attempt, path)
                 if isinstance(outcome, dict):
                     return outcome
                 failure, wait = outcome
@@ -245,7 +270,7 @@ class ACClient:
             self._sleep(wait)
         raise failure
 
-    def _classify(self, response: requests.Response, attempt: int):
+    def _classify(self, response: requests.Response, attempt: int, path: str):
         """A JSON dict on success; else (error to raise if no retry, seconds to wait before retrying).
         Errors that must not be retried are raised here."""
         status = response.status_code
@@ -258,6 +283,8 @@ class ACClient:
             return UpstreamThrottled(wait), wait
         if 300 <= status < 400:
             raise self._rejected()  # AC bounces a wrong account host to its login page
+        if status == 403 and not self.validating and (denied := permission_refused(response, path)):
+            raise denied  # a good key without a permission: not retried, never marks reconnect
         if status in (401, 403):
             if self.validating or attempt >= 2:
                 raise self._rejected()

@@ -1,8 +1,13 @@
-"""AC reference data (contact fields, pipelines, stages), read whole and cached per AC account.
+"""AC reference data (contact fields, tags, lists, users, pipelines, stages, deal and account custom
+fields), read whole and cached per AC account and key.
 
 Cached per (AC host, api key) for REFERENCE_CACHE_SECONDS in the warm container, so an export page
 costs one AC call once the cache is warm. Keyed by the key too: two keys of one AC account may not see
 the same things, and nothing one tenant fetched is served to a key that did not fetch it.
+
+`optional` reference data (names added beside AC's ids: tags, lists, users, custom field labels) that the
+key's AC user may not read (AC's permission 403) is cached as empty: the records still export, without
+those names, and no further call is spent on it until the cache expires (docs/query.md).
 """
 
 from __future__ import annotations
@@ -12,18 +17,25 @@ import time
 
 from acexport import caches
 from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
+from acexport.errors import PermissionDenied
 from acexport.settings import get_settings
 
-_cache: dict[tuple[str, str, str], tuple[float, list[dict]]] = {}
+_cache: dict[tuple[str, str, str], tuple[float, float, list[dict] | None]] = {}
 _lock = threading.Lock()
+REFRESH_AFTER_SECONDS = 30.0   # an id missing from the cache refetches it at most this often
+
+
+class TooMany(Exception):
+    """The collection holds more items than the caller is willing to read."""
 
 
 def _cache_key(client: ACClient, path: str) -> tuple[str, str, str]:
     return client.host, client.key_fingerprint, path
 
 
-def fetch_all(client: ACClient, path: str, collection: str) -> list[dict]:
-    """Every item of a (small) AC collection, 100 per call, stopping on a short or empty page.
+def fetch_all(client: ACClient, path: str, collection: str, *, cap: int | None = None) -> list[dict]:
+    """Every item of a (small) AC collection, 100 per call (`limit` always sent: AC's `/fields` and
+    `/lists` default to 20), stopping on a short or empty page. Raises TooMany beyond `cap` items.
     A host that keeps answering full pages past AC_MAX_REFERENCE_PAGES (10,000 items by default: far
     more fields, pipelines or stages than an account has) is not AC: UpstreamInvalid, not an endless loop."""
     items: list[dict] = []
@@ -32,23 +44,42 @@ def fetch_all(client: ACClient, path: str, collection: str) -> list[dict]:
         batch = body.get(collection) or []
         if not isinstance(batch, list):
             raise UpstreamInvalid(f"ActiveCampaign sent an unreadable {collection} list")
+        batch = [item for item in batch if isinstance(item, dict)]
         items.extend(batch)
+        if cap is not None and len(items) > cap:
+            raise TooMany(path)
         if len(batch) < AC_PAGE:
             return items
     raise UpstreamInvalid(f"ActiveCampaign kept sending full pages of {collection}; gave up after {len(items)}")
 
 
-def reference(client: ACClient, path: str, collection: str) -> list[dict]:
+def reference(client: ACClient, path: str, collection: str, *, optional: bool = False,
+              need: set[str] | None = None, cap: int | None = None) -> list[dict] | None:
+    """The items, from the cache when fresh. `need`: ids the caller looks up; one missing from a cache
+    older than REFRESH_AFTER_SECONDS refetches (a tag created since). None when more than `cap` items."""
     key = _cache_key(client, path)
     now = time.monotonic()
     with _lock:
         hit = _cache.get(key)
-        if hit and hit[0] > now:
-            return hit[1]
-    items = fetch_all(client, path, collection)
+    if hit and hit[0] > now:
+        fresh = hit[2] is None or not need or need <= {str(item.get("id")) for item in hit[2]}
+        if fresh or now - hit[1] < REFRESH_AFTER_SECONDS:
+            return hit[2]
+    try:
+        items: list[dict] | None = fetch_all(client, path, collection, cap=cap)
+    except PermissionDenied:
+        if not optional:
+            raise
+        items = []
+    except TooMany:
+        items = None
     with _lock:
-        _cache[key] = (now + get_settings().reference_cache_seconds, items)
+        _cache[key] = (now + get_settings().reference_cache_seconds, now, items)
     return items
+
+
+def by_id(items: list[dict] | None) -> dict[str, dict]:
+    return {str(item.get("id")): item for item in items or []}
 
 
 @caches.register

@@ -24,7 +24,7 @@ Params = list[tuple[str, str]]
 Record = dict[str, Any]
 
 _ID = re.compile(r"[0-9]{1,18}")
-_AMOUNT = re.compile(r"[0-9]{1,15}(?:\.[0-9]{1,6})?")
+_DOLLARS = re.compile(r"[0-9]{1,13}")
 
 
 # ---- building blocks ---------------------------------------------------------------------------
@@ -61,14 +61,24 @@ def date(name: str, value: str) -> str:
                          parameter=f"filters[{name}]") from None
 
 
-def number(name: str, value: str) -> str:
-    """An amount in dollars as AC takes it ("In USD with dollar portion"): plain decimal notation only.
-    float() would also pass "nan", "inf" and "1e308" on to AC."""
+def dollars(name: str, value: str) -> str:
+    """Whole dollars, as AC takes them: `filters[minimum_value]`/`[maximum_value]` are integers "In USD with
+    dollar portion" (AC reference, list all deals; a deal's `value` is in cents). Plain digits only:
+    float() would also pass "nan", "inf" and "1e308", and "1500.50" would be read by AC in its own way."""
     text = value.strip()
-    if not _AMOUNT.fullmatch(text):
-        raise BadRequest(f"filters[{name}] must be a non-negative amount in dollars, e.g. 1500 or 1500.50",
+    if not _DOLLARS.fullmatch(text):
+        raise BadRequest(f"filters[{name}] must be a whole number of dollars (AC takes no cents), e.g. 1500",
                          parameter=f"filters[{name}]")
     return text
+
+
+def one_of(label: str, values: tuple[str, ...]) -> Callable[[str, str], str]:
+    def check(name: str, value: str) -> str:
+        text = value.strip().lower()
+        if text not in values:
+            raise BadRequest(f"filters[{name}] must be {label} ({', '.join(values)})", parameter=f"filters[{name}]")
+        return text
+    return check
 
 
 def local_key(record_field: str, kind: Callable[[Any], Any] = str) -> Callable[[Record], tuple]:
@@ -108,6 +118,14 @@ class Order:
 
 
 @dataclass(frozen=True)
+class Sideload:
+    """A collection AC adds beside the records for an `include=` (AC reference, "Side Loading")."""
+    name: str                  # AC's top-level key, e.g. "contactTags"
+    key: str                   # field of an item naming its record, e.g. "contact"
+    attach: bool = False       # True: the items replace the record's id list (contacts' fieldValues)
+
+
+@dataclass(frozen=True)
 class Resource:
     name: str
     path: str
@@ -115,8 +133,9 @@ class Resource:
     filters: dict[str, Filter]
     orders: dict[str, Order]
     base_params: Params = field(default_factory=list)
-    sideload: str | None = None       # AC's `include=` sideload joined back onto records
-    sideload_key: str | None = None   # field of a sideloaded item naming its record
+    sideloads: tuple[Sideload, ...] = ()
+    # Sent when the caller gives no order AC applies, so that pages (offsets) come in an order AC documents.
+    default_order: Params = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -151,8 +170,8 @@ def plan(resource: Resource, filters, orders) -> Plan:
             exact.append((key, value))
             taken.add(key)
     specs = [(resource.orders[name], direction) for name, direction in orders]
-    if any(order.ac_field is None for order, _ in specs):
-        return Plan(exact, tuple(local_filters), tuple(specs))
+    if not specs or any(order.ac_field is None for order, _ in specs):
+        return Plan(exact + resource.default_order, tuple(local_filters), tuple(specs))
     exact += [(f"orders[{order.ac_field}]", direction) for order, direction in specs]
     return Plan(exact, tuple(local_filters), ())
 
@@ -171,9 +190,11 @@ CONTACTS = Resource(
     name="contacts",
     path="/contacts",
     collection="contacts",
-    sideload="fieldValues",
-    sideload_key="contact",
-    base_params=[("include", "fieldValues")],
+    # One call per page: the contacts' custom field values, tag links and list memberships come sideloaded
+    # (AC reference "Side Loading"; contactTags/contactLists as in public clients, e.g. lib-go-activecampaign).
+    sideloads=(Sideload("fieldValues", "contact", attach=True), Sideload("contactTags", "contact"),
+               Sideload("contactLists", "contact")),
+    base_params=[("include", "fieldValues,contactTags,contactLists")],
     filters={
         "email": Filter(param("email")),                       # AC: exact email
         "email_like": Filter(param("email_like")),             # AC: email contains
@@ -201,16 +222,27 @@ DEALS = Resource(
     name="deals",
     path="/deals",
     collection="deals",
+    # Deal custom field values in the same call: observed in a public client (lib-go-activecampaign Deal.go,
+    # DealIncludeFieldValues = "dealCustomFieldData"), not in AC's deal reference (docs/query.md).
+    sideloads=(Sideload("dealCustomFieldData", "dealId"),),
+    base_params=[("include", "dealCustomFieldData")],
+    # AC documents no id order for deals; `orders[cdate]` is documented, and creation dates do not change,
+    # so edits never move a deal and new deals come last (docs/query.md, "Order").
+    default_order=[("orders[cdate]", "ASC")],
     filters={
         "title": Filter(ac_filter("title")),
         "search": Filter(ac_filter("search")),
+        # AC reference (deal parameters): all = title, contact and org; title; contact = primary contact's
+        # name; org = primary contact's organisation name. AC's default without it: undocumented.
+        "search_field": Filter(ac_filter("search_field"), check=one_of("a search field",
+                                                                       ("all", "title", "contact", "org"))),
         "stage": Filter(ac_filter("stage"), check=integer("a stage id")),
         "group": Filter(ac_filter("group"), check=integer("a pipeline id")),
         "pipeline": Filter(ac_filter("group"), check=integer("a pipeline id")),
         "status": Filter(ac_filter("status"), check=integer("a deal status", {"0", "1", "2"})),
         "owner": Filter(ac_filter("owner"), check=integer("a user id")),
-        "minimum_value": Filter(ac_filter("minimum_value"), check=number),
-        "maximum_value": Filter(ac_filter("maximum_value"), check=number),
+        "minimum_value": Filter(ac_filter("minimum_value"), check=dollars),
+        "maximum_value": Filter(ac_filter("maximum_value"), check=dollars),
         **{name: Filter(ac_filter(name), check=date) for name in _DATE_FILTERS},
     },
     orders={name: Order(name) for name in ("title", "value", "cdate", "contact_name", "contact_orgname")},
@@ -220,6 +252,8 @@ ACCOUNTS = Resource(
     name="accounts",
     path="/accounts",
     collection="accounts",
+    # Without count_deals=true AC shows contactCount and dealCount as "0" (AC reference, list all accounts).
+    base_params=[("count_deals", "true")],
     filters={
         "search": Filter(param("search")),                     # AC: name contains
         "name": Filter(param("search"), equals_ci("name")),    # exact name (case-insensitive)

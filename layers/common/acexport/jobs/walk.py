@@ -2,13 +2,16 @@
 
 - Contacts: `orders[id]=ASC` + `id_greater=<last id>` (AC's own advice for reading many contacts: no
   deep offsets); cursor `{"last_id"}`.
-- Deals and accounts (AC has no id_greater for them): `limit`/`offset` with `orders[id]=ASC` (honoured,
-  or ignored like every parameter AC does not know: AC's default order is by id too). Each page is read
-  from one record before the cursor: when that record is still the last one written, nothing moved;
-  when it is gone, records before the cursor were deleted and the rest slid back, so the walk steps back
-  a page and keeps only ids above the last one written. Records are never skipped or written twice by
-  edits during the walk, as long as ids come in ascending order (checked; if not, plain offsets).
-  Cursor `{"offset", "last_id"}`.
+- Deals and accounts (AC has no id_greater for them): `limit`/`offset` in an order that keeps records in
+  place while the walk runs. Deals: `orders[cdate]=ASC` (documented; creation dates never change and new
+  deals come last). Accounts: AC documents no order; the walk sends `orders[id]=ASC` (ignored if AC does
+  not know it) and relies on AC's observed id order. Each page is read from one record before the cursor:
+  when that record (the last one written) is still there, nothing moved and the page continues after it;
+  when it moved, the page is searched for it (stepping back a page while the page starts above it); when it is gone,
+  the walk keeps only records whose order key (deals: (cdate, id), accounts: id) is above the last one
+  written. If the order key cannot decide (keys missing or not ascending), the job fails with OrderLost
+  rather than skip or repeat a record. Cursor `{"offset", "last_id", "last_key", "order"}`; a deals cursor
+  of an older release (no "order") continues in the id order it started with.
 - One page is always being fetched while the previous one is processed (enriched, encoded,
   compressed), so AC calls go back to back at the rate limit; at most two pages are in memory.
 - Filters: the page exports' (resources.plan); what AC cannot apply exactly is applied here.
@@ -38,7 +41,7 @@ from typing import TypeVar
 
 from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
 from acexport.ac.records import enrich, page_records, parse_total
-from acexport.ac.resources import CONTACTS, Params, Record, plan, timestamp
+from acexport.ac.resources import CONTACTS, DEALS, Params, Record, plan, timestamp
 from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
 from acexport.jobs.spec import JobSpec
 from acexport.settings import job_settings
@@ -50,6 +53,15 @@ MAX_BACKOFF = 15.0
 MIN_CALL_SECONDS = 1.0     # no AC call starts with less time than this before the step's deadline
 UPDATED = {"contacts": "udate", "deals": "mdate", "accounts": "updatedTimestamp"}
 UPDATED_AT_AC = {"contacts", "deals"}     # resources with AC's filters[updated_after]
+
+
+class OrderLost(Exception):
+    """AC's order of the records changed under the walk in a way that cannot be resolved without skipping or
+    repeating a record: the job fails with this message (start it again)."""
+
+    def __init__(self, resource: str):
+        super().__init__(f"ActiveCampaign's order of the {resource} changed while they were exported (the last "
+                         "record written is gone and the order cannot place the rest); start the export again")
 
 
 class OutOfTime(Exception):
@@ -99,6 +111,23 @@ def _ids(records: list[Record]) -> list[int] | None:
     return ids if all(a < b for a, b in itertools.pairwise(ids)) else None
 
 
+def _key_of(order: str) -> Callable[[Record], tuple | None]:
+    """The walk's order key of a record, None when the record does not have one (a disabled deal stub)."""
+    def key(record: Record) -> tuple | None:
+        try:
+            ident = int(str(record.get("id")))
+            if order == "cdate":
+                return (timestamp(record["cdate"]).timestamp(), ident)
+            return (ident,)
+        except (KeyError, TypeError, ValueError):
+            return None
+    return key
+
+
+def _ascending(keys: list[tuple | None]) -> bool:
+    return None not in keys and all(a < b for a, b in itertools.pairwise(keys))
+
+
 @dataclass
 class Walk:
     client: ACClient
@@ -117,7 +146,13 @@ class Walk:
     def __post_init__(self) -> None:
         resource = self.spec.resource
         steps = plan(resource, self.spec.filters, ())
-        self._params = [*steps.params, ("orders[id]", "ASC"), ("limit", str(AC_PAGE))]
+        params = steps.params
+        fresh_deals = resource is DEALS and not self.cursor.get("offset")    # older cursors: the id order
+        self._order = self.cursor.get("order") or ("cdate" if fresh_deals else "id")
+        if self._order == "id":
+            params = [p for p in params if not p[0].startswith("orders[")] + [("orders[id]", "ASC")]
+        self._key = _key_of(self._order)
+        self._params = [*params, ("limit", str(AC_PAGE))]
         self._local = [lambda r, s=spec, v=value: s.matches(r, v) for spec, value in steps.local_filters]
         since = self.spec.updated_after
         if since:
@@ -203,24 +238,35 @@ class Walk:
 
     def _fetch_at_offset(self, cursor: dict) -> _Fetched:
         offset, last_id = int(cursor.get("offset", 0)), cursor.get("last_id")
+        last_key = tuple(cursor["last_key"]) if cursor.get("last_key") is not None else \
+            (int(last_id),) if last_id is not None and self._order == "id" else None
         start = offset - 1 if offset and last_id is not None else offset
         while True:
             body = self._get([*self._params, ("offset", str(start))])
             records = page_records(self.spec.resource, body)
-            ids = _ids(records)
-            if last_id is None or start == offset or ids is None:
-                fresh = records[offset - start:]                      # plain offsets (first page, or ids unordered)
+            if last_id is None or start == offset:
+                fresh = records[offset - start:]                      # the first page
                 break
-            if start > 0 and (not ids or ids[0] > last_id):
-                start = max(0, start - AC_PAGE)                       # the overlap record is gone: step back
+            at = next((i for i, r in enumerate(records) if str(r.get("id")) == str(last_id)), None)
+            if at is not None:                                        # the last record written: go on after it
+                fresh = records[at + 1:]
+                break
+            keys = [self._key(r) for r in records]
+            if last_key is None or not _ascending(keys):
+                raise OrderLost(self.spec.resource.name)
+            if start > 0 and (not keys or keys[0] > last_key):
+                start = max(0, start - AC_PAGE)                       # records before it went: look earlier
                 continue
-            fresh = [record for record, ident in zip(records, ids, strict=True) if ident > last_id]
+            fresh = [r for r, k in zip(records, keys, strict=True) if k > last_key]   # it is gone
             break
-        if ids is None and records and last_id is not None:
-            logger.warning("ac ids not ascending; plain offsets", extra={"resource": self.spec.resource.name})
         total = parse_total(body)
         end = start + len(records)
         last = len(records) < AC_PAGE or (total is not None and end >= total)
-        newest = ids[-1] if ids else (int(records[-1]["id"]) if records and str(records[-1].get("id")).isdigit()
-                                      else last_id)
-        return _Fetched(fresh, len(fresh), {"offset": end, "last_id": newest}, total, last)
+        if records:
+            newest = records[-1]
+            key = self._key(newest)
+            cursor = {"offset": end, "last_id": newest.get("id"), "last_key": list(key) if key else None,
+                      "order": self._order}
+        else:
+            cursor = {**cursor, "offset": end}
+        return _Fetched(fresh, len(fresh), cursor, total, last)

@@ -20,8 +20,10 @@ base_url or api_key`, `reconnect`, and the connection is marked for reconnecting
 deleted (`Unauthorised Access`), the connection changed since the job started (CONNECTION_CHANGED: a
 job reads one AC account with one key from start to end, never two), AC kept failing beyond
 EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error), AC's answers can never be used (too large, a walk that
-never ends: `UpstreamInvalid`), or the job's own request cannot be processed (a 4xx, an overflow): errors
-that cannot go away fail the job at once instead of holding the host's queue group through retries.
+never ends: `UpstreamInvalid`), the job's own request cannot be processed (a 4xx, an overflow), the key's
+AC user lacks a permission (PermissionDenied, a 403: the permission message, no `reconnect`, nothing marked),
+or AC's order of the records changed under the walk in a way it cannot place (walk.OrderLost): errors that
+cannot go away fail the job at once instead of holding the host's queue group through retries.
 
 Logs and metrics: every line of a step names the job and its tenant (acexport.logs.bind). Each step
 publishes, as page exports do (Powertools Metrics, CloudWatch EMF, flushed by the handlers): ExportedRecords
@@ -58,7 +60,7 @@ from acexport.jobs.files import Upload, file_name
 from acexport.jobs.messages import FINISHED, delay_redelivery, emit, parse_work, send_work
 from acexport.jobs.spec import JobSpec
 from acexport.jobs.view import iso
-from acexport.jobs.walk import OutOfTime, Walk
+from acexport.jobs.walk import OrderLost, OutOfTime, Walk
 from acexport.jobs.writer import FileWriter
 from acexport.logs import bind, bind_tenant
 from acexport.settings import JobSettings, job_settings, required
@@ -288,6 +290,8 @@ class Step:
             self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
         except (UpstreamUnavailable, UpstreamTimeout, UpstreamInvalid) as exc:   # beyond patience, or never usable
             self._fail(JobFailed(exc.message))
+        except OrderLost as exc:      # AC's order changed under the walk: fail rather than skip or repeat
+            self._fail(JobFailed(str(exc)))
         except ApiError as exc:
             if exc.status >= 500:
                 with contextlib.suppress(Exception):

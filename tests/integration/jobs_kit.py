@@ -100,23 +100,71 @@ class Kit:
 
     # ---- what the files must hold
     def expected(self, resource: str) -> list[dict]:
-        sandbox = self.sandbox
-        if resource == "contacts":
-            fields = {f["id"]: f for f in sandbox.fields}
-            out = []
-            for contact in sorted(sandbox.contacts, key=lambda c: int(c["id"])):
-                values = [v for v in sandbox.field_values if v["contact"] == contact["id"]]
-                out.append({**contact, "fieldValues": values,
-                            "customFields": {fields[v["field"]]["title"]: v["value"] for v in values},
-                            "customFieldsByTag": {fields[v["field"]]["perstag"]: v["value"] for v in values}})
-            return out
-        if resource == "deals":
-            pipelines = {g["id"]: g["title"] for g in sandbox.deal_groups}
-            stages = {s["id"]: s["title"] for s in sandbox.deal_stages}
-            deals = sorted(sandbox.deals, key=lambda d: int(d["id"]))
-            return [{**deal, "pipelineTitle": pipelines.get(deal.get("group")),
-                     "stageTitle": stages.get(deal.get("stage"))} for deal in deals]
-        return sorted(sandbox.accounts, key=lambda a: int(a["id"]))
+        return expected_records(self.sandbox, resource)
+
+
+def _multi(value, kind):
+    """A multi-select value as the export shows it (AC stores "||a||b||")."""
+    if kind in ("checkbox", "listbox", "multiselect", "dropdown") and isinstance(value, str) \
+            and value.startswith("||") and value.endswith("||") and len(value) >= 2:
+        return [part for part in value[2:-2].split("||") if part]
+    return value
+
+
+def _stamp(value) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(value).timestamp() if value else 0.0
+
+
+def expected_records(sandbox, resource: str) -> list[dict]:
+    """Every record of the stand-in as an export must show it, in the order the walk reads AC: contacts
+    and accounts by id, deals by creation date (AC's documented orders[cdate]; the stand-in puts stubs,
+    which have no cdate, first, ties by id)."""
+    if resource == "contacts":
+        fields = {f["id"]: f for f in sandbox.fields}
+        tags = {t["id"]: t["tag"] for t in sandbox.tags}
+        lists = {x["id"]: x["name"] for x in sandbox.lists}
+        out = []
+        for contact in sorted(sandbox.contacts, key=lambda c: int(c["id"])):
+            values = [v for v in sandbox.field_values if v["contact"] == contact["id"]]
+            linked = [t for t in sandbox.contact_tags if t["contact"] == contact["id"]]
+            members = [m for m in sandbox.contact_lists if m["contact"] == contact["id"]]
+            out.append({**contact, "fieldValues": values,
+                        "contactTags": [t["id"] for t in linked], "contactLists": [m["id"] for m in members],
+                        "customFields": {fields[v["field"]]["title"]: _multi(v["value"], fields[v["field"]]["type"])
+                                         for v in values},
+                        "customFieldsByTag": {fields[v["field"]]["perstag"]:
+                                              _multi(v["value"], fields[v["field"]]["type"]) for v in values},
+                        "tags": [tags[t["tag"]] for t in linked],
+                        "lists": [{"id": m["list"], "name": lists[m["list"]], "status": m["status"]}
+                                  for m in members]})
+        return out
+    if resource == "deals":
+        pipelines = {g["id"]: g["title"] for g in sandbox.deal_groups}
+        stages = {s["id"]: s["title"] for s in sandbox.deal_stages}
+        users = {u["id"]: f"{u['firstName']} {u['lastName']}" for u in sandbox.users}
+        labels = {m["id"]: m["fieldLabel"] for m in sandbox.deal_custom_field_meta}
+        out = []
+        for deal in sorted(sandbox.deals, key=lambda d: (_stamp(d.get("cdate")), int(d["id"]))):
+            if "group" not in deal:        # a disabled stub: AC's three fields, nothing known beside them
+                out.append({**deal, "pipelineTitle": None, "stageTitle": None, "ownerName": None,
+                            "customFields": None})
+                continue
+            values = [v for v in sandbox.deal_custom_field_data if v["dealId"] == int(deal["id"])]
+            out.append({**deal, "dealCustomFieldData": [v["id"] for v in values],
+                        "pipelineTitle": pipelines.get(deal.get("group")), "stageTitle": stages.get(deal.get("stage")),
+                        "ownerName": users.get(deal.get("owner")),
+                        "customFields": {labels[str(v["customFieldId"])]: v["fieldValue"] for v in values}})
+        return out
+    labels = {m["id"]: m["fieldLabel"] for m in sandbox.account_custom_field_meta}
+    contacts = [link["account"] for link in sandbox.account_contacts]
+    deals = [d.get("account") for d in sandbox.deals]
+    return [{**account, "contactCount": str(contacts.count(account["id"])),
+             "dealCount": str(deals.count(account["id"])),
+             "customFields": {labels[str(v["customFieldId"])]: v["fieldValue"]
+                              for v in sandbox.account_custom_field_data if v["accountId"] == int(account["id"])}}
+            for account in sorted(sandbox.accounts, key=lambda a: int(a["id"]))]
 
 
 def ids(records: list[dict]) -> list[str]:

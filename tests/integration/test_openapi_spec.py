@@ -86,15 +86,22 @@ def _reply(method: str, path: str, status: int, body, headers: dict | None = Non
     return reply
 
 
-PAGE = {"success": True, "message": "SUCCESS", "data": [{"id": "1", "name": "Acme"}],
+PAGE = {"success": True, "message": "SUCCESS", "data": [{"id": "1", "name": "Acme", "customFields": {"Tier": "A"}}],
         "pagination": {"page": "1", "limit": "20", "total": "1", "next_page": None, "prev_page": None}}
-CONTACT = {"id": "7", "email": "a@b.c", "fieldValues": [], "customFields": {}, "customFieldsByTag": {}}
+CONTACT = {"id": "7", "email": "a@b.c", "fieldValues": [], "customFields": {"Interests": ["a", "b"], "Size": None},
+           "customFieldsByTag": {}, "tags": ["VIP"], "lists": [{"id": "1", "name": "Newsletter", "status": "1"}]}
+STUB = {"id": "2", "isDisabled": 1, "title": "Demo Requested", "pipelineTitle": None, "stageTitle": None,
+        "ownerName": None, "customFields": None}
 
 
 @pytest.mark.parametrize(("method", "path", "status", "body", "headers"), [
     ("GET", "/export/accounts", 200, PAGE, None),
     ("GET", "/export/contacts", 200, {**PAGE, "data": [CONTACT]}, None),
-    ("GET", "/export/deals", 200, {**PAGE, "data": [{"id": "1", "pipelineTitle": None, "stageTitle": "Won"}]}, None),
+    ("GET", "/export/deals", 200, {**PAGE, "data": [{"id": "1", "pipelineTitle": None, "stageTitle": "Won",
+                                                      "ownerName": "Demo User", "customFields": {}}, STUB]}, None),
+    ("GET", "/export/deals", 403, {"success": False, "errno": 403,
+                                   "message": "The ActiveCampaign user of this connection does not have permission "
+                                              "to view deals"}, None),
     ("GET", "/auth", 200, {"success": True, "message": "SUCCESS", "data": {"connected": False}}, None),
     ("DELETE", "/auth", 200, {"success": True, "message": "SUCCESS"}, None),
     ("DELETE", "/auth", 404, {"success": False, "errno": 404, "message": "Unauthorised Access"}, None),
@@ -160,11 +167,17 @@ def test_odd_numbers_are_400_before_any_ac_call(api, resource, query):
     assert api.sandbox.count() == 0
 
 
-def test_amounts_in_dollars_reach_ac(api):
+def test_amounts_in_whole_dollars_reach_ac(api):
+    """AC takes whole dollars (an integer "In USD with dollar portion"); cents are refused before any call."""
     api.connect()
-    reply = api.export("deals", "filters[minimum_value]=1500.50&limit=100")
+    reply = api.export("deals", "filters[minimum_value]=1500&limit=100")
     assert reply.status_code == 200, reply.text
-    assert all(int(d["value"]) >= 150050 for d in reply.json()["data"])
+    deals = reply.json()["data"]
+    assert deals and all(int(d["value"]) >= 150000 for d in deals)
+    api.sandbox.requests.clear()
+    cents = api.export("deals", "filters[minimum_value]=1500.50")
+    assert cents.status_code == 400 and "whole number of dollars" in cents.json()["message"]
+    assert api.sandbox.count() == 0
 
 
 def test_a_deeply_nested_body_is_400(api):

@@ -1,12 +1,22 @@
 """A stand-in for ActiveCampaign's v3 API, served over real HTTP on loopback.
 
 It serves as the demo account of the local dev server and as the AC the tests drive. It behaves as
-``../shared/reference/activecampaign-v3.md`` describes: ``limit``/``offset`` paging (default 20, clamped to
-100; ``/fields`` defaults to 100), ``meta.total`` a string everywhere except ``/deals`` (an int), unknown
-query parameters silently ignored, a bad or missing ``Api-Token`` answered 403 ``{"message": "Forbidden"}``
-*without* a Content-Type header, 5 requests per sliding second per account (all keys are one account)
-answered 429 + ``Retry-After: 1`` beyond that, ``RateLimit-Limit``/``RateLimit-Remaining`` headers on
-authorised responses, an HTML 404 for unknown paths and one "disabled stub" deal row.
+``../shared/reference/activecampaign-v3.md`` and the public evidence of issue 8 (docs/query.md, "AC behaviours
+relied on") describe: ``limit``/``offset`` paging (default 20, also on ``/fields`` as observed in practice
+and ``/lists`` as documented; clamped to 100), ``meta.total`` a string everywhere except ``/deals`` (an int),
+unknown query parameters silently ignored, a bad or missing ``Api-Token`` answered 403
+``{"message": "Forbidden"}`` *without* a Content-Type header, 5 requests per sliding second per account (all
+keys are one account) answered 429 + ``Retry-After: <retry_after>`` (1 unless set; AC's documented example
+is 30) beyond that, ``RateLimit-Limit``/``RateLimit-Remaining`` headers on authorised responses, an HTML 404
+for unknown paths. Records: contacts with ``accountContacts`` and ``links``, null where AC sends null;
+``include=fieldValues,contactTags,contactLists`` on contacts and ``include=dealCustomFieldData`` on deals
+(top-level collections plus id lists on records); ``/tags``, ``/lists``, ``/users``, ``/accountContacts``,
+``/dealCustomFieldMeta|Data``, ``/accountCustomFieldMeta|Data``; a multi-select field (``||a||b||``);
+many disabled deal stubs ``{id, title, isDisabled: 1}``; ``count_deals=true`` counting accountContacts and
+deals; ``listid``, ``tagid``, deal ``filters[search]`` + ``filters[search_field]``, whole-dollar value
+bounds and exclusive ``filters[*_before]`` really filtering. ``deny(path, api_key=None)`` makes AC answer
+the permission 403 (``{"errors":[{"status":403,"title":"Forbidden","detail":"You do not have permission to
+view deals."}]}``, text/plain) for that path, for one key or all; ``reset()`` lifts it.
 
 Usage::
 
@@ -39,7 +49,9 @@ API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status,
 ``reset()`` clears faults, the request log and the rate-limit window, restores the original keys and
 regenerates the dataset.
 The data (``contacts``, ``fields``, ``field_values``, ``deals``, ``deal_groups``, ``deal_stages``,
-``accounts``) are plain lists of AC-shaped dicts that tests may edit; ``generate()`` rebuilds them
+``accounts``, ``account_contacts``, ``tags``, ``lists``, ``contact_tags``, ``contact_lists``, ``users``,
+``deal_custom_field_meta``, ``deal_custom_field_data``, ``account_custom_field_meta``,
+``account_custom_field_data``) are plain lists of AC-shaped dicts that tests may edit; ``generate()`` rebuilds them
 deterministically from ``seed``.
 """
 

@@ -22,7 +22,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       budget        the per-AC-account budget shared through Mongo by every container and job
       base_url      normalisation and SSRF guard of user-supplied AC base URLs
       resources     what each exported resource supports and how it maps onto AC's parameters
-      reference     AC reference data (fields, pipelines, stages), cached per AC account and key
+      reference     AC reference data (fields, tags, lists, users, pipelines, stages, custom fields), cached
       records       AC answers read into exported records (sideloads joined, enrichment), pages and jobs
 
     credentials/  the caller's AC connection

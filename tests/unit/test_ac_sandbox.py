@@ -257,3 +257,48 @@ def test_reset_restores_data_and_generation_is_deterministic(sb):
     other.generate(contacts=7, deals=3)
     assert len(other.contacts) == 7 and len(other.deals) == 3 and len(other.accounts) == 25
     assert sum(c["firstName"] == "John" for c in other.contacts) >= 3
+
+
+# ---------------------------------------------------------------- issue 8: what public evidence shows
+
+def test_retry_after_can_be_larger_than_one_second():
+    with ACSandbox(rate_limit=2, contacts=2, deals=1, accounts=1, retry_after=30) as limited:
+        codes = [get(limited, "/users/me") for _ in range(3)]
+        assert [r.status_code for r in codes] == [200, 200, 429] and codes[2].headers["Retry-After"] == "30"
+
+
+def test_permission_403_body_for_one_key_or_all(sb):
+    sb.add_key("limited-key")
+    sb.deny("/deals", "limited-key")
+    refused = get(sb, "/deals", headers={"Api-Token": "limited-key"})
+    assert refused.status_code == 403 and refused.headers["Content-Type"] == "text/plain"
+    assert refused.json() == {"errors": [{"status": 403, "title": "Forbidden",
+                                          "detail": "You do not have permission to view deals."}]}
+    assert get(sb, "/deals").status_code == 200                          # another key's group has Deals
+    assert get(sb, "/contacts", headers={"Api-Token": "limited-key"}).status_code == 200
+    sb.reset()
+    assert get(sb, "/deals").status_code == 200
+
+
+def test_sideloads_link_items_to_records(sb):
+    body = get(sb, "/contacts", {"limit": 30, "include": "fieldValues,contactTags,contactLists"}).json()
+    for name in ("contactTags", "contactLists"):
+        by_contact = {}
+        for item in body[name]:
+            by_contact.setdefault(item["contact"], []).append(item["id"])
+        assert all(c[name] == by_contact.get(c["id"], []) for c in body["contacts"])
+    plain = get(sb, "/contacts", {"limit": 30}).json()
+    assert "contactTags" not in plain and "contactTags" not in plain["contacts"][0]
+    deals = get(sb, "/deals", {"limit": 100, "include": "dealCustomFieldData"}).json()
+    assert deals["dealCustomFieldData"] and all(isinstance(v["dealId"], int) for v in deals["dealCustomFieldData"])
+
+
+def test_list_tag_and_before_filters_really_filter(sb):
+    on_list = {m["contact"] for m in sb.contact_lists if m["list"] == "3"}
+    listed = get(sb, "/contacts", {"listid": 3, "limit": 100}).json()["contacts"]
+    assert listed and {c["id"] for c in listed} == on_list
+    tagged = {t["contact"] for t in sb.contact_tags if t["tag"] == "1"}
+    assert {c["id"] for c in get(sb, "/contacts", {"tagid": 1, "limit": 100}).json()["contacts"]} == tagged
+    day = sb.deals[10]["cdate"][:10]
+    before = get(sb, "/deals", {"filters[created_before]": day, "limit": 100}).json()["deals"]
+    assert before and all(d["cdate"][:10] < day for d in before)         # "less than": exclusive

@@ -1,13 +1,13 @@
 """Against what public evidence shows of the real ActiveCampaign (docs/query.md, "AC behaviours relied on"):
 permission refusals are not rejected keys, account counts are real, deals page in a documented order,
 records carry tags, lists, multi-select lists, owner names and custom fields at one AC call per warm page.
-Expected values come from the stand-in's data (test_jobs_kit.expected_records), never hard-coded."""
+Expected values come from the stand-in's data (jobs_kit.expected_records), never hard-coded."""
 
 import datetime as dt
 
 import pytest
 
-from tests.integration.test_jobs_kit import expected_records
+from tests.integration.jobs_kit import expected_records
 
 
 @pytest.fixture

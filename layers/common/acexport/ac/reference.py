@@ -73,6 +73,10 @@ def reference(client: ACClient, path: str, collection: str, *, optional: bool = 
         items = []
     except TooMany:
         items = None
+    except UpstreamInvalid:
+        if not optional:       # fields, pipelines, stages: the page cannot be built without them
+            raise
+        items = None           # more tags/lists/users than AC_MAX_REFERENCE_PAGES: names left out
     with _lock:
         _cache[key] = (now + get_settings().reference_cache_seconds, now, items)
     return items

@@ -176,7 +176,7 @@ def _read_capped(response: requests.Response, limit: int, deadline: float, clock
 _PERMISSION = re.compile(r"You do not have permission to ([A-Za-z][A-Za-z ]{0,60}?)\.?\s*$", re.IGNORECASE)
 
 
-def permission_refused(response: requests.Response, path: str) -> PermissionDenied | None:
+def permission_refused(response: requests.Response, path: str = "") -> PermissionDenied | None:
     """A 403 whose JSON body says "You do not have permission to ...": the key is good, its user group
     lacks that permission. Only the action AC names (letters and spaces) goes into the message."""
     try:
@@ -188,8 +188,9 @@ def permission_refused(response: requests.Response, path: str) -> PermissionDeni
         detail = error.get("detail") if isinstance(error, dict) else None
         match = _PERMISSION.search(detail) if isinstance(detail, str) and len(detail) < 200 else None
         if match:
+            where = f" (AC: GET {path})" if path else ""
             return PermissionDenied(f"The ActiveCampaign user of this connection does not have permission to "
-                                    f"{match.group(1).strip().lower()} (AC: GET {path}); an AC admin can grant "
+                                    f"{match.group(1).strip().lower()}{where}; an AC admin can grant "
                                     "it in the user's group, or connect with another user's key")
     return None
 
@@ -272,7 +273,7 @@ class ACClient:
             self._sleep(wait)
         raise failure
 
-    def _classify(self, response: requests.Response, attempt: int, path: str):
+    def _classify(self, response: requests.Response, attempt: int, path: str = ""):
         """A JSON dict on success; else (error to raise if no retry, seconds to wait before retrying).
         Errors that must not be retried are raised here."""
         status = response.status_code

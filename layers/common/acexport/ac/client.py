@@ -4,7 +4,7 @@ What AC really does (../shared/reference/activecampaign-v3.md) and how this clie
 - a bad key is 403 (sometimes without Content-Type), a wrong host is a redirect or an HTML 404:
   redirects are never followed and a non-JSON answer is never trusted;
 - a good key whose user group lacks a permission is also 403, with `{"errors":[{"detail":"You do not
-  have permission to view deals."}]}`: PermissionDenied, not retried, never a reconnect (docs/decisions.md 30);
+  have permission to view deals."}]}`: PermissionDenied, not retried, never a reconnect (docs/decisions.md 31);
 - 429 carries Retry-After (seconds); 5xx, timeouts and dropped connections happen, and 403s can be
   intermittent during a sync: all are retried, but only within the time the caller has left
   (`deadline`, a value of the client's `clock`, time.monotonic by default), and every attempt, retries

@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 AC_PAGE = 100              # AC's largest page (`limit` above 100 is read as 100)
 MIN_ATTEMPT_SECONDS = 0.5   # don't start an attempt with less time than this left
 MAX_ATTEMPTS = 5
+VALIDATIONS_PER_SECOND = 1       # of an AC account's 5: what saves (callers without a connection) may take
+VALIDATION_WAIT_SECONDS = 3.0   # a save waits this long at most for the validation lane, then 503
 USER_AGENT = "activecampaign-integration/1.0"
 MAX_RETRY_AFTER = 60.0      # AC documents Retry-After in seconds, e.g. 30 (reference/rate-limits); 1 is seen
 CHUNK = 64 * 1024
@@ -91,6 +93,7 @@ class PinnedAdapter(HTTPAdapter):
 
 _session: requests.Session | None = None
 _limiter: Limiter | None = None
+_validation_lane: Limiter | None = None
 
 
 def session() -> requests.Session:
@@ -106,29 +109,43 @@ def session() -> requests.Session:
     return _session
 
 
+def _make_limiter(rate: float) -> Limiter:
+    settings = get_settings()
+    if settings.rate_budget == "local":
+        return SlidingWindowLimiter(rate)
+    from acexport.ac.budget import MongoBudget  # imported here: the local limiter needs no Mongo
+
+    return MongoBudget(rate, collection=settings.rate_budget_collection,
+                       margin=settings.rate_window_margin_ms / 1000.0)
+
+
 def limiter() -> Limiter:
     """The per-AC-account budget of this container: shared through Mongo by every container and job
     (AC_RATE_BUDGET=shared, the default: `ac.budget.MongoBudget`), or this process's own (local:
     `ac.ratelimit.SlidingWindowLimiter`), at AC_RATE_LIMIT_PER_SECOND."""
     global _limiter
     if _limiter is None:
-        settings = get_settings()
-        if settings.rate_budget == "local":
-            _limiter = SlidingWindowLimiter(settings.rate_limit_per_second)
-        else:
-            from acexport.ac.budget import MongoBudget  # imported here: the local limiter needs no Mongo
-
-            _limiter = MongoBudget(settings.rate_limit_per_second, collection=settings.rate_budget_collection,
-                                   margin=settings.rate_window_margin_ms / 1000.0)
+        _limiter = _make_limiter(get_settings().rate_limit_per_second)
     return _limiter
+
+
+def validation_lane() -> Limiter:
+    """The lane validations pass before they take a slot of the account's budget: VALIDATIONS_PER_SECOND
+    per AC account, whoever asks. AC counts a validation like any request, so it must take a budget slot
+    (without one, saves pushed an account past 5 per second: 429s in the load run); the lane bounds what
+    callers without a connection can take of that budget (issue 9, finding 2; docs/decisions.md)."""
+    global _validation_lane
+    if _validation_lane is None:
+        _validation_lane = _make_limiter(VALIDATIONS_PER_SECOND)
+    return _validation_lane
 
 
 @caches.register
 def forget_session_and_limiter() -> None:
-    global _session, _limiter
+    global _session, _limiter, _validation_lane
     if _session is not None:
         _session.close()
-    _session, _limiter = None, None
+    _session, _limiter, _validation_lane = None, None, None
 
 
 def _retry_after(response: requests.Response) -> float | None:
@@ -240,11 +257,13 @@ class ACClient:
             remaining = self.deadline - self._clock()
             if remaining < MIN_ATTEMPT_SECONDS:
                 break
-            if not self.validating:   # validations are limited per caller instead (credentials/attempts.py)
-                try:
-                    limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
-                except BudgetExhausted as exc:
-                    raise UpstreamThrottled(exc.wait) from None
+            try:
+                if self.validating:   # at most VALIDATIONS_PER_SECOND of the account's budget, waiting briefly
+                    validation_lane().acquire(f"validate:{self.budget_key}",
+                                              min(self.deadline, self._clock() + VALIDATION_WAIT_SECONDS))
+                limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
+            except BudgetExhausted as exc:
+                raise UpstreamThrottled(exc.wait) from None
             self.calls += 1
             read_timeout = max(0.1, min(self._timeouts[1], self.deadline - self._clock()))
             try:

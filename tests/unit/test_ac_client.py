@@ -1,7 +1,7 @@
 """The AC client's retry policy and retry loop (acexport.ac.client).
 
 `ACClient._classify` is checked on `requests.Response` objects built here, one per kind of answer AC gives
-(../shared/reference/activecampaign-v3.md: 429 + Retry-After, a 403 without Content-Type, a redirect or an
+(docs/ac-behaviour.md: 429 + Retry-After, a 403 without Content-Type, a redirect or an
 HTML 404 for a wrong host). The retry loop talks real HTTP to the AC stand-in (devstack/ac_sandbox.py, with
 injected faults) on a fake clock shared by the client and its rate limiter: back-off, Retry-After and
 deadlines are read off the clock, so nothing here sleeps for real.

@@ -1,7 +1,7 @@
 """The request budget per AC account, shared by every container, function and job that calls it.
 
 AC allows 5 requests per second per account, with no documented burst, and answers 429 beyond it
-(../shared/reference/activecampaign-v3.md section 5). A limiter inside one container
+(docs/ac-behaviour.md, rate limits). A limiter inside one container
 (`ratelimit.SlidingWindowLimiter`) keeps that container within it, but N warm containers together would
 send N x 5. This budget lives in Mongo, which every function that calls AC already reaches.
 

@@ -1,6 +1,6 @@
 """HTTP client for ActiveCampaign's v3 API.
 
-What AC really does (../shared/reference/activecampaign-v3.md) and how this client answers it:
+What AC really does (docs/ac-behaviour.md) and how this client answers it:
 - a bad key is 403 (sometimes without Content-Type), a wrong host is a redirect or an HTML 404:
   redirects are never followed and a non-JSON answer is never trusted;
 - a good key whose user group lacks a permission is also 403, with `{"errors":[{"detail":"You do not

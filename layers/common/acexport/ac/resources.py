@@ -1,7 +1,7 @@
 """What each exported resource supports, and how it maps onto AC's real API.
 
 AC silently ignores parameters it doesn't know, and its real filters differ from what clients send
-(../shared/reference/activecampaign-v3.md §3). So every filter and order this API accepts is declared
+(docs/ac-behaviour.md, filters and orders). So every filter and order this API accepts is declared
 here with what it becomes at AC:
 - an exact AC parameter (`to_ac` only), or
 - an AC parameter that narrows plus an exact check applied here (`to_ac` + `matches`), e.g. contacts'

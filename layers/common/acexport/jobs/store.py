@@ -12,7 +12,7 @@ source (`api` | `eventbridge`), request_key (unique: one job per API call or per
 resource, format, filters, updated_after, ac_host (the SQS message group), status, created_at,
 updated_at, started_at, finished_at, expires_at (TTL), seq, handoff {seq, sent} (the newest queue message
 and whether it was sent), lease, checkpoint (cursor, counters, uploaded parts, buffered gzip bytes: see
-job_worker), progress {read, written, total, at}, upload {bucket, key, upload_id}, file {bucket, key,
+jobs.worker and jobs.writer), progress {read, written, total, at}, upload {bucket, key, upload_id}, file {bucket, key,
 size, records, name}, error {message, reconnect}, last_error, finalized (events and clean-up done),
 connection {id, host, key} (the connection the job started with; `key` is a digest, never the key),
 active_slot (`<digest of account_id and owner>#<k>` while the job is queued or running, removed by the same write

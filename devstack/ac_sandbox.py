@@ -530,13 +530,13 @@ class _Handler(BaseHTTPRequestHandler):
         split = urlsplit(self.path)
         rel, query = sb._rel(split.path), parse_qsl(split.query, keep_blank_values=True)
         key = self.headers.get("Api-Token")
-        if (length := _int(self.headers.get("Content-Length"), 0)) > 0:
-            self.rfile.read(length)
+        length = _int(self.headers.get("Content-Length"), 0)
+        body = self.rfile.read(length) if length > 0 else b""
         record = RecordedRequest(self.command, rel, query, key, 0, time.monotonic())
         with sb._lock:
             sb.requests.append(record)
         try:
-            status, headers, body = sb._answer(self.command, rel, query, key)
+            status, headers, body = sb._answer(self.command, rel, query, key, body)
         except Exception:
             traceback.print_exc()
             status, headers, body = 500, {"Content-Type": JSON}, b'{"message": "Internal Server Error"}'
@@ -570,7 +570,366 @@ PERMISSION_WORDS = {"/deals": "view deals", "/accounts": "view accounts", "/list
                     "/dealGroups": "view deals", "/dealStages": "view deals"}
 
 
-class ACSandbox:
+# ---------------------------------------------------------------- webhooks and deliveries (issue 11)
+#
+# AC's webhook API and delivery format as public evidence shows them (docs/live.md has the sources):
+# - `POST /api/3/webhooks` {"webhook": {name, url, events, sources, listid?}} -> 201 {"webhook": {..., "id"}}
+#   with `id`/`listid` as strings; name, url, events and sources required; `GET /api/3/webhooks` (key
+#   `webhooks`, `meta.total` a string, `filters[name|url|listid]`), `GET|DELETE /api/3/webhooks/{id}`
+#   (DELETE answers 200 `{}`), `GET /api/3/webhook/events` (key `webhookEvents`, `meta.total` an int);
+#   AC's reference copy in api-evangelist/activecampaign, and n8n, Pipedream and Activepieces;
+# - deliveries: one POST per event, `application/x-www-form-urlencoded` with bracketed keys
+#   (GearPlug's raw fixtures; Activepieces' sample data), `date_time` with a numeric offset, never retried
+#   ("Webhooks are never retried", AC's webhooks page), no signature, no event id; `contact[tags]` a
+#   comma-separated string; `deal[value]` a display string and `deal[value_raw]` whole units.
+# A change made from outside (the methods below, or `/_sandbox/...` over HTTP for curl) updates the data
+# the API serves and posts a delivery to every webhook whose events and sources match.
+
+# The documented `GET /webhook/events` example (25 names, alphabetical) [AC-WH-API].
+WEBHOOK_EVENTS = ["bounce", "click", "contact_tag_added", "contact_tag_removed", "deal_add", "deal_note_add",
+                  "deal_pipeline_add", "deal_stage_add", "deal_task_add", "deal_task_complete",
+                  "deal_tasktype_add", "deal_update", "forward", "list_add", "open", "reply", "sent", "share",
+                  "sms_reply", "sms_sent", "sms_unsub", "subscribe", "subscriber_note", "unsubscribe", "update"]
+WEBHOOK_SOURCES = ["public", "admin", "api", "system"]
+CONTROL_PREFIX = "/_sandbox/"
+DELIVERY_TIMEOUT = 10.0
+
+
+@dataclass
+class Delivery:
+    """One POST the sandbox made to a webhook URL (`status` 0 = no answer, e.g. refused or timed out)."""
+
+    webhook_id: str
+    url: str
+    type: str
+    body: bytes
+    status: int = 0
+    sent_at: float = 0.0      # time.monotonic() when the POST started
+    elapsed: float = 0.0      # seconds until the answer
+
+
+def _validation_error(title: str, pointer: str) -> tuple[int, dict[str, str], bytes]:
+    body = {"errors": [{"title": title, "detail": "", "code": "field_invalid",
+                        "source": {"pointer": f"/data/attributes/{pointer}"}}]}
+    return 422, {"Content-Type": JSON}, json.dumps(body).encode()
+
+
+class WebhooksMixin:
+    """The webhook endpoints, the deliveries and the outside changes of ACSandbox (state in `webhooks`,
+    `deliveries`)."""
+
+    def _init_webhooks(self) -> None:
+        self.webhooks: dict[str, dict] = {}
+        self.deliveries: list[Delivery] = []
+        self._webhook_seq = 0
+        self._live_tags: dict[str, list[str]] = {}
+        self._pool = None
+        self._pending: list = []
+
+    # -- AC's webhook API
+    def _webhook_api(self, method: str, rel: str, query, body: bytes):
+        """(status, headers, body) for /webhooks and /webhook/events, None for any other path."""
+        q = dict(query)
+        if rel == "/webhook/events":
+            if method != "GET":
+                return 405, {"Content-Type": JSON}, b'{"message": "Method Not Allowed"}'
+            limit, offset = _page(q, default_limit=100)
+            page = WEBHOOK_EVENTS[offset:offset + limit]
+            return 200, {"Content-Type": JSON}, json.dumps(
+                {"webhookEvents": page, "meta": {"total": len(WEBHOOK_EVENTS)}}).encode()
+        if rel == "/webhooks" and method == "POST":
+            return self._create_webhook(body)
+        if rel == "/webhooks" and method == "GET":
+            with self._lock:
+                items = [w for w in self.webhooks.values()
+                         if all(not q.get(f"filters[{k}]") or str(w.get(k)) == q[f"filters[{k}]"]
+                                for k in ("name", "url", "listid"))]
+            limit, offset = _page(q)
+            return 200, {"Content-Type": JSON}, json.dumps(
+                {"webhooks": items[offset:offset + limit], "meta": {"total": str(len(items))}}).encode()
+        if rel.startswith("/webhooks/") and rel.count("/") == 2:
+            wid = rel.rsplit("/", 1)[1]
+            with self._lock:
+                hook = self.webhooks.get(wid)
+                if hook is not None and method == "DELETE":
+                    del self.webhooks[wid]
+            if hook is None:
+                message = f"No Result found for Webhook with id {wid}"
+                return 404, {"Content-Type": JSON}, json.dumps({"message": message}).encode()
+            if method == "DELETE":
+                return 200, {"Content-Type": JSON}, b"{}"
+            if method == "GET":
+                return 200, {"Content-Type": JSON}, json.dumps({"webhook": hook}).encode()
+            return 405, {"Content-Type": JSON}, b'{"message": "Method Not Allowed"}'
+        return None
+
+    def _create_webhook(self, body: bytes):
+        try:
+            spec = json.loads(body or b"{}").get("webhook")
+        except (ValueError, AttributeError):
+            spec = None
+        if not isinstance(spec, dict):
+            return 400, {"Content-Type": JSON}, b"{}"
+        for name in ("name", "url"):
+            if not isinstance(spec.get(name), str) or not spec[name].strip():
+                return _validation_error(f"The {name} field is required", name)
+        url = urlsplit(spec["url"])
+        if url.scheme not in ("http", "https") or not url.hostname or (url.scheme == "https" and url.port
+                                                                       not in (None, 443)):
+            # "for https endpoints, we only can send webhooks on port 443" [AC-WH-API]
+            return _validation_error("The url is not valid", "url")
+        for name, allowed in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
+            values = spec.get(name)
+            if not isinstance(values, list) or not values or any(v not in allowed for v in values):
+                return _validation_error(f"The {name} field is invalid", name)
+        with self._lock:
+            self._webhook_seq += 1
+            wid = str(self._webhook_seq)
+            hook = {"cdate": _iso(datetime.now(TZ)), "listid": str(_int(spec.get("listid"), 0)),
+                    "name": spec["name"], "url": spec["url"], "events": list(spec["events"]),
+                    "sources": list(spec["sources"]), "links": [], "id": wid}
+            self.webhooks[wid] = hook
+        return 201, {"Content-Type": JSON}, json.dumps({"webhook": hook}).encode()
+
+    # -- deliveries
+    def fire(self, event_type: str, pairs: list[tuple[str, str]], *, initiated_by: str = "admin") -> list[Delivery]:
+        """Post one delivery of `event_type` to every webhook subscribed to it from `initiated_by`
+        (asynchronously, as AC does: the caller does not wait). Returns the queued deliveries."""
+        envelope = [("type", event_type), ("date_time", _iso(datetime.now(TZ))), ("initiated_by", initiated_by),
+                    ("initiated_from", initiated_by)]
+        body = urlencode([*envelope, *pairs]).encode()
+        with self._lock:
+            hooks = [h for h in self.webhooks.values()
+                     if event_type in h["events"] and initiated_by in h["sources"]]
+        queued = [Delivery(h["id"], h["url"], event_type, body) for h in hooks]
+        for delivery in queued:
+            self._send(delivery)
+        return queued
+
+    def redeliver(self, delivery: Delivery) -> Delivery:
+        """Post the same body again: AC's "at least once" (a delivery can arrive twice)."""
+        again = Delivery(delivery.webhook_id, delivery.url, delivery.type, delivery.body)
+        self._send(again)
+        return again
+
+    def _send(self, delivery: Delivery) -> None:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with self._lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ac-webhooks")
+            self.deliveries.append(delivery)
+            self._pending.append(self._pool.submit(self._post, delivery))
+
+    def _post(self, delivery: Delivery) -> None:
+        import urllib.error
+        import urllib.request
+
+        request = urllib.request.Request(delivery.url, data=delivery.body, method="POST", headers={
+            "Content-Type": "application/x-www-form-urlencoded", "User-Agent": "ActiveCampaign-Webhook"})
+        delivery.sent_at = time.monotonic()
+        try:
+            with urllib.request.urlopen(request, timeout=DELIVERY_TIMEOUT) as reply:
+                reply.read()
+                delivery.status = reply.status
+        except urllib.error.HTTPError as exc:
+            delivery.status = exc.code
+        except OSError:
+            delivery.status = 0   # never retried [AC-WH-PAGE]
+        delivery.elapsed = time.monotonic() - delivery.sent_at
+
+    def wait_for_deliveries(self, timeout: float = 30.0) -> None:
+        """Block until every queued delivery has been answered (tests and benchmarks)."""
+        from concurrent.futures import wait
+
+        with self._lock:
+            pending, self._pending = list(self._pending), []
+        wait(pending, timeout=timeout)
+
+    def _stop_webhooks(self) -> None:
+        with self._lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- the payload blocks (GearPlug raw fixtures, Activepieces sample data)
+    def _tag_names(self, cid: str) -> list[str]:
+        tags, links = getattr(self, "tags", None), getattr(self, "contact_tags", None)
+        if isinstance(tags, list) and isinstance(links, list):
+            names = {t.get("id"): t.get("tag") for t in tags}
+            return [names[link["tag"]] for link in links if link.get("contact") == cid and link.get("tag") in names]
+        return list(self._live_tags.get(cid, []))
+
+    def _set_tag(self, cid: str, tag: str, present: bool) -> None:
+        tags, links = getattr(self, "tags", None), getattr(self, "contact_tags", None)
+        if isinstance(tags, list) and isinstance(links, list):
+            row = next((t for t in tags if t.get("tag") == tag), None)
+            if row is None and present:
+                row = {"tag": tag, "tagType": "contact", "description": "", "id": str(len(tags) + 1)}
+                tags.append(row)
+            if row is not None:
+                links[:] = [link for link in links if not (link.get("contact") == cid and link.get("tag") == row["id"])]
+                if present:
+                    links.append({"contact": cid, "tag": row["id"], "id": str(len(links) + 1)})
+            return
+        names = [t for t in self._live_tags.get(cid, []) if t != tag]
+        self._live_tags[cid] = [*names, tag] if present else names
+
+    def _contact_block(self, contact: dict) -> list[tuple[str, str]]:
+        cid = str(contact["id"])
+        pairs = [("contact[id]", cid), ("contact[email]", contact.get("email") or ""),
+                 ("contact[first_name]", contact.get("firstName") or ""),
+                 ("contact[last_name]", contact.get("lastName") or ""), ("contact[phone]", contact.get("phone") or ""),
+                 ("contact[tags]", ", ".join(self._tag_names(cid))), ("contact[ip]", "0.0.0.0"),
+                 ("contact[orgname]", contact.get("orgname") or ""), ("contact[customer_acct_name]", "")]
+        pairs += [(f"contact[fields][{fv['field']}]", str(fv.get("value") or ""))
+                  for fv in self.field_values if fv.get("contact") == cid]
+        return pairs
+
+    def _deal_block(self, deal: dict, updated: list[str] = ()) -> list[tuple[str, str]]:
+        stage = next((s for s in self.deal_stages if s["id"] == deal.get("stage")), {})
+        group = next((g for g in self.deal_groups if g["id"] == deal.get("group")), {})
+        account = next((a for a in self.accounts if a["id"] == deal.get("account")), {})
+        contact = next((c for c in self.contacts if c["id"] == deal.get("contact")), None)
+        cents = _int(deal.get("value"), 0)
+        created = datetime.fromisoformat(deal["cdate"]) if deal.get("cdate") else datetime.now(TZ)
+        pairs = [("deal[id]", deal["id"]), ("deal[title]", deal.get("title") or ""),
+                 ("deal[create_date]", _stamp(created)), ("deal[create_date_iso]", _iso(created)),
+                 ("deal[orgid]", account.get("id", "0")), ("deal[orgname]", account.get("name", "")),
+                 ("deal[stageid]", str(deal.get("stage") or "")), ("deal[stage_title]", stage.get("title", "")),
+                 ("deal[pipelineid]", str(deal.get("group") or "")), ("deal[pipeline_title]", group.get("title", "")),
+                 # a display string with separators, and whole units (never cents) [GP-FIX], [AP]
+                 ("deal[value]", f"{cents / 100:,.2f}"), ("deal[value_raw]", str(cents // 100)),
+                 ("deal[currency]", deal.get("currency") or "usd"), ("deal[currency_symbol]", "$"),
+                 ("deal[owner]", str(deal.get("owner") or "")), ("deal[owner_firstname]", "Demo"),
+                 ("deal[owner_lastname]", "User"), ("deal[contactid]", str(deal.get("contact") or "")),
+                 ("deal[contact_email]", (contact or {}).get("email") or ""),
+                 ("deal[contact_firstname]", (contact or {}).get("firstName") or ""),
+                 ("deal[contact_lastname]", (contact or {}).get("lastName") or ""),
+                 ("deal[status]", str(deal.get("status") or "0"))]
+        pairs += [(f"updated_fields[{i}]", name) for i, name in enumerate(updated)]
+        if contact is not None:
+            pairs += self._contact_block(contact)
+        return pairs
+
+    # -- changes from outside (what a user does in AC's UI)
+    def _contact(self, contact_id) -> dict:
+        contact = next((c for c in self.contacts if str(c.get("id")) == str(contact_id)), None)
+        if contact is None:
+            raise KeyError(f"no contact {contact_id}")
+        return contact
+
+    def _deal(self, deal_id) -> dict:
+        deal = next((d for d in self.deals if str(d.get("id")) == str(deal_id) and not d.get("isDisabled")), None)
+        if deal is None:
+            raise KeyError(f"no deal {deal_id}")
+        return deal
+
+    def update_contact(self, contact_id, *, initiated_by: str = "admin", **fields) -> list[Delivery]:
+        """Change a contact (REST field names: firstName, lastName, email, phone, orgname): `update`."""
+        contact = self._contact(contact_id)
+        with self._lock:
+            contact.update({k: v for k, v in fields.items() if k in ("firstName", "lastName", "email", "phone",
+                                                                        "orgname")})
+            contact["udate"] = _iso(datetime.now(TZ))
+        return self.fire("update", [("list", "0"), *self._contact_block(contact)], initiated_by=initiated_by)
+
+    def add_contact(self, email: str, *, first_name: str = "", last_name: str = "",
+                    initiated_by: str = "admin") -> tuple[dict, list[Delivery]]:
+        """A new contact, added by an admin without a list: `subscribe` with list 0 [GP-FIX]."""
+        now = _iso(datetime.now(TZ))
+        with self._lock:
+            cid = str(max((_int(c.get("id"), 0) for c in self.contacts), default=0) + 1)
+            contact = {"cdate": now, "udate": now, "email": email, "phone": "", "firstName": first_name,
+                       "lastName": last_name, "orgid": "0", "orgname": "", "id": cid, "deleted": "0"}
+            self.contacts.append(contact)
+        return contact, self.fire("subscribe", [("list", "0"), *self._contact_block(contact)],
+                                  initiated_by=initiated_by)
+
+    def unsubscribe_contact(self, contact_id, *, list_id: str = "1", initiated_by: str = "public") -> list[Delivery]:
+        contact = self._contact(contact_id)
+        return self.fire("unsubscribe", [("list", str(list_id)), *self._contact_block(contact)],
+                         initiated_by=initiated_by)
+
+    def tag_contact(self, contact_id, tag: str, *, remove: bool = False,
+                    initiated_by: str = "admin") -> list[Delivery]:
+        """Add (or remove) a tag: `contact_tag_added`/`_removed` with the tag's name in `tag` [AP]."""
+        contact = self._contact(contact_id)
+        with self._lock:
+            self._set_tag(str(contact["id"]), tag, not remove)
+        kind = "contact_tag_removed" if remove else "contact_tag_added"
+        return self.fire(kind, [("list", "0"), ("tag", tag), *self._contact_block(contact)],
+                         initiated_by=initiated_by)
+
+    def update_deal(self, deal_id, *, initiated_by: str = "admin", **fields) -> list[Delivery]:
+        """Change a deal (REST names: title, value in cents, stage, status, owner): `deal_update` with
+        `updated_fields` naming what changed (REST names, plus mdate) [GP-FIX]."""
+        deal = self._deal(deal_id)
+        allowed = ("title", "value", "stage", "status", "owner", "currency")
+        with self._lock:
+            changed = [k for k in allowed if k in fields and str(fields[k]) != str(deal.get(k))]
+            deal.update({k: str(fields[k]) for k in allowed if k in fields})
+            if "stage" in fields:
+                deal["group"] = next((s["group"] for s in self.deal_stages if s["id"] == str(fields["stage"])),
+                                     deal.get("group"))
+            deal["mdate"] = _iso(datetime.now(TZ))
+        return self.fire("deal_update", [("list", "0"), *self._deal_block(deal, [*changed, "mdate"])],
+                         initiated_by=initiated_by)
+
+    def add_deal(self, title: str, *, value: int = 0, contact_id=None, stage: str = "1",
+                 initiated_by: str = "admin") -> tuple[dict, list[Delivery]]:
+        """A new deal (`value` in cents, as AC's REST API): `deal_add`."""
+        now = _iso(datetime.now(TZ))
+        with self._lock:
+            did = str(max((_int(d.get("id"), 0) for d in self.deals), default=0) + 1)
+            group = next((s["group"] for s in self.deal_stages if s["id"] == str(stage)), "1")
+            deal = {"id": did, "title": title, "value": str(value), "currency": "usd", "stage": str(stage),
+                    "group": group, "owner": "1", "contact": str(contact_id) if contact_id else None,
+                    "status": "0", "cdate": now, "mdate": now, "isDisabled": False, "account": None}
+            self.deals.append(deal)
+        return deal, self.fire("deal_add", [("list", "0"), *self._deal_block(deal)], initiated_by=initiated_by)
+
+    # -- the same over HTTP, for curl (`/_sandbox/...`; no key: the sandbox is loopback only)
+    def _control(self, method: str, rel: str, body: bytes) -> tuple[int, dict[str, str], bytes]:
+        try:
+            data = json.loads(body or b"{}")
+            if not isinstance(data, dict):
+                raise ValueError
+        except ValueError:
+            return 400, {"Content-Type": JSON}, b'{"message": "Body must be a JSON object"}'
+        parts = rel[len(CONTROL_PREFIX):].strip("/").split("/")
+        try:
+            if parts == ["deliveries"] and method == "GET":
+                out = [{"webhook_id": d.webhook_id, "type": d.type, "status": d.status,
+                        "elapsed_ms": round(d.elapsed * 1000, 1)} for d in self.deliveries[-50:]]
+                return 200, {"Content-Type": JSON}, json.dumps({"deliveries": out}).encode()
+            if parts == ["contacts"] and method == "POST":
+                contact, sent = self.add_contact(str(data.get("email") or "new@example.com"),
+                                                 first_name=str(data.get("firstName") or ""),
+                                                 last_name=str(data.get("lastName") or ""))
+                return self._controlled({"contact": contact}, sent)
+            if len(parts) == 2 and parts[0] == "contacts" and method in ("PATCH", "PUT", "POST"):
+                return self._controlled({"contact": self._contact(parts[1])},
+                                        self.update_contact(parts[1], **data))
+            if len(parts) == 3 and parts[0] == "contacts" and parts[2] == "tags" and method in ("POST", "DELETE"):
+                sent = self.tag_contact(parts[1], str(data.get("tag") or "vip"), remove=method == "DELETE")
+                return self._controlled({"contact": self._contact(parts[1])}, sent)
+            if parts == ["deals"] and method == "POST":
+                deal, sent = self.add_deal(str(data.get("title") or "New deal"), value=_int(data.get("value"), 0),
+                                           contact_id=data.get("contact"), stage=str(data.get("stage") or "1"))
+                return self._controlled({"deal": deal}, sent)
+            if len(parts) == 2 and parts[0] == "deals" and method in ("PATCH", "PUT", "POST"):
+                return self._controlled({"deal": self._deal(parts[1])}, self.update_deal(parts[1], **data))
+        except KeyError as exc:
+            return 404, {"Content-Type": JSON}, json.dumps({"message": str(exc.args[0])}).encode()
+        return 404, {"Content-Type": JSON}, b'{"message": "Unknown sandbox control"}'
+
+    @staticmethod
+    def _controlled(payload: dict, sent: list[Delivery]) -> tuple[int, dict[str, str], bytes]:
+        return 200, {"Content-Type": JSON}, json.dumps({**payload, "deliveries": len(sent)}).encode()
+
+
+class ACSandbox(WebhooksMixin):
     """ActiveCampaign v3 stand-in; see the module docstring."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_keys=("sandbox-key",),
@@ -590,6 +949,7 @@ class ACSandbox:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sizes = {"contacts": contacts, "deals": deals, "accounts": accounts}
+        self._init_webhooks()
         self.generate()
 
     # -- lifecycle
@@ -606,6 +966,7 @@ class ACSandbox:
 
     def stop(self) -> None:
         server, self._server = self._server, None
+        self._stop_webhooks()
         if server is not None:
             self._stopping.set()  # wakes handlers sleeping in an injected delay
             server.shutdown()
@@ -636,6 +997,8 @@ class ACSandbox:
             self._window.clear()
             self._keys = set(self._initial_keys)
             self._denied.clear()
+        self._stop_webhooks()
+        self._init_webhooks()
         self.generate()
 
     def inject(self, status: int | None = None, *, times: int = 1, path: str | None = None,
@@ -733,7 +1096,10 @@ class ACSandbox:
             self._window.append(now)
             return True, max(0, int(limit if limit is not None else 5) - len(self._window))
 
-    def _answer(self, method: str, rel: str, query, key: str | None) -> tuple[int, dict[str, str], bytes]:
+    def _answer(self, method: str, rel: str, query, key: str | None,
+                body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
+        if rel.startswith(CONTROL_PREFIX):
+            return self._control(method, rel, body)
         fault = self._take_fault(rel)
         if fault is not None and fault.delay > 0:
             self._stopping.wait(fault.delay)
@@ -754,7 +1120,8 @@ class ACSandbox:
             if ctype is not None:
                 headers["Content-Type"] = ctype
             return fault.status, headers, body
-        status, headers, body = self._normal(method, rel, query, key)
+        status, headers, reply = self._normal(method, rel, query, key, body)
+        body = reply
         if fault is not None and fault.body is not None:
             headers = {k: v for k, v in headers.items() if k != "Content-Type"}
             if fault.content_type is not None:
@@ -762,7 +1129,8 @@ class ACSandbox:
             body = fault.body
         return status, headers, body
 
-    def _normal(self, method: str, rel: str, query, key: str | None) -> tuple[int, dict[str, str], bytes]:
+    def _normal(self, method: str, rel: str, query, key: str | None,
+                body: bytes = b"") -> tuple[int, dict[str, str], bytes]:
         if key is None or key not in self._keys:
             return 403, {}, b'{"message": "Forbidden"}'  # AC sends this without a Content-Type
         ok, remaining = self._take_slot()
@@ -778,6 +1146,8 @@ class ACSandbox:
             detail = f"You do not have permission to {PERMISSION_WORDS.get(rel, 'view this')}."
             body = {"errors": [{"status": 403, "title": "Forbidden", "detail": detail}]}
             return 403, {**headers, "Content-Type": "text/plain"}, json.dumps(body).encode()
+        if (webhooks := self._webhook_api(method, rel, query, body)) is not None:
+            return webhooks[0], {**headers, **webhooks[1]}, webhooks[2]
         route = _ROUTES.get(rel)
         if route is None:
             return 404, {**headers, "Content-Type": "text/html"}, NOT_FOUND

@@ -73,6 +73,8 @@ MOTO_ACCOUNT_ID = "123456789012"  # moto's default account (what "testing" crede
 # have dashes, which nx-27017 rejects: on nx-27017 the local stack uses the LOCAL_* names.
 CREDENTIALS_COLLECTION = "integrations-activecampaign-keys"
 JOBS_COLLECTION = "integrations-activecampaign-export-jobs"
+LIVE_COLLECTION = "integrations-activecampaign-live"            # template: LiveCollection
+CHANGES_COLLECTION = "integrations-activecampaign-changes"      # template: ChangesCollection
 LOCAL_CREDENTIALS_COLLECTION = "integrations_activecampaign_keys"
 LOCAL_JOBS_COLLECTION = "integrations_activecampaign_export_jobs"
 LAYER = REPO_ROOT / "layers" / "common"
@@ -392,6 +394,8 @@ class LocalStack:
             "MONGODB_DATABASE": "platform",
             "CREDENTIALS_COLLECTION": self._collection(CREDENTIALS_COLLECTION),
             "JOBS_COLLECTION": self._collection(JOBS_COLLECTION),
+            "LIVE_COLLECTION": self._collection(LIVE_COLLECTION),
+            "CHANGES_COLLECTION": self._collection(CHANGES_COLLECTION),
             "JWT_SECRET": DEV_JWT_SECRET,
             "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL": "true",
             "ACTIVECAMPAIGN_API_VERSION": "/api/3",

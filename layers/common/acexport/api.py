@@ -8,6 +8,8 @@ fixed message while the traceback goes to the log (never the event, never a key)
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import time
 import warnings
@@ -25,6 +27,9 @@ from acexport.settings import get_settings
 BASE_PATH = "/v1/integrations/activecampaign"
 AUTH_PATH = f"{BASE_PATH}/auth"
 EXPORT_PATH = f"{BASE_PATH}/export"
+LIVE_PATH = f"{BASE_PATH}/live"
+CHANGES_PATH = f"{BASE_PATH}/changes"
+HOOKS_PATH = f"{BASE_PATH}/hooks"
 SAFETY_MARGIN_SECONDS = 1.5   # kept back from the Lambda's remaining time to answer and log
 
 metrics = Metrics()
@@ -103,3 +108,15 @@ def json_object(app: APIGatewayHttpResolver) -> dict:
     if not isinstance(body, dict):
         raise BadRequest("Request body must be a JSON object")
     return body
+
+
+def raw_body(app: APIGatewayHttpResolver) -> bytes:
+    """The request body as the bytes the client sent (API Gateway base64-encodes what is not UTF-8)."""
+    event = app.current_event
+    body = event.body or ""
+    if event.is_base64_encoded:
+        try:
+            return base64.b64decode(body, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadRequest("Malformed body") from None
+    return body.encode("utf-8")

@@ -110,6 +110,25 @@ class JobSettings:
 
 
 @dataclass(frozen=True)
+class LiveSettings:
+    subscriptions_collection: str   # Mongo collection of the live subscriptions (one per account + owner)
+    changes_collection: str         # Mongo collection of the change feed (TTL)
+    changes_days: float             # days a change stays readable (TTL index and read filter)
+    hooks_base_url: str             # public base URL AC posts to; "" = the URL the caller reached the API at
+    max_body_bytes: int             # largest webhook delivery the receiver reads
+
+    @classmethod
+    def from_env(cls) -> LiveSettings:
+        return cls(
+            subscriptions_collection=_env("LIVE_COLLECTION", "integrations-activecampaign-live"),
+            changes_collection=_env("CHANGES_COLLECTION", "integrations-activecampaign-changes"),
+            changes_days=_number("CHANGES_TTL_DAYS", 7, 0.001),
+            hooks_base_url=_env("HOOKS_BASE_URL", "").rstrip("/"),
+            max_body_bytes=int(_number("HOOKS_MAX_BODY_BYTES", 128 * 1024, 1024)),
+        )
+
+
+@dataclass(frozen=True)
 class Settings:
     mongodb_database: str | None
     mongodb_timeout_ms: int
@@ -136,6 +155,7 @@ class Settings:
     reference_cache_seconds: float
     local_scan_limit: int
     jobs: JobSettings
+    live: LiveSettings
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -165,6 +185,7 @@ class Settings:
             reference_cache_seconds=_number("REFERENCE_CACHE_SECONDS", 300, 0),
             local_scan_limit=int(_number("LOCAL_SCAN_LIMIT", 5000, 1)),
             jobs=JobSettings.from_env(),
+            live=LiveSettings.from_env(),
         )
 
 

@@ -212,6 +212,13 @@ def permission_refused(response: requests.Response, path: str = "") -> Permissio
     return None
 
 
+def _is_json(response: requests.Response) -> bool:
+    try:
+        return isinstance(response.json(), dict)
+    except ValueError:
+        return False
+
+
 def _backoff(attempt: int) -> float:
     return min(4.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
 
@@ -251,6 +258,13 @@ class ACClient:
 
     def get(self, path: str, params: list[tuple[str, str]] | None = None) -> dict:
         """GET a JSON object from AC, retrying what is worth retrying while time allows."""
+        return self.request("GET", path, params)
+
+    def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None, *,
+                json: dict | None = None, idempotent: bool = True, missing_ok: bool = False) -> dict | None:
+        """Call AC and return its JSON object. `idempotent=False` (a POST that creates something): only
+        answers that say AC did nothing (429) are retried, never a timeout or a 5xx, which may have created
+        it. `missing_ok`: AC's 404 with a JSON body (e.g. a webhook already deleted) is None, not an error."""
         url = self.root + path
         failure: Exception = UpstreamTimeout()
         for attempt in range(1, MAX_ATTEMPTS + 1):
@@ -267,8 +281,9 @@ class ACClient:
             self.calls += 1
             read_timeout = max(0.1, min(self._timeouts[1], self.deadline - self._clock()))
             try:
-                with session().get(url, params=params, headers=self._headers, allow_redirects=False,
-                                   timeout=(self._timeouts[0], read_timeout), stream=True) as response:
+                with session().request(method, url, params=params, json=json, headers=self._headers,
+                                       allow_redirects=False, timeout=(self._timeouts[0], read_timeout),
+                                       stream=True) as response:
                     _read_capped(response, self._max_bytes, self.deadline, self._clock)
             except base_url.UnsafeAddress:
                 logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
@@ -281,10 +296,14 @@ class ACClient:
                 failure, wait = UpstreamUnavailable("ActiveCampaign could not be reached; retry later"), \
                     _backoff(attempt)
             else:
+                if missing_ok and response.status_code == 404 and _is_json(response):
+                    return None
                 outcome = self._classify(response, attempt, path)
                 if isinstance(outcome, dict):
                     return outcome
                 failure, wait = outcome
+            if not idempotent and not isinstance(failure, UpstreamThrottled):
+                raise failure  # a timeout or a dropped connection: AC may have acted; never send it twice
             logger.info("ac retry", extra={"ac_host": self.host, "path": path, "attempt": attempt,
                                            "error": type(failure).__name__, "wait": round(wait, 3)})
             if attempt == MAX_ATTEMPTS or self._clock() + wait > self.deadline - MIN_ATTEMPT_SECONDS:

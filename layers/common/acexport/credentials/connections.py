@@ -67,7 +67,14 @@ def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
     return describe(store.insert(tenant, base_url=base_url, ciphertext=ciphertext))
 
 
-def delete(tenant: Tenant) -> None:
+def delete(tenant: Tenant, *, deadline: float) -> None:
+    """Forget the connection; its live webhooks are removed at AC first, while the key is still here."""
+    doc = store.find(tenant)
+    if doc is None:
+        raise NotConnected()
+    from acexport.live import hooks  # imported here: only DELETE /auth needs the live side
+
+    hooks.disable(tenant, deadline=deadline, connection=doc)
     if not store.delete(tenant):
         raise NotConnected()
 

@@ -1,0 +1,149 @@
+"""The change feed: one document per change, in CHANGES_COLLECTION, kept CHANGES_TTL_DAYS days.
+
+Fields: _id (the change id), account_id, owner, workspace_id, seq (the cursor), dedupe, type, resource,
+record_id, occurred_at, received_at (TTL), sequenced_at, initiated_by, record, details.
+
+Duplicates: AC guarantees "at least once" and sends no event id (docs/live.md), so a delivery is
+identified by its content: `dedupe` is the SHA-256 of the delivery's form pairs, sorted, and a unique index
+on (account_id, owner, dedupe) stores it once. Two real changes to the same record in the same second
+differ in content (else they are the same state), so they stay two changes.
+
+Order: each stored change then takes the tenant's next `seq` (`subscriptions.next_seq`), strictly
+increasing, and readers page by `seq`. A number is taken only after the insert succeeded, so a gap in
+the sequence is a change being written at this moment (milliseconds): `read` stops before a gap younger
+than GAP_SECONDS, so a reader never steps past a change that is about to appear; an older gap (a receiver
+that died between the two writes) is skipped.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from urllib.parse import parse_qsl
+
+from bson import ObjectId
+from pymongo import ASCENDING, DESCENDING
+from pymongo.collection import Collection
+from pymongo.errors import DuplicateKeyError, OperationFailure
+
+from acexport import db
+from acexport.errors import BadRequest
+from acexport.jobs.store import as_datetime
+from acexport.live import subscriptions
+from acexport.live.mapping import Change
+from acexport.settings import get_settings
+from acexport.tenancy import Tenant
+
+GAP_SECONDS = 2.0
+MAX_LIMIT = 250
+DEFAULT_LIMIT = 100
+_CURSOR_DIGITS = 18
+TTL_INDEX = "received_at_ttl"
+
+
+def _create_indexes(coll: Collection) -> None:
+    coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("dedupe", ASCENDING)], unique=True,
+                      name="account_id_1_owner_1_dedupe_1")
+    coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("seq", ASCENDING)],
+                      name="account_id_1_owner_1_seq_1")
+    ttl = int(get_settings().live.changes_days * 86400)
+    try:
+        coll.create_index([("received_at", ASCENDING)], expireAfterSeconds=ttl, name=TTL_INDEX)
+    except OperationFailure:  # the setting changed since the index was built: change the index in place
+        coll.database.command("collMod", coll.name, index={"name": TTL_INDEX, "expireAfterSeconds": ttl})
+
+
+def collection() -> Collection:
+    return db.indexed_collection(get_settings().live.changes_collection, _create_indexes)
+
+
+def dedupe_key(body: bytes) -> str:
+    """The identity of a delivery: its form pairs, sorted (AC sends no event id)."""
+    pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
+    return hashlib.sha256(repr(pairs).encode()).hexdigest()
+
+
+def store(subscription: dict, change: Change, *, dedupe: str, received_at: dt.datetime) -> dict | None:
+    """Store a change once; None when the same delivery was stored before."""
+    doc = {"_id": str(ObjectId()), "account_id": subscription["account_id"], "owner": subscription["owner"],
+           "workspace_id": subscription.get("workspace_id"), "dedupe": dedupe, "seq": None,
+           "type": change.type, "resource": change.resource, "record_id": change.record_id,
+           "occurred_at": change.occurred_at, "received_at": received_at,
+           "initiated_by": change.initiated_by, "record": change.record, "details": change.details}
+    try:
+        with db.mongo_errors():
+            collection().insert_one(doc)
+    except DuplicateKeyError:
+        return None
+    doc["seq"] = subscriptions.next_seq(subscription["_id"])
+    with db.mongo_errors():
+        collection().update_one({"_id": doc["_id"]}, {"$set": {"seq": doc["seq"], "sequenced_at": _now()}})
+    return doc
+
+
+def parse_query(raw_query: str | None) -> tuple[int, int]:
+    """`after` (a cursor from an earlier answer, default: the beginning) and `limit` (1-250, default 100)."""
+    try:
+        pairs = parse_qsl(raw_query or "", keep_blank_values=True, strict_parsing=bool(raw_query),
+                          max_num_fields=10)
+    except ValueError:
+        raise BadRequest("Malformed query string") from None
+    params = dict(pairs)
+    unknown = sorted(set(params) - {"after", "limit"})
+    if unknown or len(pairs) != len(params):
+        raise BadRequest("Supported parameters: after, limit (once each)", supported=["after", "limit"])
+    after_text, limit_text = params.get("after", "0").strip() or "0", params.get("limit", "").strip()
+    if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= _CURSOR_DIGITS):
+        raise BadRequest("after must be a cursor from an earlier answer (next_cursor)", parameter="after")
+    limit = DEFAULT_LIMIT
+    if limit_text:
+        if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text[:4]) <= MAX_LIMIT
+                and len(limit_text) <= 3):
+            raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", parameter="limit")
+        limit = int(limit_text)
+    return int(after_text), limit
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _aware(value) -> dt.datetime:
+    """A stored date, aware (nx-27017 keeps dates written by `$set` as text: jobs.store.as_datetime)."""
+    return as_datetime(value) or dt.datetime.min.replace(tzinfo=dt.UTC)
+
+
+def read(tenant: Tenant, *, after: int, limit: int) -> tuple[list[dict], int]:
+    """The tenant's changes after cursor `after`, oldest first, and the cursor to read on from."""
+    now = _now()
+    kept_since = now - dt.timedelta(days=get_settings().live.changes_days)
+    query = {"account_id": tenant.account_id, "owner": tenant.owner, "seq": {"$gt": after}}
+    with db.mongo_errors():
+        docs = list(collection().find(query, {"dedupe": 0}).sort("seq", ASCENDING).limit(limit))
+    out, cursor = [], after
+    for doc in docs:
+        numbered = _aware(doc.get("sequenced_at") or doc["received_at"])
+        if doc["seq"] != cursor + 1 and (now - numbered).total_seconds() < GAP_SECONDS:
+            break   # an earlier change is being written right now: read on from here next time
+        cursor = doc["seq"]
+        if _aware(doc["received_at"]) >= kept_since:   # the TTL monitor runs once a minute
+            out.append(doc)
+    return out, cursor
+
+
+def latest_cursor(tenant: Tenant) -> int:
+    with db.mongo_errors():
+        doc = collection().find_one({"account_id": tenant.account_id, "owner": tenant.owner,
+                                     "seq": {"$ne": None}}, {"seq": 1}, sort=[("seq", DESCENDING)])
+    return int(doc["seq"]) if doc else 0
+
+
+def describe(doc: dict) -> dict:
+    """What a feed reader sees of a change."""
+    def iso(value: dt.datetime) -> str:
+        return _aware(value).astimezone(dt.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+    return {"id": doc["_id"], "cursor": str(doc["seq"]), "type": doc["type"], "resource": doc["resource"],
+            "record_id": doc["record_id"], "occurred_at": iso(doc["occurred_at"]),
+            "received_at": iso(doc["received_at"]), "initiated_by": doc.get("initiated_by"),
+            "record": doc.get("record") or {}, **(doc.get("details") or {})}

@@ -38,7 +38,16 @@ ROUTES = {  # logical id -> (directory under functions/ and events/, route key)
     "ExportJobStatusFunction": ("export_job_status", f"GET {BASE}/export/jobs/{{job_id}}"),
     "ExportJobListFunction": ("export_job_list", f"GET {BASE}/export/jobs"),
     "ExportJobCancelFunction": ("export_job_cancel", f"DELETE {BASE}/export/jobs/{{job_id}}"),
+    "LiveEnableFunction": ("live_enable", f"PUT {BASE}/live"),
+    "LiveStatusFunction": ("live_status", f"GET {BASE}/live"),
+    "LiveDisableFunction": ("live_disable", f"DELETE {BASE}/live"),
+    "LiveChangesFunction": ("live_changes", f"GET {BASE}/changes"),
+    "HooksReceiverFunction": ("hooks_receiver", f"POST {BASE}/hooks/{{secret}}"),
 }
+# The one route without the JWT authorizer: AC posts webhook deliveries and cannot send a token (issue 11);
+# the path secret is the credential, and the route has its own throttling.
+RECEIVER = "HooksReceiverFunction"
+LIVE_AC = {"LiveEnableFunction", "LiveStatusFunction", "LiveDisableFunction"}
 WORKER = "ExportWorkerFunction"
 EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
     WORKER: "export_worker",
@@ -47,7 +56,8 @@ EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
 }
 DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}, **EVENT_FUNCTIONS}
 EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}
-KMS_DECRYPT = EXPORTS | {WORKER}  # whatever calls AC with a stored key
+KMS_DECRYPT = EXPORTS | {WORKER} | LIVE_AC | {"DeleteAuthFunction"}  # whatever calls AC with a stored key
+# (DELETE /auth removes the connection's live webhooks at AC before forgetting the key: issue 11)
 MONGO_FUNCTIONS = set(ROUTES)
 QUEUE_ARN = {"Fn::GetAtt": ["ExportJobQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["ExportJobDeadLetterQueue", "Arn"]}
@@ -206,7 +216,13 @@ def test_each_route_function_serves_exactly_its_route(logical_id: str) -> None:
     assert http_routes(logical_id) == [ROUTES[logical_id][1]]
     for event in props(logical_id)["Events"].values():
         assert event["Properties"]["ApiId"] == {"Ref": "HttpApi"}
-        assert "Auth" not in event["Properties"], "no route may opt out of the default authorizer"
+        if logical_id == RECEIVER:
+            assert event["Properties"]["Auth"] == {"Authorizer": "NONE"}
+            throttle = event["Properties"]["RouteSettings"]
+            assert throttle["ThrottlingRateLimit"] == {"Ref": "HooksThrottlingRateLimit"}
+            assert throttle["ThrottlingBurstLimit"] == {"Ref": "HooksThrottlingBurstLimit"}
+        else:
+            assert "Auth" not in event["Properties"], "no route but the receiver may opt out of the authorizer"
 
 
 def test_every_route_is_served_once_and_the_authorizer_has_no_route() -> None:
@@ -321,7 +337,7 @@ def test_route_function_environment(logical_id: str) -> None:
     assert variables["ACCOUNTS_ID_FIELD"] == {"Ref": "AccountsIdField"}
     assert variables["ACCOUNTS_PARENT_FIELD"] == {"Ref": "AccountsParentField"}
     assert "JWT_SECRET_ARN" not in variables
-    needs_kms = logical_id == "SaveAuthFunction" or logical_id in EXPORTS
+    needs_kms = logical_id == "SaveAuthFunction" or logical_id in KMS_DECRYPT
     assert ("KMS_KEY_ID" in variables) is needs_kms
     if needs_kms:
         assert variables["KMS_KEY_ID"] in (KEY, KEY_ARN)
@@ -372,7 +388,7 @@ def test_kms_permissions_follow_the_route(logical_id: str) -> None:
     elif logical_id in KMS_DECRYPT:
         assert set(kms) == {"kms:decrypt"}
     else:
-        assert kms == {}, "delete, status, the job routes and the authorizer never touch the key"
+        assert kms == {}, "status, the job routes, the feed, the receiver and the authorizer never touch the key"
     for targets in kms.values():
         assert all(t in (KEY, KEY_ARN) for t in targets), targets
 
@@ -450,6 +466,11 @@ def test_route_event_matches_the_template_route(logical_id: str) -> None:
     method, path = route.split(" ", 1)
     assert event["version"] == "2.0"
     assert http_routes(logical_id) == [event["routeKey"]]
+    if logical_id == RECEIVER:   # what AC sends: no token, a form body
+        assert "authorization" not in event["headers"] and "authorizer" not in event["requestContext"]
+        assert event["headers"]["content-type"] == "application/x-www-form-urlencoded"
+        assert dict(parse_qsl(event["body"]))["type"] == "update"
+        return
     _check_request_context(event, method, path)
     caller = event["requestContext"]["authorizer"]["lambda"]
     assert (caller["uid"], caller["account_id"]) == ("dev-user", "dev-account")   # the seeded dev tenant

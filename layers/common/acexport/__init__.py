@@ -43,6 +43,16 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       messages      the queue message and the EventBridge events
       aws           the boto3 clients of the job functions
 
-Imports go one way: handlers → (exports | credentials | jobs) → ac → (settings, errors, db, caches, logs).
+    live/         live changes: AC webhooks, the receiver, the change feed (docs/live.md)
+      subscriptions  the live subscriptions (one per account + owner; the hook secret only as a hash)
+      hooks         register / check / remove the webhooks at AC (the /live routes, DELETE /auth)
+      form          AC's form-encoded delivery body read into nested dicts
+      mapping       a delivery as a change: its type, record id, time and record in the export's names
+      changes       the change feed: stored once (dedupe), numbered per tenant, read by cursor (TTL)
+      events        the `ActiveCampaign Change` event on the bus
+      receiver      one delivery: secret, size, parse, store, event (POST /hooks/{secret})
+
+Imports go one way: handlers → (exports | credentials | jobs | live) → ac → (settings, errors, db, caches, logs);
+live uses credentials/store and jobs' event emitter; credentials/connections calls live/hooks on delete.
 Nothing in `ac/` imports `credentials/` or `jobs/`; nothing imports `exports` but its handlers.
 """

@@ -195,6 +195,11 @@ def _banner(stack: LocalStack, token: str) -> str:
         """\\"resource\\":\\"deals\\"}"}]'""",
         "  # one function with one event, without Docker (uses this stack)",
         "  .venv/bin/python -m devstack invoke export_contacts -e events/export_contacts.json",
+        "  # live changes: register the webhook, change contact 3 in the sandbox, read the change feed",
+        """  curl -s -X PUT "$API/live" -H "Authorization: Bearer $TOKEN\"""",
+        f"""  curl -s -X PATCH {base_url}/_sandbox/contacts/3 -H "Content-Type: application/json" """
+        """-d '{"firstName": "Ada"}'""",
+        """  curl -s "$API/changes" -H "Authorization: Bearer $TOKEN\"""",
         "  # delete the connection",
         """  curl -s -X DELETE "$API/auth" -H "Authorization: Bearer $TOKEN\"""",
         "",

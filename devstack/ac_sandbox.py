@@ -618,6 +618,8 @@ class WebhooksMixin:
     """The webhook endpoints, the deliveries and the outside changes of ACSandbox (state in `webhooks`,
     `deliveries`)."""
 
+    delivery_concurrency = 8   # deliveries in flight at once (AC's own concurrency is not documented)
+
     def _init_webhooks(self) -> None:
         self.webhooks: dict[str, dict] = {}
         self.deliveries: list[Delivery] = []
@@ -717,7 +719,8 @@ class WebhooksMixin:
 
         with self._lock:
             if self._pool is None:
-                self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="ac-webhooks")
+                self._pool = ThreadPoolExecutor(max_workers=self.delivery_concurrency,
+                                                thread_name_prefix="ac-webhooks")
             self.deliveries.append(delivery)
             self._pending.append(self._pool.submit(self._post, delivery))
 

@@ -16,6 +16,10 @@ FUNCTIONS = {
     "export_job_list": "ExportJobListFunction", "export_job_cancel": "ExportJobCancelFunction",
     "export_worker": "ExportWorkerFunction", "export_job_events": "ExportJobEventsFunction",
     "export_job_dead_letters": "ExportJobDeadLettersFunction",
+    # live changes: their events run through their handlers in test_live.py
+    "live_enable": "LiveEnableFunction", "live_status": "LiveStatusFunction",
+    "live_disable": "LiveDisableFunction", "live_changes": "LiveChangesFunction",
+    "hooks_receiver": "HooksReceiverFunction",
 }
 
 

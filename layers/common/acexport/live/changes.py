@@ -1,7 +1,7 @@
 """The change feed: one document per change, in CHANGES_COLLECTION, kept CHANGES_TTL_DAYS days.
 
 Fields: _id (the change id), account_id, owner, workspace_id, seq (the cursor), dedupe, type, resource,
-record_id, occurred_at, received_at (TTL), sequenced_at, initiated_by, record, details.
+record_id, occurred_at, received_at (TTL), sequenced_at, initiated_by, record (JSON text), details.
 
 Duplicates: AC guarantees "at least once" and sends no event id (docs/live.md), so a delivery is
 identified by its content: `dedupe` is the SHA-256 of the delivery's form pairs, sorted, and a unique index
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 from urllib.parse import parse_qsl
 
 from bson import ObjectId
@@ -69,7 +70,8 @@ def store(subscription: dict, change: Change, *, dedupe: str, received_at: dt.da
            "workspace_id": subscription.get("workspace_id"), "dedupe": dedupe, "seq": None,
            "type": change.type, "resource": change.resource, "record_id": change.record_id,
            "occurred_at": change.occurred_at, "received_at": received_at,
-           "initiated_by": change.initiated_by, "record": change.record, "details": change.details}
+           "initiated_by": change.initiated_by, "record": json.dumps(change.record, separators=(",", ":")),
+           "details": change.details}
     try:
         with db.mongo_errors():
             collection().insert_one(doc)
@@ -146,4 +148,16 @@ def describe(doc: dict) -> dict:
     return {"id": doc["_id"], "cursor": str(doc["seq"]), "type": doc["type"], "resource": doc["resource"],
             "record_id": doc["record_id"], "occurred_at": iso(doc["occurred_at"]),
             "received_at": iso(doc["received_at"]), "initiated_by": doc.get("initiated_by"),
-            "record": doc.get("record") or {}, **(doc.get("details") or {})}
+            "record": _record(doc.get("record")), **(doc.get("details") or {})}
+
+
+def _record(stored) -> dict:
+    """The record as stored: JSON text, so AC's labels (custom field names with `.` or a leading `$`) are
+    never field names in Mongo."""
+    if isinstance(stored, str):
+        try:
+            value = json.loads(stored)
+        except ValueError:
+            return {}
+        return value if isinstance(value, dict) else {}
+    return stored if isinstance(stored, dict) else {}

@@ -1,0 +1,21 @@
+"""template.yaml keeps the hook secret out of logs: the receiver's path holds it, so the API's access log
+must name the route key, never the path (docs/live.md, Security)."""
+
+from __future__ import annotations
+
+from tests.unit.test_template import props
+
+
+def test_the_access_log_records_route_keys_not_paths():
+    fmt = props("HttpApi")["AccessLogSettings"]["Format"]
+    assert "$context.routeKey" in fmt
+    for leak in ("$context.path", "$context.http.path", "$context.resourcePath", "rawPath"):
+        assert leak not in fmt, f"{leak} would write every hook secret into the access log"
+
+
+def test_the_receiver_is_small_and_quick():
+    receiver = props("HooksReceiverFunction")
+    assert receiver["Timeout"] <= 10
+    variables = receiver["Environment"]["Variables"]
+    assert "KMS_KEY_ID" not in variables, "the receiver never needs an AC key"
+    assert variables["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}

@@ -95,7 +95,8 @@ def test_put_again_is_idempotent_and_a_webhook_lost_at_ac_is_registered_again(ap
     enable(api)
     renewed = hook(sandbox)
     assert renewed["id"] != first["id"] and secret_of(renewed) != secret_of(first)
-    assert deliver(api, secret_of(first), "type=update").status_code == 410     # the old URL is revoked
+    old_url = deliver(api, secret_of(first), "type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3")
+    assert old_url.status_code == 410                                           # the old URL is revoked
     assert api.call("GET", "/live").json()["data"]["state"] == "enabled"
 
 
@@ -157,18 +158,20 @@ def test_feed_pages_oldest_first_by_cursor(api, sandbox, live):
     assert empty["data"] == [] and empty["next_cursor"] == rest["next_cursor"]
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=251", "limit=x", "after=-1", "after=abc", "after=1&after=2",
+@pytest.mark.parametrize("query", ["limit=0", "limit=251", "limit=x", "limit=", "after=", "after=-1", "after=abc",
+                                   "after=1&after=2",
                                    "since=1", "after=" + "9" * 19])
 def test_bad_feed_queries_are_400(api, query):
     reply = api.call("GET", f"/changes?{query}")
     assert reply.status_code == 400, reply.text
 
 
-def test_wrong_or_malformed_secrets_are_410_and_store_nothing(api, sandbox, mongo, live):
+def test_wrong_or_malformed_secrets_are_refused_and_store_nothing(api, sandbox, mongo, live):
     body = "type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3&contact[first_name]=X"
-    for secret in ("a" * 43, secret_of(hook(sandbox))[:-1] + "x", "short", "../../auth"):
+    for secret, status in (("a" * 43, 410), (secret_of(hook(sandbox))[:-1] + "x", 410), ("short", 404),
+                           ("../../auth", 404), ("x" * 129, 404)):
         reply = deliver(api, secret, body)
-        assert reply.status_code in (404, 410), (secret, reply.text)
+        assert reply.status_code == status, (secret, reply.text)
     assert mongo["integrations_activecampaign_changes"].count_documents({}) == 0
 
 

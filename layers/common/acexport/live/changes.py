@@ -94,16 +94,13 @@ def parse_query(raw_query: str | None) -> tuple[int, int]:
     unknown = sorted(set(params) - {"after", "limit"})
     if unknown or len(pairs) != len(params):
         raise BadRequest("Supported parameters: after, limit (once each)", supported=["after", "limit"])
-    after_text, limit_text = params.get("after", "0").strip() or "0", params.get("limit", "").strip()
+    after_text, limit_text = params.get("after", "0").strip(), params.get("limit", str(DEFAULT_LIMIT)).strip()
     if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= _CURSOR_DIGITS):
         raise BadRequest("after must be a cursor from an earlier answer (next_cursor)", parameter="after")
-    limit = DEFAULT_LIMIT
-    if limit_text:
-        if not (limit_text.isascii() and limit_text.isdigit() and 1 <= int(limit_text[:4]) <= MAX_LIMIT
-                and len(limit_text) <= 3):
-            raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", parameter="limit")
-        limit = int(limit_text)
-    return int(after_text), limit
+    if not (limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 3
+            and 1 <= int(limit_text) <= MAX_LIMIT):
+        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", parameter="limit")
+    return int(after_text), int(limit_text)
 
 
 def _now() -> dt.datetime:

@@ -5,9 +5,9 @@ No JWT: AC cannot send one and does not sign its deliveries, so the path secret 
 loses nothing it would resend, but the receiver should never be why a delivery is lost): a size check,
 one indexed read, the form parse, an insert, the sequence number, one PutEvents. Nothing calls AC.
 
-Answers: 200 stored (or a duplicate, stored before); 410 for a wrong, malformed or revoked secret
-(AC is said to turn off a webhook that answers 410 — docs/live.md — and a revoked URL should go quiet);
-413 too large; 400 not a delivery this service understands. The secret is never logged: errors carry
+Answers: 200 stored (or a duplicate, stored before); 413 too large; 404 a path segment that cannot be a
+secret; 400 not a delivery this service understands; 410 a wrong or revoked secret (AC is said to turn off
+a webhook that answers 410 — docs/live.md — so a revoked URL goes quiet). The secret is never logged: errors carry
 fixed messages, and the access log records the route key (`/hooks/{secret}`), not the path.
 """
 
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 
-from acexport.errors import ApiError, BadRequest
+from acexport.errors import ApiError
 from acexport.live import changes, events, form, mapping, subscriptions
 
 logger = logging.getLogger(__name__)
@@ -26,24 +26,29 @@ class HookGone(ApiError):
     message = "Unknown or revoked webhook"
 
 
+class NotFound(ApiError):
+    status = 404
+    message = "Unknown webhook"
+
+
 class TooLarge(ApiError):
     status = 413
     message = "Webhook delivery too large"
 
 
 def receive(secret: str, body: bytes, content_type: str | None, *, max_bytes: int) -> dict:
+    """Checks go cheapest first, and nothing is read from the store for a request that cannot be a
+    delivery: size, the secret's shape, the body, then the subscription."""
     if len(body) > max_bytes:
         raise TooLarge()
+    if not subscriptions.SECRET_SHAPE.fullmatch(secret or ""):
+        raise NotFound()
+    received_at = subscriptions.now()
+    change = mapping.change(form.parse(body, content_type), received_at=received_at)
     subscription = subscriptions.find_by_secret(secret)
     if subscription is None:
         raise HookGone()
-    received_at = subscriptions.now()
-    delivery = form.parse(body, content_type)
-    change = mapping.change(delivery, received_at=received_at)
-    try:
-        dedupe = changes.dedupe_key(body)
-    except UnicodeDecodeError:
-        raise BadRequest("Malformed form body") from None
+    dedupe = changes.dedupe_key(body)
     stored = changes.store(subscription, change, dedupe=dedupe, received_at=received_at)
     if stored is None:
         logger.info("duplicate delivery", extra={"account_id": subscription["account_id"], "type": change.type})

@@ -19,3 +19,19 @@ def test_the_receiver_is_small_and_quick():
     variables = receiver["Environment"]["Variables"]
     assert "KMS_KEY_ID" not in variables, "the receiver never needs an AC key"
     assert variables["EVENT_BUS_NAME"] == {"Ref": "EventBusName"}
+
+
+def test_live_functions_get_exactly_what_they_use():
+    from tests.unit.test_template import EVENT_BUS_ARN, KEY, granted
+
+    mongo = {"secretsmanager:getsecretvalue": [{"Ref": "MongoUriSecretArn"}]}
+    expected = {
+        "LiveEnableFunction": {**mongo, "kms:decrypt": [KEY]},
+        "LiveStatusFunction": {**mongo, "kms:decrypt": [KEY]},
+        "LiveDisableFunction": {**mongo, "kms:decrypt": [KEY]},
+        "DeleteAuthFunction": {**mongo, "kms:decrypt": [KEY]},
+        "LiveChangesFunction": mongo,
+        "HooksReceiverFunction": {**mongo, "events:putevents": [EVENT_BUS_ARN]},
+    }
+    for function, grants in expected.items():
+        assert granted(function) == grants, function

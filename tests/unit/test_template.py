@@ -604,7 +604,9 @@ def test_the_service_bus_denies_every_publisher_it_does_not_name() -> None:
     assert stmt["Effect"] == "Deny" and stmt["Principal"] == "*" and stmt["Action"] == "events:PutEvents"
     assert stmt["Resource"] == EVENT_BUS_ARN
     allowed = stmt["Condition"]["StringNotEquals"]["aws:PrincipalArn"]["Fn::Split"][1]["Fn::Join"][1]
-    emitting = {fn for fn, grants in JOB_PERMISSIONS.items() if "events:putevents" in grants}
+    # every function allowed to put events (the job functions, and the webhook receiver: issue 11)
+    emitting = {fn for fn in DIRS if "events:putevents" in granted(fn)}
+    assert RECEIVER in emitting
     assert {"Fn::Join": [",", {"Ref": "EventPublisherArns"}]} in allowed
     assert {item["Fn::GetAtt"][0] for item in allowed if "Fn::GetAtt" in item} == {f"{fn}Role" for fn in emitting}
     assert resources()["ExportJobEventsFunction"]["DependsOn"] == "ExportEventBus"

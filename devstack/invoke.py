@@ -12,7 +12,8 @@ way a test arranges its fixture, and each is printed on stderr:
   whose caller's connection is removed first (a second save is a 409); a save's `base_url` on loopback
   is pointed at the sandbox actually running;
 * the job named by a job event (status, cancel, worker, dead letters) is a fresh queued job of that
-  caller, so cancelling or working on it does what the event shows.
+  caller, so cancelling or working on it does what the event shows;
+* the sample hook secret of hooks_receiver.json names the dev tenant's live subscription (docs/live.md).
 `--as-is` skips all of it.
 """
 
@@ -201,6 +202,11 @@ def prepare(logical_id: str, event: Any, sandbox_url: str | None, log=print) -> 
         return event
     if caller is not None and seed.connection(caller, sandbox_url):
         log(f"devstack: connected {caller.owner} on {caller.account_id} to the AC sandbox {sandbox_url}")
+    if logical_id == "HooksReceiverFunction" and (event.get("pathParameters") or {}).get("secret") \
+            == seed.SAMPLE_HOOK_SECRET:
+        seed.connection(seed.tenant(), sandbox_url)
+        seed.live_subscription(seed.tenant())
+        log("devstack: the sample hook secret names the live subscription of dev-user on dev-account")
     if logical_id in JOB_FUNCTIONS:
         job_id = _job_id(event)
         if job_id == seed.SAMPLE_JOB_ID:

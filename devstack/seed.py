@@ -4,7 +4,9 @@
   has a connection to the AC sandbox;
 * `dev-sub-account` is a sub-account of `dev-account` in the platform's accounts collection (try
   `X-Sub-Account-Id: dev-sub-account`), and the dev user has a sandbox connection there too;
-* the job the job events name (`SAMPLE_JOB_ID`, a contacts export of the dev tenant) exists.
+* the job the job events name (`SAMPLE_JOB_ID`, a contacts export of the dev tenant) exists;
+* for events/hooks_receiver.json only (`live_subscription`): the dev tenant's live subscription answers to
+  the sample's path secret (a real one is random and registered at AC by PUT /live).
 
 Everything goes through the layer (the credential store, KMS on moto, the job store), so what is seeded is
 exactly what the service itself would have written. Call only once the local gateway has applied the
@@ -21,6 +23,7 @@ DEV_UID, DEV_ACCOUNT, DEV_WORKSPACE = "dev-user", "dev-account", "dev-workspace"
 DEV_SUB_ACCOUNT = "dev-sub-account"
 SANDBOX_API_KEY = "sandbox-key"
 SAMPLE_JOB_ID = "Zq3v0mX1bK7cR2dT9sW4yL6nH8pJ5fAe"   # the job id in events/export_job_*.json and export_worker.json
+SAMPLE_HOOK_SECRET = "sample0secret0of0the0docs0not0a0real0one0x"   # the path secret in events/hooks_receiver.json
 
 
 def tenant(account_id: str = DEV_ACCOUNT, uid: str = DEV_UID, workspace_id: str | None = DEV_WORKSPACE):
@@ -98,3 +101,13 @@ def seed_dev(sandbox_url: str, *, queue_sample_job: bool = True) -> list[str]:
     sample_job(tenant(), sandbox_url, queue=queue_sample_job)
     log.info("seeded: %s", "; ".join(done) or "nothing new (data kept from an earlier run)")
     return done
+
+
+def live_subscription(who, secret: str = SAMPLE_HOOK_SECRET) -> None:
+    """Make `secret` the path secret of `who`'s live subscription (docs/live.md), as PUT /live would after
+    registering a webhook at AC; no webhook is registered."""
+    from acexport.live import hooks, subscriptions
+
+    doc = subscriptions.prepare(who, secret)
+    subscriptions.enabled(doc, ac_host="", webhook_ids=[], webhook_name="devstack sample",
+                          events=list(hooks.REQUIRED_EVENTS), sources=list(hooks.SOURCES))

@@ -329,7 +329,7 @@ def test_the_sample_events_run_through_their_handlers(api, sandbox, mongo):
         reply = api.stack.api.invoke(function, payload)
         return {**reply, "json": json.loads(reply["body"])}
 
-    api.connect(token=api.token("user-1", "account-1", workspace_id="workspace-1"))
+    api.connect(token=api.token("dev-user", "dev-account", workspace_id="dev-workspace"))   # the events' tenant
     enabled = invoke("live_enable", "LiveEnableFunction")
     assert enabled["statusCode"] == 200 and enabled["json"]["data"]["enabled"] is True
     url = hook(sandbox)["url"]

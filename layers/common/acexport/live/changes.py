@@ -28,8 +28,8 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, OperationFailure
 
 from acexport import db
+from acexport.compat import as_datetime
 from acexport.errors import BadRequest
-from acexport.jobs.store import as_datetime
 from acexport.live import subscriptions
 from acexport.live.mapping import Change
 from acexport.settings import get_settings

@@ -19,6 +19,7 @@ import logging
 from urllib.parse import urlsplit
 
 from acexport.ac.client import ACClient
+from acexport.compat import as_datetime
 from acexport.credentials import store
 from acexport.errors import (
     ApiError,
@@ -28,7 +29,6 @@ from acexport.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.jobs.store import as_datetime
 from acexport.live import subscriptions
 from acexport.live.mapping import TYPES
 from acexport.settings import ConfigurationError, get_settings

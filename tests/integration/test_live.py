@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 from urllib.parse import urlsplit
 
 import pytest
@@ -79,7 +80,7 @@ def test_put_registers_one_webhook_with_the_events_and_sources_ac_documents(api,
     secret = secret_of(webhook)
     assert len(secret) >= 32
     # stored only as a hash; never in an answer
-    (doc,) = mongo["integrations_activecampaign_live"].find({})
+    (doc,) = mongo[os.environ["LIVE_COLLECTION"]].find({})
     assert doc["secret_hash"] == hashlib.sha256(secret.encode()).hexdigest()
     assert secret not in repr(doc)
     assert secret not in api.call("GET", "/live").text
@@ -172,7 +173,7 @@ def test_wrong_or_malformed_secrets_are_refused_and_store_nothing(api, sandbox, 
                            ("../../auth", 404), ("x" * 129, 404)):
         reply = deliver(api, secret, body)
         assert reply.status_code == status, (secret, reply.text)
-    assert mongo["integrations_activecampaign_changes"].count_documents({}) == 0
+    assert mongo[os.environ["CHANGES_COLLECTION"]].count_documents({}) == 0
 
 
 @pytest.mark.parametrize(("body", "headers", "status"), [
@@ -186,7 +187,7 @@ def test_wrong_or_malformed_secrets_are_refused_and_store_nothing(api, sandbox, 
 def test_malformed_or_oversized_deliveries_store_nothing(api, sandbox, mongo, live, body, headers, status):
     reply = deliver(api, secret_of(hook(sandbox)), body, headers)
     assert reply.status_code == status, reply.text
-    assert mongo["integrations_activecampaign_changes"].count_documents({}) == 0
+    assert mongo[os.environ["CHANGES_COLLECTION"]].count_documents({}) == 0
 
 
 def test_another_tenant_never_sees_a_change(api, sandbox, stack, live):
@@ -245,7 +246,7 @@ def test_delete_auth_when_ac_is_down_still_revokes_the_url(api, sandbox, live):
 def test_changes_expire_after_the_ttl(api, sandbox, mongo, live):
     settle(sandbox, sandbox.update_contact(3, firstName="Old"))
     settle(sandbox, sandbox.update_contact(4, firstName="New"))
-    coll = mongo["integrations_activecampaign_changes"]
+    coll = mongo[os.environ["CHANGES_COLLECTION"]]
     ttl = next(i for i in coll.list_indexes() if list(i["key"]) == ["received_at"])  # nx-27017 renames indexes
     assert ttl["expireAfterSeconds"] == 7 * 86400
     old = coll.find_one({"record_id": "3"})
@@ -261,7 +262,7 @@ def test_changes_expire_after_the_ttl(api, sandbox, mongo, live):
 def test_a_change_being_written_holds_the_cursor_back(api, sandbox, mongo, live):
     """A gap in the sequence younger than GAP_SECONDS is a change being written: readers stop before it."""
     settle(sandbox, sandbox.update_contact(3, firstName="One"))
-    coll = mongo["integrations_activecampaign_changes"]
+    coll = mongo[os.environ["CHANGES_COLLECTION"]]
     first = coll.find_one({})
     now = dt.datetime.now(dt.UTC)
     later = {**first, "_id": "later", "seq": first["seq"] + 2, "dedupe": "later", "sequenced_at": now}

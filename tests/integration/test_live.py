@@ -248,7 +248,12 @@ def test_changes_expire_after_the_ttl(api, sandbox, mongo, live):
     settle(sandbox, sandbox.update_contact(4, firstName="New"))
     coll = mongo[os.environ["CHANGES_COLLECTION"]]
     ttl = next(i for i in coll.list_indexes() if list(i["key"]) == ["received_at"])  # nx-27017 renames indexes
-    assert ttl["expireAfterSeconds"] == 7 * 86400
+    assert ttl["expireAfterSeconds"] == 7 * 86400                      # made by setup_db at the stack's start
+    unique = {tuple(k for k, _ in i["key"].items()) for i in coll.list_indexes() if i.get("unique")}
+    assert ("account_id", "owner", "dedupe") in unique
+    live_unique = {tuple(k for k, _ in i["key"].items()) for i in mongo[os.environ["LIVE_COLLECTION"]].list_indexes()
+                   if i.get("unique")}
+    assert {("account_id", "owner"), ("secret_hash",)} <= live_unique
     old = coll.find_one({"record_id": "3"})
     now = dt.datetime.now(dt.UTC)
     coll.update_one({"_id": old["_id"]}, {"$set": {"received_at": now - dt.timedelta(days=8)}})

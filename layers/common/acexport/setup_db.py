@@ -5,7 +5,8 @@ credential records the old service left.
     python -m acexport.setup_db --check    # pre-flight only: report, change nothing
 
 Runs with the functions' settings (MONGODB_URI or MONGODB_URI_SECRET_ARN, MONGODB_DATABASE,
-CREDENTIALS_COLLECTION, JOBS_COLLECTION, RATE_BUDGET_COLLECTION); docs/deploy.md runs it after every
+CREDENTIALS_COLLECTION, JOBS_COLLECTION, RATE_BUDGET_COLLECTION, LIVE_COLLECTION, CHANGES_COLLECTION,
+CHANGES_TTL_DAYS); docs/deploy.md runs it after every
 deploy, and the local stack runs it when it starts (devstack/stack.py). Creating an index that already
 exists is a no-op, so running it again is always safe. Requests never create indexes (acexport.db).
 
@@ -15,7 +16,10 @@ The indexes:
 - jobs: unique request_key (one job per API call or EventBridge event), {account_id, owner, created_at}
   (a caller's recent jobs), unique sparse active_slot (the atomic active-job quota) and a TTL index on
   expires_at (jobs/store.py);
-- rate budget: a TTL index on expires (ac/budget.py).
+- rate budget: a TTL index on expires (ac/budget.py);
+- live subscriptions: unique {account_id, owner} and unique secret_hash (live/subscriptions.py);
+- changes: unique {account_id, owner, dedupe}, {account_id, owner, seq} and a TTL index on received_at
+  (CHANGES_TTL_DAYS; a changed setting is applied to the index in place) (live/changes.py).
 
 Pre-flight (issue 9, finding 5): the credential collection is shared with the old service. On MongoDB,
 building the unique index over duplicated {account_id, owner} records fails with E11000, so duplicates
@@ -46,6 +50,7 @@ from acexport.ac import budget
 from acexport.credentials import store as credentials
 from acexport.errors import ServiceUnavailable
 from acexport.jobs import store as jobs
+from acexport.live import changes, subscriptions
 from acexport.settings import get_settings
 
 MAX_LISTED = 20     # records named per problem in the report (the counts are always complete)
@@ -98,6 +103,7 @@ def _index(report: Report, coll: Collection, what: str, create: Callable[[Collec
 
 
 def setup(database: Database, *, credentials_collection: str, jobs_collection: str, budget_collection: str,
+          live_collection: str | None = None, changes_collection: str | None = None,
           check_only: bool = False) -> Report:
     """Pre-flight, then (unless check_only) every index. Never raises for a refused index: see Report."""
     creds = database[credentials_collection]
@@ -113,6 +119,13 @@ def setup(database: Database, *, credentials_collection: str, jobs_collection: s
            "request_key (unique), tenant_recent, active_slot (unique, sparse), expires_at TTL",
            jobs.create_indexes, required=True)
     _index(report, database[budget_collection], "expires TTL", budget.create_indexes, required=False)
+    if live_collection:
+        _index(report, database[live_collection], "account_id+owner (unique), secret_hash (unique)",
+               subscriptions.create_indexes, required=True)
+    if changes_collection:
+        _index(report, database[changes_collection], "account_id+owner+dedupe (unique), account_id+owner+seq",
+               changes.create_indexes, required=True)
+        _index(report, database[changes_collection], "received_at TTL", changes.create_ttl_index, required=False)
     return report
 
 
@@ -121,7 +134,8 @@ def run(*, check_only: bool = False) -> Report:
     settings = get_settings()
     return setup(db.database(), credentials_collection=settings.credentials_collection,
                  jobs_collection=settings.jobs.collection, budget_collection=settings.rate_budget_collection,
-                 check_only=check_only)
+                 live_collection=settings.live.subscriptions_collection,
+                 changes_collection=settings.live.changes_collection, check_only=check_only)
 
 
 def render(report: Report, *, collection: str, check_only: bool) -> str:

@@ -42,20 +42,30 @@ _CURSOR_DIGITS = 18
 TTL_INDEX = "received_at_ttl"
 
 
-def _create_indexes(coll: Collection) -> None:
+DEDUPE_KEY = (("account_id", 1), ("owner", 1), ("dedupe", 1))
+SEQ_KEY = (("account_id", 1), ("owner", 1), ("seq", 1))
+
+
+def create_indexes(coll: Collection) -> None:
+    """Unique {account_id, owner, dedupe} (a delivery stored once) and {account_id, owner, seq} (the feed's
+    reads). Deploy time: acexport.setup_db."""
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("dedupe", ASCENDING)], unique=True,
                       name="account_id_1_owner_1_dedupe_1")
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("seq", ASCENDING)],
                       name="account_id_1_owner_1_seq_1")
+
+
+def create_ttl_index(coll: Collection) -> None:
+    """The TTL index on received_at (CHANGES_TTL_DAYS); a changed setting changes the index in place."""
     ttl = int(get_settings().live.changes_days * 86400)
     try:
         coll.create_index([("received_at", ASCENDING)], expireAfterSeconds=ttl, name=TTL_INDEX)
-    except OperationFailure:  # the setting changed since the index was built: change the index in place
+    except OperationFailure:   # IndexOptionsConflict: the setting changed since the index was built
         coll.database.command("collMod", coll.name, index={"name": TTL_INDEX, "expireAfterSeconds": ttl})
 
 
 def collection() -> Collection:
-    return db.indexed_collection(get_settings().live.changes_collection, _create_indexes)
+    return db.collection(get_settings().live.changes_collection, required=(DEDUPE_KEY, SEQ_KEY))
 
 
 def dedupe_key(body: bytes) -> str:

@@ -29,13 +29,19 @@ SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{32,128}")
 ENABLED, GONE, DISABLED = "enabled", "gone", "disabled"
 
 
-def _create_indexes(coll: Collection) -> None:
+TENANT_KEY = (("account_id", 1), ("owner", 1))
+SECRET_KEY = (("secret_hash", 1),)
+
+
+def create_indexes(coll: Collection) -> None:
+    """Unique {account_id, owner} (one subscription per caller) and unique secret_hash (the receiver's one
+    read). Deploy time: acexport.setup_db."""
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING)], unique=True, name="account_id_1_owner_1")
     coll.create_index([("secret_hash", ASCENDING)], unique=True, name="secret_hash_1")
 
 
 def collection() -> Collection:
-    return db.indexed_collection(get_settings().live.subscriptions_collection, _create_indexes)
+    return db.collection(get_settings().live.subscriptions_collection, required=(TENANT_KEY, SECRET_KEY))
 
 
 def now() -> dt.datetime:

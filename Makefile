@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench load build clean smoke setup-db
+.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke setup-db
 
 help:                  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
@@ -33,6 +33,9 @@ lint: $(STAMP)         ## ruff + cfn-lint on template.yaml
 
 bench: $(STAMP)        ## benchmarks against the local stack (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_export.py
+
+bench-cold: $(STAMP)   ## each function's import time (median of fresh processes) and first request (benchmarks/README.md)
+	$(BIN)/python benchmarks/bench_cold.py
 
 load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (benchmarks/load/README.md)
 	$(BIN)/python benchmarks/load/run_load.py

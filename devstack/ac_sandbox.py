@@ -44,9 +44,18 @@ that matches it. They apply before auth and rate limiting (they simulate the net
 * ``status=None, body=b'{"contacts": [{"id"'``: the normal response (status and headers) with its body
   replaced, e.g. by truncated JSON or an HTML page (``content_type="text/html"``).
 
+Answer time
+-----------
+Real AC answers a full page with sideloads in hundreds of milliseconds (FluentCRM's importer saw "about 1
+second response times for listing contacts", docs/ac-behaviour.md); the
+stand-in answers in about 10 ms. ``answer_time(fixed=0.4, per_record=0.0, jitter=0.2)`` (or
+``ACSandbox(answer_time=(0.4, 0.0, 0.2))``, ``--answer-ms/--per-record-ms/--jitter``) makes every
+authorised answer take ``(fixed + per_record x records in the page) x (1 +/- jitter)`` seconds (uniform),
+spent after the request was counted against the rate limit (AC counts a request when it arrives).
+
 Every request, faulted or not, is appended to ``requests`` as a :class:`RecordedRequest` (``path`` after the
 API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status, 0 while in flight).
-``reset()`` clears faults, the request log and the rate-limit window, restores the original keys and
+``reset()`` clears faults, the request log and the rate-limit window, restores the original keys and answer time and
 regenerates the dataset.
 The data (``contacts``, ``fields``, ``field_values``, ``deals``, ``deal_groups``, ``deal_stages``,
 ``accounts``, ``account_contacts``, ``tags``, ``lists``, ``contact_tags``, ``contact_lists``, ``users``,
@@ -937,10 +946,13 @@ class ACSandbox(WebhooksMixin):
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_keys=("sandbox-key",),
                  rate_limit: float | None = 5.0, seed: int = 7, contacts: int = 120, deals: int = 60,
-                 accounts: int = 25, api_prefix: str = "/api/3", retry_after: int = 1):
+                 accounts: int = 25, api_prefix: str = "/api/3", retry_after: int = 1,
+                 answer_time: tuple[float, float, float] = (0.0, 0.0, 0.0)):
         self.host, self._port, self.seed, self.rate_limit = host, port, seed, rate_limit
         self.retry_after = retry_after   # AC's documented example is 30 (rate-limits page); tests set it
         self._denied: dict[str | None, set[str]] = {}
+        self._initial_answer_time = tuple(answer_time)
+        self.answer_time(*answer_time)
         self.api_prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
         self._initial_keys = tuple(api_keys)
         self._keys = set(api_keys)
@@ -1002,6 +1014,7 @@ class ACSandbox(WebhooksMixin):
             self._denied.clear()
         self._stop_webhooks()
         self._init_webhooks()
+        self.answer_time(*self._initial_answer_time)
         self.generate()
 
     def inject(self, status: int | None = None, *, times: int = 1, path: str | None = None,
@@ -1013,6 +1026,21 @@ class ACSandbox(WebhooksMixin):
                        content_type, location)
         with self._lock:
             self._faults.append(fault)
+
+    def answer_time(self, fixed: float = 0.0, per_record: float = 0.0, jitter: float = 0.0) -> None:
+        """How long an authorised answer takes (see the module docstring); all 0: at once."""
+        if fixed < 0 or per_record < 0 or not 0 <= jitter <= 1:
+            raise ValueError("fixed and per_record must be >= 0, jitter within 0..1")
+        self._answer_time = (float(fixed), float(per_record), float(jitter))
+        self._answer_rng = random.Random(f"{self.seed}:answer-time")
+
+    def _take_time(self, records: int) -> None:
+        fixed, per_record, jitter = self._answer_time
+        seconds = fixed + per_record * records
+        if seconds > 0:
+            with self._lock:
+                spread = self._answer_rng.uniform(-jitter, jitter)
+            self._stopping.wait(seconds * (1 + spread))
 
     def count(self, path: str | None = None) -> int:
         with self._lock:
@@ -1157,6 +1185,8 @@ class ACSandbox(WebhooksMixin):
         if method not in ("GET", "HEAD"):
             return 405, {**headers, "Content-Type": JSON}, b'{"message": "Method Not Allowed"}'
         payload = getattr(self, route)(dict(query), query)
+        records = payload.get(rel.lstrip("/"))          # /contacts -> "contacts", /dealGroups -> "dealGroups"
+        self._take_time(len(records) if isinstance(records, list) else 1)
         return 200, {**headers, "Content-Type": JSON}, json.dumps(payload).encode()
 
     # -- endpoints: (q = last value per name, ql = the query list in order) -> JSON payload
@@ -1379,10 +1409,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--contacts", type=int, default=120)
     parser.add_argument("--deals", type=int, default=60)
     parser.add_argument("--accounts", type=int, default=25)
+    parser.add_argument("--answer-ms", type=float, default=0.0, help="fixed part of every answer's time")
+    parser.add_argument("--per-record-ms", type=float, default=0.0, help="answer time per record returned")
+    parser.add_argument("--jitter", type=float, default=0.0, help="+/- fraction of the answer time (0..1)")
     args = parser.parse_args(argv)
     keys = tuple(args.api_keys or ("sandbox-key",))
     sandbox = ACSandbox(host=args.host, port=args.port, api_keys=keys, rate_limit=args.rate_limit or None,
-                        seed=args.seed, contacts=args.contacts, deals=args.deals, accounts=args.accounts)
+                        seed=args.seed, contacts=args.contacts, deals=args.deals, accounts=args.accounts,
+                        answer_time=(args.answer_ms / 1000, args.per_record_ms / 1000, args.jitter))
     sandbox.start()
     print(f"ActiveCampaign sandbox: {sandbox.base_url}  (API prefix {sandbox.api_prefix})", flush=True)
     print(f"API key: {keys[0]}", flush=True)

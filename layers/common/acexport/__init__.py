@@ -15,6 +15,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     exports       one page of an export (the three GET /export/<resource> routes)
     migrate_keys  one-off command: encrypt the old service's plaintext keys
     setup_db      deploy-time command: every Mongo index, after a pre-flight of legacy credential records
+    snapstart     Lambda SnapStart hooks: prime before the snapshot, fresh connections after a restore
 
     ac/           the ActiveCampaign side
       client        the HTTP client of AC's v3 API (timeouts, retry policy, Retry-After, deadlines)

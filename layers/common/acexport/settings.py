@@ -85,6 +85,8 @@ class JobSettings:
     file_days: int             # days an export file is kept (the bucket's lifecycle rule)
     max_active: int            # queued + running jobs one caller may have
     max_records: int           # records a job may read from AC before it fails (a host that never ends)
+    pages_in_flight: int       # most AC pages one job requests at once (contacts: one per id slice)
+    slice_pages: int           # a contacts id slice is cut only for at least this many pages
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -106,6 +108,8 @@ class JobSettings:
             file_days=int(_number("EXPORT_FILE_DAYS", 7, 1)),
             max_active=int(_number("EXPORT_MAX_ACTIVE_JOBS", 5, 1)),
             max_records=int(_number("EXPORT_MAX_RECORDS", 20_000_000, 1)),
+            pages_in_flight=int(_number("EXPORT_PAGES_IN_FLIGHT", 5, 1)),
+            slice_pages=int(_number("EXPORT_SLICE_PAGES", 3, 1)),
         )
 
 
@@ -149,6 +153,7 @@ class Settings:
     rate_budget: str
     rate_budget_collection: str
     rate_window_margin_ms: float
+    rate_margin_adapt: bool
     connect_timeout: float
     read_timeout: float
     request_budget_seconds: float
@@ -178,7 +183,8 @@ class Settings:
             rate_limit_per_second=_number("AC_RATE_LIMIT_PER_SECOND", 5, 1),
             rate_budget=_choice("AC_RATE_BUDGET", "shared", ("shared", "local")),
             rate_budget_collection=_env("RATE_BUDGET_COLLECTION", "integrations_activecampaign_rate_budget"),
-            rate_window_margin_ms=_number("AC_RATE_WINDOW_MARGIN_MS", 50, 0),
+            rate_window_margin_ms=_number("AC_RATE_WINDOW_MARGIN_MS", 25, 0),
+            rate_margin_adapt=_flag("AC_RATE_MARGIN_ADAPT", "true"),
             connect_timeout=_number("AC_CONNECT_TIMEOUT", 3.05, 0.1),
             read_timeout=_number("AC_READ_TIMEOUT", 10, 0.1),
             request_budget_seconds=_number("REQUEST_BUDGET_SECONDS", 27, 0.5),

@@ -109,14 +109,14 @@ def session() -> requests.Session:
     return _session
 
 
-def _make_limiter(rate: float) -> Limiter:
+def _make_limiter(rate: float, *, adapt: bool = False) -> Limiter:
     settings = get_settings()
     if settings.rate_budget == "local":
         return SlidingWindowLimiter(rate)
     from acexport.ac.budget import MongoBudget  # imported here: the local limiter needs no Mongo
 
     return MongoBudget(rate, collection=settings.rate_budget_collection,
-                       margin=settings.rate_window_margin_ms / 1000.0)
+                       margin=settings.rate_window_margin_ms / 1000.0, adapt=adapt)
 
 
 def limiter() -> Limiter:
@@ -125,7 +125,7 @@ def limiter() -> Limiter:
     `ac.ratelimit.SlidingWindowLimiter`), at AC_RATE_LIMIT_PER_SECOND."""
     global _limiter
     if _limiter is None:
-        _limiter = _make_limiter(get_settings().rate_limit_per_second)
+        _limiter = _make_limiter(get_settings().rate_limit_per_second, adapt=get_settings().rate_margin_adapt)
     return _limiter
 
 
@@ -217,6 +217,13 @@ def _is_json(response: requests.Response) -> bool:
         return isinstance(response.json(), dict)
     except ValueError:
         return False
+def _remaining(response: requests.Response) -> int | None:
+    """AC's `RateLimit-Remaining` (documented with `RateLimit-Limit` and `Retry-After` on AC's "Rate
+    limits" page; seen on 200s and 429s by the public Go SDK's example): None when absent or unreadable."""
+    try:
+        return int(response.headers.get("RateLimit-Remaining", "").strip())
+    except ValueError:
+        return None
 
 
 def _backoff(attempt: int) -> float:
@@ -238,6 +245,7 @@ class ACClient:
         self.validating = validating
         self.calls = 0          # HTTP requests sent (retries included)
         self.throttled = 0      # 429s seen
+        self.answer_seconds: float | None = None   # AC's answer time, smoothed (EWMA 0.2) over this client's calls
         self._headers = {"Api-Token": api_key, "Accept": "application/json", "User-Agent": USER_AGENT}
         self._timeouts = (settings.connect_timeout, settings.read_timeout)
         self._clock, self._sleep = clock, sleep
@@ -255,6 +263,13 @@ class ACClient:
 
     def _rejected(self):
         return InvalidCredentials() if self.validating else StoredCredentialsRejected()
+
+    def _answered(self, stamp: float | None, sent: float, response: requests.Response) -> None:
+        """AC's answer time (smoothed: the job walk sizes its slices by it) and, for the budget's margin,
+        the slot-to-send lag and AC's RateLimit-Remaining."""
+        answered = time.time() - sent
+        self.answer_seconds = answered if self.answer_seconds is None else 0.8 * self.answer_seconds + 0.2 * answered
+        limiter().observe(self.budget_key, stamp=stamp, sent=sent, remaining=_remaining(response))
 
     def get(self, path: str, params: list[tuple[str, str]] | None = None) -> dict:
         """GET a JSON object from AC, retrying what is worth retrying while time allows."""
@@ -275,16 +290,18 @@ class ACClient:
                 if self.validating:   # at most VALIDATIONS_PER_SECOND of the account's budget, waiting briefly
                     validation_lane().acquire(f"validate:{self.budget_key}",
                                               min(self.deadline, self._clock() + VALIDATION_WAIT_SECONDS))
-                limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
+                stamp = limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
             except BudgetExhausted as exc:
                 raise UpstreamThrottled(exc.wait) from None
             self.calls += 1
             read_timeout = max(0.1, min(self._timeouts[1], self.deadline - self._clock()))
+            sent = time.time()
             try:
                 with session().request(method, url, params=params, json=json, headers=self._headers,
                                        allow_redirects=False, timeout=(self._timeouts[0], read_timeout),
                                        stream=True) as response:
                     _read_capped(response, self._max_bytes, self.deadline, self._clock)
+                self._answered(stamp, sent, response)
             except base_url.UnsafeAddress:
                 logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
                 if self.validating:

@@ -28,8 +28,12 @@ class BudgetExhausted(Exception):
 
 
 class Limiter(Protocol):
-    def acquire(self, key: str, deadline: float) -> None:
-        """Return when a request to `key` may be sent; raise BudgetExhausted if not before `deadline`."""
+    def acquire(self, key: str, deadline: float) -> float | None:
+        """Return when a request to `key` may be sent (with the slot's wall-clock stamp, if the limiter
+        keeps one); raise BudgetExhausted if not before `deadline`."""
+
+    def observe(self, key: str, *, stamp: float | None, sent: float, remaining: int | None) -> None:
+        """The request of `stamp` left at `sent` (time.time()); AC's RateLimit-Remaining, if it sent one."""
 
     def penalise(self, key: str, seconds: float) -> None:
         """AC answered 429 + Retry-After: hold every caller of `key` for `seconds`."""
@@ -59,6 +63,9 @@ class SlidingWindowLimiter:
             if now + wait > deadline:
                 raise BudgetExhausted(wait)
             self._sleep(wait)
+
+    def observe(self, key: str, *, stamp: float | None, sent: float, remaining: int | None) -> None:
+        """Nothing to adapt: this limiter's window is exact within its process."""
 
     def penalise(self, key: str, seconds: float) -> None:
         """AC said 429 with Retry-After: hold every caller of this account for that long."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 
-from acexport.ac import client as ac_client
 from acexport.ac.base_url import normalise_base_url
 from acexport.credentials import attempts, crypto, store
 from acexport.errors import (
@@ -62,7 +61,9 @@ def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
     if store.exists(tenant):
         raise AlreadyExists()
     attempts.take(tenant)   # per caller: validations take no slot of the AC host's shared budget
-    ac_client.ACClient(base_url, api_key, deadline=deadline).validate()
+    from acexport.ac.client import ACClient  # here: status and delete never call AC (no `requests` at start)
+
+    ACClient(base_url, api_key, deadline=deadline).validate()
     ciphertext = crypto.encrypt(api_key, account_id=tenant.account_id, owner=tenant.owner)
     return describe(store.insert(tenant, base_url=base_url, ciphertext=ciphertext))
 

@@ -1,7 +1,10 @@
 """Every record of a resource, page after page from a saved cursor, the way a full export reads AC.
 
 - Contacts: `orders[id]=ASC` + `id_greater=<last id>` (AC's own advice for reading many contacts: no
-  deep offsets); cursor `{"last_id"}`.
+  deep offsets); cursor `{"last_id"}`. When AC's answer time needs several pages in flight (issue 12),
+  the id range is cut into slices, each walked the same way up to `id_less=<its end>` (AC documents both
+  filters on /contacts), each with its next page and one page ahead requested; the slices take turns, a
+  page each, so the file's order is fixed; cursor `{"after": [...], "before": [...]}` (0: open).
 - Deals and accounts (AC has no id_greater for them): `limit`/`offset` in an order that keeps records in
   place while the walk runs. Deals: `orders[cdate]=ASC` (documented; creation dates never change and new
   deals come last). Accounts: AC documents no order; the walk sends `orders[id]=ASC` (ignored if AC does
@@ -13,7 +16,7 @@
   rather than skip or repeat a record. Cursor `{"offset", "last_id", "last_key", "order"}`; a deals cursor
   of an older release (no "order") continues in the id order it started with.
 - One page is always being fetched while the previous one is processed (enriched, encoded,
-  compressed), so AC calls go back to back at the rate limit; at most two pages are in memory.
+  compressed), so AC calls go back to back at the rate limit; at most two pages are in memory (per slice).
 - Filters: the page exports' (resources.plan); what AC cannot apply exactly is applied here.
   `updated_after`: AC's `filters[updated_after]` on contacts and deals (a day; a day earlier for a
   date-time, AC's time zone being the account's), then checked here on every resource against `udate`,
@@ -32,6 +35,7 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -81,9 +85,55 @@ class Page:
 class _Fetched:
     records: list[Record]
     read: int
-    cursor: dict
+    cursor: dict              # the lane's
     total: int | None
-    last: bool
+    last: bool                # the lane's last page
+    left: int | None = None   # records of the lane after this page, by AC's count
+    spacing: float = 1.0      # ids per record in this page
+
+
+@dataclass(eq=False)
+class _Lane:
+    """One walk over one part of the records: its cursor, and the page requested for it (if any)."""
+    cursor: dict
+    next: Future | None = None      # the slice's next page, requested
+    ahead: Future | None = None     # the page after it, requested once `next` arrived
+    left: int | None = None
+    spacing: float = 1.0
+
+
+def _slice_cursor(last_id, before) -> dict:
+    return {**({"last_id": last_id} if last_id not in (None, 0, "0") else {}),
+            **({"before": int(before)} if before else {})}
+
+
+def _lanes(cursor: dict) -> list[_Lane]:
+    """The lanes of a saved cursor: the slices (`after`/`before` side by side), or one lane."""
+    if "after" in cursor:
+        return [_Lane(_slice_cursor(after, before)) for after, before in
+                zip(cursor["after"], cursor["before"], strict=True)]
+    return [_Lane({k: v for k, v in cursor.items() if k != "pages"})]
+
+
+def _cursor(lanes: list[_Lane]) -> dict:
+    """The walk's cursor: one lane's own (as before slices existed), or every slice's, as two lists of
+    scalars (nx-27017 and the writer's checkpoint fields keep lists of scalars only); 0 = open."""
+    if len(lanes) == 1 and "before" not in lanes[0].cursor:
+        return dict(lanes[0].cursor)
+    return {"after": [int(str(lane.cursor.get("last_id") or 0)) for lane in lanes],
+            "before": [int(lane.cursor.get("before") or 0) for lane in lanes]}
+
+
+def _within(fetched: _Fetched, before) -> _Fetched:
+    """A slice's page without ids at or above its end (a page read ahead before the slice was cut
+    belongs partly to the new slice after it): then the slice has ended."""
+    if not before:
+        return fetched
+    kept = [r for r in fetched.records if int(str(r.get("id"))) < int(before)]
+    if len(kept) == len(fetched.records):
+        return fetched
+    cursor = {"last_id": kept[-1]["id"]} if kept else {k: v for k, v in fetched.cursor.items() if k == "last_id"}
+    return _Fetched(kept, len(kept), cursor, fetched.total, True)
 
 
 def _day_before(moment: str) -> str:
@@ -132,16 +182,22 @@ def _ascending(keys: list[tuple | None]) -> bool:
 class Walk:
     client: ACClient
     spec: JobSpec
-    cursor: dict                       # where the next page starts
+    cursor: dict                       # where the walk continues: one lane's cursor, or the slices (above)
     deadline: float                    # time.monotonic(): no AC call starts after it
     patience: float
     outage_since: float | None = None  # time.time() of the first failure of the current outage
     max_pages: int = field(default_factory=lambda: max(1, -(-job_settings().max_records // AC_PAGE)))
+    in_flight: int = 1                 # most pages requested at once (contacts: one per slice)
+    rate: float = 5.0                  # AC's requests per second (the budget's): slices needed = rate x answer time
+    slice_pages: int = 3               # a contacts slice is made only for at least this many pages
     _params: Params = field(init=False)
     _local: list[Callable[[Record], bool]] = field(init=False)
+    _lanes: list[_Lane] = field(init=False)
+    _turn: int = field(init=False, default=0)
     _pool: ThreadPoolExecutor | None = field(init=False, default=None)
-    _next: Future | None = field(init=False, default=None)
     _closing: threading.Event = field(init=False, default_factory=threading.Event)
+    _guard: threading.Lock = field(init=False, default_factory=threading.Lock)
+    _prefetching: bool = field(init=False, default=True)
 
     def __post_init__(self) -> None:
         resource = self.spec.resource
@@ -159,11 +215,16 @@ class Walk:
             if resource.name in UPDATED_AT_AC:
                 self._params.append(("filters[updated_after]", since if len(since) == 10 else _day_before(since)))
             self._local.append(lambda r, f=UPDATED[resource.name]: updated_since(r, f, since))
+        self._lanes = _lanes(self.cursor)
+        self._pages = int(self.cursor.get("pages", 0))    # pages read (and written) by the walk so far
+        if resource is not CONTACTS or self.in_flight < 2:
+            self.in_flight = 1             # deals and accounts: one offset walk (docs/jobs.md)
 
     # ---- the page pipeline ------------------------------------------------------------------------
     def __enter__(self) -> Walk:
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ac-prefetch")
-        self._next = self._pool.submit(self._fetch, dict(self.cursor))
+        self._pool = ThreadPoolExecutor(max_workers=2 * max(1, self.in_flight), thread_name_prefix="ac-prefetch")
+        for lane in self._lanes:
+            self._request(lane)
         return self
 
     def __exit__(self, *exc) -> None:
@@ -171,21 +232,121 @@ class Walk:
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)   # an AC call in flight ends by its timeout
 
+    @property
+    def pending(self) -> bool:
+        """A page has been requested and not yet returned by next_page."""
+        with self._guard:
+            return any(lane.next is not None or lane.ahead is not None for lane in self._lanes)
+
     def next_page(self, wait: Callable[[Future], None], *, prefetch: bool = True) -> Page:
-        """The next page; `wait(future)` is called until the page has arrived (the worker renews its
-        lease and watches for a cancel meanwhile). With `prefetch`, the page after it is requested at once.
+        """The next page, in a fixed order: the slices take turns, a page each, in their order (so a
+        checkpoint's file is the same whatever AC's answer times). `wait(future)` is called until the page
+        has arrived (the worker renews its lease and watches for a cancel meanwhile). With `prefetch`, each
+        slice has its next page and, once that has arrived, the one after it requested (so a slow answer in
+        one slice holds no other back); without it only pages already requested are returned.
         Raises OutOfTime, or AC's error once patience is out."""
         assert self._pool is not None, "use the walk as a context manager"
-        if self._next is None:
-            self._next = self._pool.submit(self._fetch, dict(self.cursor))
-        while not self._next.done():
-            wait(self._next)
-        fetched: _Fetched = self._next.result()
-        self.cursor = dict(fetched.cursor)
-        self._next = self._pool.submit(self._fetch, dict(fetched.cursor)) if prefetch and not fetched.last else None
+        self._prefetching = prefetch
+        if not prefetch and not self.pending:
+            raise OutOfTime()
+        index = self._turn % len(self._lanes)
+        if not prefetch:
+            while self._lanes[index].next is None:
+                index = (index + 1) % len(self._lanes)
+        lane = self._lanes[index]
+        if lane.next is None:
+            self._request(lane)
+        while not lane.next.done():
+            wait(lane.next)
+        with self._guard:
+            future, lane.next, lane.ahead = lane.next, lane.ahead, None
+        if lane.next is not None and lane.next.done():
+            self._read_ahead(lane, lane.next)        # arrived while it was the page ahead
+        fetched = _within(future.result(), lane.cursor.get("before"))
+        self._pages += 1
+        lane.cursor = {**fetched.cursor, **({"before": lane.cursor["before"]} if "before" in lane.cursor else {})}
+        if fetched.last:
+            self._drop(index)
+        else:
+            lane.left, lane.spacing = fetched.left, fetched.spacing
+            self._split(index)
+            index += 1
+        self._turn = index
+        if prefetch:
+            for other in self._lanes:
+                if other.next is None:
+                    self._request(other)
         records = [r for r in fetched.records if all(check(r) for check in self._local)]
         self._patiently(lambda: enrich(self.client, self.spec.resource, records))
-        return Page(records, fetched.read, fetched.cursor, fetched.total, fetched.last)
+        if self._lanes or "after" in self.cursor:
+            self.cursor = {**_cursor(self._lanes), "pages": self._pages}
+        else:                                   # an unsliced walk ends on its lane's cursor, as before
+            self.cursor = {**fetched.cursor, "pages": self._pages}
+        return Page(records, fetched.read, self.cursor, fetched.total, not self._lanes)
+
+    def _drop(self, index: int) -> None:
+        """A slice has ended; a page read ahead for it (possible only after a cut) is not wanted."""
+        lane = self._lanes.pop(index)
+        with self._guard:
+            for extra in (lane.next, lane.ahead):
+                if extra is not None:
+                    extra.cancel()
+            lane.next = lane.ahead = None
+
+    def _request(self, lane: _Lane) -> None:
+        future = self._pool.submit(self._fetch, dict(lane.cursor))
+        with self._guard:
+            lane.next = future
+        future.add_done_callback(lambda done, lane=lane: self._read_ahead(lane, done))
+
+    def _read_ahead(self, lane: _Lane, done: Future) -> None:
+        """The page after `done` (the slice's next, just arrived), while nothing holds the walk back."""
+        if (not self._prefetching or self._closing.is_set() or done.cancelled() or done.exception() is not None
+                or self.spec.resource is not CONTACTS or len(self._lanes) < 2):
+            return
+        fetched: _Fetched = done.result()
+        with self._guard:
+            if (lane.next is not done or lane.ahead is not None or fetched.last
+                    or not any(other is lane for other in self._lanes)):
+                return
+            cursor = {**fetched.cursor, **({"before": lane.cursor["before"]} if "before" in lane.cursor else {})}
+            try:
+                ahead = self._pool.submit(self._fetch, cursor)
+            except RuntimeError:      # the pool is shutting down: the step is ending
+                return
+            lane.ahead = ahead
+        ahead.add_done_callback(lambda later, lane=lane: self._read_ahead(lane, later))
+
+    # ---- slices (contacts) --------------------------------------------------------------------------
+    def _split(self, index: int) -> None:
+        """While fewer slices than pages in flight are walking, cut the rest of this one (nothing of it is
+        in flight) into more, by id, each of at least `slice_pages` pages by AC's count. The last slice is
+        open-ended (contacts added during the walk land in it); its top is estimated from AC's count of
+        what is left and the ids' spacing in its last page."""
+        lane, room = self._lanes[index], self._wanted() - len(self._lanes)
+        size = self.slice_pages * AC_PAGE
+        if room <= 0 or lane.left is None or lane.left < 2 * size:
+            return
+        after = int(str(lane.cursor.get("last_id") or 0))
+        before = lane.cursor.get("before")
+        top = int(before) - 1 if before else after + int(lane.left * lane.spacing)
+        parts = min(room + 1, lane.left // size, top - after)
+        if parts < 2:
+            return
+        cuts = [after + (top - after) * k // parts for k in range(1, parts)]
+        ends = [*(cut + 1 for cut in cuts), before]
+        lane.cursor = _slice_cursor(lane.cursor.get("last_id"), ends[0])
+        lane.left = None
+        self._lanes[index + 1:index + 1] = [_Lane(_slice_cursor(start, end)) for start, end in
+                                            zip(cuts, ends[1:], strict=True)]
+
+    def _wanted(self) -> int:
+        """Slices that keep AC's rate busy: rate x AC's answer time (+50 %: this side's work, AC's jitter), at most
+        `in_flight`. A fast AC needs one: more slices would only cost a partial page each."""
+        answer = getattr(self.client, "answer_seconds", None)
+        if answer is None:
+            return self.in_flight
+        return max(1, min(self.in_flight, math.ceil(self.rate * answer * 1.5)))
 
     # ---- reading AC -------------------------------------------------------------------------------
     def _patiently(self, call: Callable[[], T]) -> T:
@@ -216,25 +377,26 @@ class Walk:
         return self._patiently(lambda: self.client.get(self.spec.resource.path, params))
 
     def _fetch(self, cursor: dict) -> _Fetched:
-        pages = int(cursor.get("pages", 0)) + 1
-        if pages > self.max_pages:
+        if self._pages + 1 > self.max_pages:     # pages read so far (all slices), and this one
             raise UpstreamInvalid(f"ActiveCampaign kept sending full pages past {self.max_pages} pages; "
                                   "the export was stopped (EXPORT_MAX_RECORDS)")
-        fetched = self._fetch_after_id(cursor) if self.spec.resource is CONTACTS else self._fetch_at_offset(cursor)
-        fetched.cursor["pages"] = pages
-        return fetched
+        return self._fetch_after_id(cursor) if self.spec.resource is CONTACTS else self._fetch_at_offset(cursor)
 
     def _fetch_after_id(self, cursor: dict) -> _Fetched:
-        last_id = cursor.get("last_id")
-        body = self._get([*self._params, *([("id_greater", str(last_id))] if last_id is not None else [])])
+        last_id, before = cursor.get("last_id"), cursor.get("before")
+        body = self._get([*self._params, *([("id_greater", str(last_id))] if last_id is not None else []),
+                          *([("id_less", str(before))] if before else [])])
         records = page_records(self.spec.resource, body)
         first = _ids(records[:1])
         if first and str(last_id).isdigit() and first[0] <= int(str(last_id)):
             raise UpstreamInvalid("ActiveCampaign sent contacts at or below the last id read; the walk cannot advance")
         total = parse_total(body)
         last = len(records) < AC_PAGE or (total is not None and total <= len(records))
-        return _Fetched(records, len(records), {"last_id": records[-1]["id"]} if records else dict(cursor),
-                        total, last)
+        after = {"last_id": records[-1]["id"]} if records else {"last_id": last_id} if last_id is not None else {}
+        ids = _ids(records)
+        spacing = (ids[-1] - ids[0]) / (len(ids) - 1) if ids and len(ids) > 1 else 1.0
+        return _Fetched(records, len(records), {**after, **({"before": before} if before else {})}, total, last,
+                        None if total is None else total - len(records), spacing)
 
     def _fetch_at_offset(self, cursor: dict) -> _Fetched:
         offset, last_id = int(cursor.get("offset", 0)), cursor.get("last_id")

@@ -63,7 +63,7 @@ from acexport.jobs.view import iso
 from acexport.jobs.walk import OrderLost, OutOfTime, Walk
 from acexport.jobs.writer import FileWriter
 from acexport.logs import bind, bind_tenant
-from acexport.settings import JobSettings, job_settings, required
+from acexport.settings import JobSettings, get_settings, job_settings, required
 from acexport.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
@@ -387,11 +387,13 @@ class Step:
         upload = self._upload()
         writer = self.writer = self._writer(upload)
         walk = Walk(client, self._spec(), self.state.cursor, deadline=self.deadline,
-                    patience=self.settings.patience_seconds, outage_since=self.state.outage_since)
+                    patience=self.settings.patience_seconds, outage_since=self.state.outage_since,
+                    in_flight=self.settings.pages_in_flight, slice_pages=self.settings.slice_pages,
+                    rate=get_settings().rate_limit_per_second)
         with walk:
             while True:
                 more = time.monotonic() < self.stop_at     # a step always writes at least one page
-                try:
+                try:                                       # and, once its time is up, the pages requested
                     page = walk.next_page(self._wait, prefetch=more)
                 except OutOfTime:
                     break
@@ -408,7 +410,7 @@ class Step:
                 if writer.part_due():
                     writer.put_part()
                     self._save()
-                if not more:
+                if not more and not walk.pending:
                     break
                 self._tick_if_due()
             self.state.outage_since = walk.outage_since

@@ -7,7 +7,7 @@ from acexport.credentials import connections
 
 snapstart.register()   # Lambda SnapStart hooks when the stack enables it (no-op elsewhere)
 
-ac_client.session()   # at init: every save calls AC (status and delete never do, and skip `requests`)
+ac_client.session()   # at init: every save calls AC (GET /auth never does, and skips `requests`)
 
 app = http_app()
 

@@ -61,7 +61,7 @@ def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
     if store.exists(tenant):
         raise AlreadyExists()
     attempts.take(tenant)   # per caller: validations take no slot of the AC host's shared budget
-    from acexport.ac.client import ACClient  # here: status and delete never call AC (no `requests` at start)
+    from acexport.ac.client import ACClient  # here: GET /auth never calls AC (no `requests` at its start)
 
     ACClient(base_url, api_key, deadline=deadline).validate()
     ciphertext = crypto.encrypt(api_key, account_id=tenant.account_id, owner=tenant.owner)

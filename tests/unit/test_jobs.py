@@ -12,7 +12,9 @@ from acexport.errors import ApiError, BadRequest
 from acexport.jobs import files as job_files
 from acexport.jobs import spec as job_spec
 from acexport.jobs import view as job_view
-from acexport.jobs.walk import Walk, updated_since
+from acexport.jobs.walk import updated_since
+
+from tests.fakes import walk_ids
 
 # ---- the file ---------------------------------------------------------------------------------------
 
@@ -99,17 +101,7 @@ class FakeAC:
 
 
 def walk_all(client) -> list[str]:
-    import time
-
-    spec = job_spec.parse("accounts", {})
-    seen, cursor = [], {}
-    while True:
-        with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0) as walk:
-            page = walk.next_page(lambda future: future.result(), prefetch=False)
-        seen += [r["id"] for r in page.records]
-        cursor = page.cursor
-        if page.last:
-            return seen
+    return walk_ids(client, "accounts")
 
 
 def test_offset_walk_reads_each_account_once():

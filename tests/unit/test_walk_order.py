@@ -2,11 +2,11 @@
 repeat a deal, a cursor of an older release keeps its id order, and an order the walk cannot place is a
 clear failure (OrderLost), never a silent skip or repeat."""
 
-import time
 
 import pytest
-from acexport.jobs import spec as job_spec
-from acexport.jobs.walk import OrderLost, Walk
+from acexport.jobs.walk import OrderLost
+
+from tests.fakes import walk_ids
 
 
 class FakeDeals:
@@ -37,15 +37,7 @@ class FakeDeals:
 
 
 def walk_all(client, cursor=None) -> list[str]:
-    spec = job_spec.parse("deals", {})
-    seen, cursor = [], dict(cursor or {})
-    while True:
-        with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0) as walk:
-            page = walk.next_page(lambda future: future.result(), prefetch=False)
-        seen += [r["id"] for r in page.records]
-        cursor = page.cursor
-        if page.last:
-            return seen
+    return walk_ids(client, "deals", cursor)
 
 
 def test_deals_are_walked_in_creation_order_once():

@@ -27,6 +27,7 @@ the environment): `--margin-ms` overrides the margin.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import gzip
 import json
 import os
@@ -57,6 +58,7 @@ def worker() -> None:
     sources = EventSources(ROOT / "template.yaml", endpoint_url=os.environ["AWS_ENDPOINT_URL"],
                            region=os.environ.get("AWS_REGION", "us-east-1"), invoke=gateway.invoke)
     sources.create().start(functions={WORKER})
+    _create_bus(sources)
     from acexport.jobs import store as jobs
 
     traced = os.environ.get("BENCH_TRACEMALLOC") == "1"
@@ -73,6 +75,16 @@ def worker() -> None:
                               "max_rss_mb": _peak_rss_mb(), "budget_margin_ms": _margins()}), flush=True)
     finally:
         sources.stop(timeout=30)
+
+
+def _create_bus(sources) -> None:
+    """The service's own EventBridge bus (issue 9), where the worker publishes a finished job: the local
+    stack creates it with its EventBridge pollers, which this benchmark does not run. Without it the
+    finishing step fails and its message, retried, holds the next job of the AC account's FIFO group."""
+    bus = os.environ.get("EVENT_BUS_NAME") or sources.template["Parameters"]["EventBusName"]["Default"]
+    events = sources.client("events")
+    with contextlib.suppress(events.exceptions.ResourceAlreadyExistsException):
+        events.create_event_bus(Name=bus)
 
 
 def _margins() -> dict:

@@ -94,7 +94,8 @@ def _margins() -> dict:
     limiter = client.limiter()
     margins = getattr(limiter, "_margins", {})
     return {host: {"margin": round(1000 * m.seconds, 1), "extra": round(1000 * m.extra, 1),
-                   "lag_spread": round(1000 * (max(m._lags) - min(m._lags)), 1) if m._lags else None}
+                   "lag_spread": round(1000 * (max(m._lags) - min(m._lags)), 1) if m._lags else None,
+                   "lags": len(m._lags)}
             for host, m in margins.items()}
 
 

@@ -44,6 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 
 BASE = "/v1/integrations/activecampaign"
 WORKER = "ExportWorkerFunction"
+MARK = "BENCH-WORKER "    # the child's report lines; its stdout also carries the functions' EMF metric lines
 
 
 # ---------------------------------------------------------------- the worker "container" (child process)
@@ -71,8 +72,8 @@ def worker() -> None:
             while (jobs.get(line.strip()) or {}).get("status") not in jobs.TERMINAL:
                 time.sleep(0.02)
             peak = tracemalloc.get_traced_memory()[1] if traced else None
-            print(json.dumps({"tracemalloc_peak_mb": round(peak / 2**20, 2) if traced else None,
-                              "max_rss_mb": _peak_rss_mb(), "budget_margin_ms": _margins()}), flush=True)
+            print(MARK + json.dumps({"tracemalloc_peak_mb": round(peak / 2**20, 2) if traced else None,
+                                     "max_rss_mb": _peak_rss_mb(), "budget_margin_ms": _margins()}), flush=True)
     finally:
         sources.stop(timeout=30)
 
@@ -143,7 +144,7 @@ def run(size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> d
                     break
                 time.sleep(0.05)
             wall = time.monotonic() - started
-            memory = json.loads(child.stdout.readline())
+            memory = _report(child)
             assert job["status"] == "succeeded", job
             return job, wall, memory
 
@@ -175,6 +176,16 @@ def run(size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> d
             "post_to_first_request_s": round(setup, 3), "last_request_to_done_s": round(tail, 3),
             "file_bytes": job["file"]["size"], "records": job["file"]["records"], "exact": exact,
             "worker_memory": memory}
+
+
+def _report(child: subprocess.Popen) -> dict:
+    """The worker child's report of the job that just ended (other lines, e.g. EMF metrics, skipped)."""
+    while True:
+        line = child.stdout.readline()
+        if not line:
+            raise RuntimeError("the worker child ended without a report")
+        if line.startswith(MARK):
+            return json.loads(line[len(MARK):])
 
 
 def _seconds(iso: str) -> float:

@@ -38,7 +38,7 @@ def save(api, *, token="default", api_key="bogus-key", base_url=None):
 # ---- 2: validation outside the host's budget; POST /auth limited per caller -------------------
 
 def test_save_attempts_are_limited_per_caller_with_retry_after(api):
-    api.env(AUTH_SAVE_ATTEMPTS="3", AUTH_SAVE_WINDOW_SECONDS="60")
+    api.env(AUTH_SAVE_ATTEMPTS="3", AUTH_SAVE_WINDOW_SECONDS="60", AC_VALIDATIONS_PER_SECOND="1000")  # per caller
     for _ in range(3):
         assert save(api).status_code == 400
     reply = save(api)
@@ -52,7 +52,7 @@ def test_save_attempts_are_limited_per_caller_with_retry_after(api):
 
 
 def test_concurrent_attempts_cannot_all_take_the_last_one(api):
-    api.env(AUTH_SAVE_ATTEMPTS="5")
+    api.env(AUTH_SAVE_ATTEMPTS="5", AC_VALIDATIONS_PER_SECOND="1000")   # the per-caller count, not the lane
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
         statuses = list(pool.map(lambda _: save(api).status_code, range(15)))
     assert statuses.count(400) == 5 and statuses.count(429) == 10

@@ -150,6 +150,7 @@ class Settings:
     auth_window_seconds: float
     mongodb_max_pool_size: int
     rate_limit_per_second: float
+    validations_per_second: float
     rate_budget: str
     rate_budget_collection: str
     rate_window_margin_ms: float
@@ -181,6 +182,7 @@ class Settings:
             auth_window_seconds=_number("AUTH_SAVE_WINDOW_SECONDS", 60, 1),
             mongodb_max_pool_size=int(_number("MONGODB_MAX_POOL_SIZE", 4, 1)),
             rate_limit_per_second=_number("AC_RATE_LIMIT_PER_SECOND", 5, 1),
+            validations_per_second=_number("AC_VALIDATIONS_PER_SECOND", 1, 1),
             rate_budget=_choice("AC_RATE_BUDGET", "shared", ("shared", "local")),
             rate_budget_collection=_env("RATE_BUDGET_COLLECTION", "integrations_activecampaign_rate_budget"),
             rate_window_margin_ms=_number("AC_RATE_WINDOW_MARGIN_MS", 25, 0),

@@ -57,7 +57,6 @@ logger = logging.getLogger(__name__)
 AC_PAGE = 100              # AC's largest page (`limit` above 100 is read as 100)
 MIN_ATTEMPT_SECONDS = 0.5   # don't start an attempt with less time than this left
 MAX_ATTEMPTS = 5
-VALIDATIONS_PER_SECOND = 1       # of an AC account's 5: what saves (callers without a connection) may take
 VALIDATION_WAIT_SECONDS = 3.0   # a save waits this long at most for the validation lane, then 503
 VALIDATION_LANE_MARGIN = 0.05  # seconds added to the lane's 1 s window (fixed; see validation_lane)
 USER_AGENT = "activecampaign-integration/1.0"
@@ -131,15 +130,15 @@ def limiter() -> Limiter:
 
 
 def validation_lane() -> Limiter:
-    """The lane validations pass before they take a slot of the account's budget: VALIDATIONS_PER_SECOND
-    per AC account, whoever asks. AC counts a validation like any request, so it must take a budget slot
-    (without one, saves pushed an account past 5 per second: 429s in the load run); the lane bounds what
-    callers without a connection can take of that budget (issue 9, finding 2; docs/decisions.md)."""
+    """The lane validations pass before they take a slot of the account's budget: AC_VALIDATIONS_PER_SECOND
+    (default 1 of AC's 5) per AC account, whoever asks. AC counts a validation like any request, so it must
+    take a budget slot (without one, saves pushed an account past 5 per second: 429s in the load run); the
+    lane bounds what callers without a connection can take of that budget (issue 9, finding 2; decision 36)."""
     global _validation_lane
     if _validation_lane is None:
         # The lane keeps the fixed 50 ms margin it was made with: a validation waits for a budget slot after
         # the lane, so its arrival at AC drifts from the lane's stamp (the budget's own margin adapts, issue 12).
-        _validation_lane = _make_limiter(VALIDATIONS_PER_SECOND, margin=VALIDATION_LANE_MARGIN)
+        _validation_lane = _make_limiter(get_settings().validations_per_second, margin=VALIDATION_LANE_MARGIN)
     return _validation_lane
 
 
@@ -290,7 +289,7 @@ class ACClient:
             if remaining < MIN_ATTEMPT_SECONDS:
                 break
             try:
-                if self.validating:   # at most VALIDATIONS_PER_SECOND of the account's budget, waiting briefly
+                if self.validating:   # at most AC_VALIDATIONS_PER_SECOND of the budget, waiting briefly
                     validation_lane().acquire(f"validate:{self.budget_key}",
                                               min(self.deadline, self._clock() + VALIDATION_WAIT_SECONDS))
                 stamp = limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)

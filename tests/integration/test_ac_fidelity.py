@@ -24,6 +24,7 @@ def queries(sandbox, path):
 
 # ---- 1. a permission 403 is not a rejected key ----------------------------------------------------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_permission_403_names_it_changes_nothing_and_other_resources_work(connected):
     sandbox = connected.sandbox
     sandbox.deny("/deals")                 # the key's user group lacks Deals (AC's documented 403 body)
@@ -38,6 +39,7 @@ def test_a_permission_403_names_it_changes_nothing_and_other_resources_work(conn
     assert connected.export("accounts", "limit=5").status_code == 200
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_403_without_the_permission_body_is_still_a_rejected_key(connected):
     connected.sandbox.inject(403, times=2, path="/deals", body=b'{"message": "Forbidden"}', content_type=None)
     reply = connected.export("deals")
@@ -55,6 +57,7 @@ def test_names_the_key_may_not_read_are_null_and_cost_one_call(connected):
     assert sandbox.count("/users") == 1                              # the refusal is cached like the data
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_job_hitting_a_permission_fails_with_it_without_reconnect(kit):
     kit.sandbox.deny("/deals")
     done = kit.wait(kit.start("deals")["id"])
@@ -89,6 +92,7 @@ def test_deal_pages_without_an_order_come_in_creation_order(connected):
     assert ordered.status_code == 200 and "orders[cdate]" not in queries(sandbox, "/deals")[-1]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_deals_job_walks_in_creation_order_with_many_stubs(kit):
     kit.sandbox.generate(deals=350)
     job, records = kit.run("deals")

@@ -158,6 +158,7 @@ def test_twenty_concurrent_saves_leave_one_record(api, mongo):
     assert len(records(mongo)) == 1
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_connections_are_per_user_and_account(api, mongo):
     api.connect(token=api.token("alice", "acc-1"))
     assert api.call("GET", "/auth", token=api.token("bob", "acc-1")).json()["data"]["connected"] is False

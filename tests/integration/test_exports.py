@@ -65,6 +65,7 @@ def test_limit_250_is_three_ac_calls_of_at_most_100(connected):
     assert all(int(dict(c.query)["limit"]) <= 100 for c in calls)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_seed_example_first_name_john_ordered_by_email(connected):
     sandbox = connected.sandbox
     reply = connected.export("contacts", "orders[email]=ASC&filters[firstName]=John")
@@ -96,6 +97,7 @@ def test_exact_email_filter(connected):
     assert reply.json()["pagination"]["total"] == "1"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_deals_carry_pipeline_and_stage_titles(connected):
     sandbox = connected.sandbox
     reply = connected.export("deals", "limit=100")
@@ -112,6 +114,7 @@ def test_deals_carry_pipeline_and_stage_titles(connected):
         assert deal["stageTitle"] == stages[deal["stage"]]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_deal_filters_reach_ac(connected):
     sandbox = connected.sandbox
     pipeline = sandbox.deal_groups[1]["id"]
@@ -121,6 +124,7 @@ def test_deal_filters_reach_ac(connected):
     assert ids(reply) == [d["id"] for d in expected]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_seed_examples_on_accounts(connected):
     sandbox = connected.sandbox
     exact = connected.export("accounts", "filters[name]=Acme Corporation")

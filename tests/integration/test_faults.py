@@ -24,6 +24,7 @@ def test_429_is_absorbed_honouring_retry_after(connected):
     assert connected.sandbox.count("/contacts") == 3
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_throttled_past_the_budget_is_503_with_retry_after(connected):
     connected.env(REQUEST_BUDGET_SECONDS="3")
     connected.sandbox.inject(status=429, retry_after=30, times=5, path="/contacts")
@@ -69,16 +70,19 @@ def test_broken_bodies_are_retried_then_502(connected, body):
     assert reply.status_code == 502
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_one_broken_body_is_recovered(connected):
     connected.sandbox.inject(body=b'{"contacts": [{"id"', times=1, path="/contacts")
     assert connected.export("contacts", "limit=3").status_code == 200
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_intermittent_403_is_retried_once(connected):
     connected.sandbox.inject(status=403, content_type=None, body=b"", times=1, path="/contacts")
     assert connected.export("contacts", "limit=3").status_code == 200
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_revoked_key_tells_the_client_to_reconnect(connected):
     connected.sandbox.remove_key("sandbox-key")
     reply = connected.export("contacts")
@@ -122,6 +126,7 @@ def test_kms_down_is_503_and_nothing_is_stored(api, mongo):
 
 @pytest.mark.parametrize("location", ["http://169.254.169.254/latest/meta-data/", "http://127.0.0.1:9/admin",
                                       "https://www.activecampaign.com/login/"])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_redirects_are_never_followed(connected, location):
     connected.sandbox.inject(status=302, location=location, times=3)
     reply = connected.export("contacts")

@@ -49,6 +49,7 @@ def test_a_name_resolving_to_a_private_address_is_refused_without_connecting(api
     assert api.call("GET", "/auth").json()["data"] == {"connected": False}
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_connection_goes_to_the_checked_address_with_the_host_named(api, dns, connections, monkeypatch):
     """The name never reaches the system resolver: urllib3 connects to the pinned address and the Host
     header still names the AC host (what AC's virtual hosting and TLS need)."""
@@ -106,6 +107,7 @@ def test_full_reference_pages_for_ever_end_with_a_clear_error(api):
     assert api.sandbox.count("/fields") == 3
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_an_infinite_retry_after_neither_blocks_the_host_nor_fails(api, mongo):
     api.connect()
     api.sandbox.requests.clear()
@@ -118,6 +120,7 @@ def test_an_infinite_retry_after_neither_blocks_the_host_nor_fails(api, mongo):
     assert slots and all(abs(float(slot.get("t", 0))) < 1e12 for slot in slots)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_job_on_a_host_that_pages_for_ever_fails_at_once(kit):
     kit.api.env(EXPORT_MAX_RECORDS="100")
     job = kit.wait(kit.start("contacts")["id"])

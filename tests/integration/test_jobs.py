@@ -26,6 +26,7 @@ def test_ndjson_file_holds_every_record_once_with_the_page_exports_enrichment(ki
     assert job["started_at"] and job["finished_at"] and job["file"]["url_expires_at"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 @pytest.mark.parametrize("resource", ["contacts", "deals", "accounts"])
 def test_csv_has_a_header_row_and_nested_fields_as_json(kit, resource):
     job, rows = kit.run(resource, {"format": "csv"})
@@ -49,6 +50,7 @@ def test_csv_has_a_header_row_and_nested_fields_as_json(kit, resource):
                 assert cell == str(value)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_file_spans_several_parts_and_the_walk_uses_id_greater(kit):
     kit.sandbox.generate(contacts=700)
     job, records = kit.run("contacts")
@@ -60,6 +62,7 @@ def test_a_file_spans_several_parts_and_the_walk_uses_id_greater(kit):
     assert kit.sandbox.count("/fields") == 1                    # reference data once per job
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_filters_are_the_page_exports_ones_applied_at_ac_or_here(kit):
     _, johns = kit.run("contacts", {"filters": {"firstName": "john"}})        # AC search=, then exact here
     assert ids(johns) == [c["id"] for c in kit.sandbox.contacts if c["firstName"].casefold() == "john"]
@@ -72,6 +75,7 @@ def test_filters_are_the_page_exports_ones_applied_at_ac_or_here(kit):
 
 @pytest.mark.parametrize(("resource", "field", "at_ac"), [("contacts", "udate", True), ("deals", "mdate", True),
                                                           ("accounts", "updatedTimestamp", False)])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_updated_after_a_day(kit, resource, field, at_ac):
     stamps = sorted(str(r[field])[:10] for r in kit.expected(resource) if r.get(field))
     day = stamps[len(stamps) // 2]
@@ -85,6 +89,7 @@ def test_updated_after_a_day(kit, resource, field, at_ac):
     assert all(value == (day if at_ac else None) for value in sent)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_updated_after_an_instant_is_exact_here_and_a_day_earlier_at_ac(kit):
     from acexport.ac.resources import timestamp
 
@@ -125,12 +130,14 @@ def test_a_body_that_is_not_an_object_is_400(kit):
     assert reply.status_code == 400 and reply.json()["message"] == "Request body must be a JSON object"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_not_connected_is_404_unauthorised_access(kit):
     reply = kit.post("contacts", token=kit.api.token(uid="stranger"))
     assert reply.status_code == 404
     assert reply.json() == {"success": False, "errno": 404, "message": "Unauthorised Access"}
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_another_tenants_job_is_exactly_a_missing_one(kit):
     job, _ = kit.run("accounts")
     other = kit.api.token(uid="user-2")
@@ -146,6 +153,7 @@ def test_another_tenants_job_is_exactly_a_missing_one(kit):
     assert kit.get(job["id"]).json()["data"]["file"]["url"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_list_is_newest_first_paged_and_filtered(kit):
     first, _ = kit.run("accounts")
     second, _ = kit.run("accounts", {"format": "csv"})
@@ -159,6 +167,7 @@ def test_list_is_newest_first_paged_and_filtered(kit):
     assert bad.status_code == 400 and "must be one of queued, running" in bad.json()["message"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_cancel_stops_a_running_job_aborts_its_upload_and_says_so(kit):
     kit.sandbox.generate(contacts=600)
     kit.sandbox.inject(delay=0.3, times=100, path="/contacts")   # slow AC: the job is still running below
@@ -196,6 +205,7 @@ def test_progress_and_estimate_while_running(kit, monkeypatch):
     assert kit.wait(job["id"])["status"] == "succeeded"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_finished_job_is_announced_with_its_s3_location(kit):
     job, _ = kit.run("deals")
     (event,) = kit.finished_events(job["id"])
@@ -244,6 +254,7 @@ def test_an_eventbridge_request_that_cannot_start_is_answered_with_a_rejection(k
     assert rejected["e-2"]["status"] == 404 and "Unknown export resource" in rejected["e-2"]["error"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_at_most_n_jobs_in_progress_per_caller(kit):
     kit.api.env(EXPORT_MAX_ACTIVE_JOBS="2")
     kit.sandbox.inject(delay=0.5, times=20, path="/accounts")
@@ -254,6 +265,7 @@ def test_at_most_n_jobs_in_progress_per_caller(kit):
     assert "At most 2 export jobs" in reply.json()["message"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_sample_events_run_through_their_handlers(kit):
     """events/export_job_*.json, export_worker.json: what `sam local invoke -e` would send."""
     def event(name):

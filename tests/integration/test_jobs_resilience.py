@@ -31,6 +31,7 @@ def parts_uploaded(monkeypatch) -> list[int]:
     return numbers
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_job_of_many_steps_hands_on_through_the_queue(kit):
     kit.api.env(EXPORT_STEP_SECONDS="0.001")          # every step writes one page, then hands on
     kit.sandbox.generate(contacts=450)
@@ -41,6 +42,7 @@ def test_a_job_of_many_steps_hands_on_through_the_queue(kit):
     assert kit.sandbox.count("/contacts") == 5            # one page per step, nothing read twice
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_part_uploaded_but_not_checkpointed_is_uploaded_again_under_its_number(kit, monkeypatch):
     kit.sandbox.generate(contacts=600)
     numbers = parts_uploaded(monkeypatch)
@@ -82,6 +84,7 @@ def test_a_killed_worker_is_resumed_once_its_lease_runs_out(kit, monkeypatch):
     assert numbers.count(1) == 1 and 2 in numbers               # parts before the kill were kept
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_message_delivered_twice_through_the_queue(kit):
     kit.api.env(EXPORT_STEP_SECONDS="0.001")
     kit.sandbox.generate(contacts=500)
@@ -95,6 +98,7 @@ def test_a_message_delivered_twice_through_the_queue(kit):
     assert len(kit.finished_events(job["id"])) == 1
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_two_deliveries_at_the_same_moment_write_the_file_once(kit, monkeypatch):
     kit.sandbox.generate(contacts=400)
     monkeypatch.setattr(job_requests, "send_work", lambda *args: None)       # we deliver it ourselves
@@ -139,6 +143,7 @@ def test_a_step_that_always_fails_ends_in_the_dlq_and_fails_the_job(kit, monkeyp
     assert event["detail"]["status"] == "failed" and "failed repeatedly" in event["detail"]["error"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_message_that_is_not_ours_goes_to_the_dlq_and_nothing_else_happens(kit):
     kit.sqs().send_message(QueueUrl=kit.queue_url, MessageBody="{not json", MessageGroupId="x",
                            MessageDeduplicationId="poison")
@@ -200,6 +205,7 @@ def after_first_page(sandbox, monkeypatch, path: str, action) -> None:
     monkeypatch.setattr(sandbox, endpoint, serve)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_key_ac_rejects_mid_job_fails_it_with_the_reconnect_message(kit, monkeypatch):
     kit.sandbox.generate(contacts=500)
     after_first_page(kit.sandbox, monkeypatch, "/contacts", lambda: kit.sandbox.remove_key("sandbox-key"))
@@ -211,6 +217,7 @@ def test_a_key_ac_rejects_mid_job_fails_it_with_the_reconnect_message(kit, monke
     assert not kit.s3().list_multipart_uploads(Bucket=upload["bucket"]).get("Uploads")
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_connection_deleted_mid_job_fails_it_with_unauthorised_access(kit, monkeypatch):
     import os
 

@@ -18,6 +18,7 @@ def by_id(records):
     return sorted(records, key=lambda r: int(r["id"]))
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_several_slices_across_hand_ons_and_a_crash_write_each_contact_once(kit, monkeypatch):
     kit.api.env(**SLICED, EXPORT_STEP_SECONDS="0.001")     # every step: a page, the pages in flight, hand on
     kit.sandbox.generate(contacts=1500)

@@ -3,11 +3,13 @@ migration encrypts them in place without printing them."""
 
 import os
 
+import pytest
 from acexport import migrate_keys
 
 from tests.integration.conftest import DEMO_KEY
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_plaintext_record_works_and_is_migrated(api, mongo, capsys):
     collection = mongo[os.environ["CREDENTIALS_COLLECTION"]]
     collection.insert_one({"account_id": "account-1", "owner": "user-1", "workspace_id": "w",

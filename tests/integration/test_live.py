@@ -69,6 +69,7 @@ def live(api, stack):
     return enable(api)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_put_registers_one_webhook_with_the_events_and_sources_ac_documents(api, sandbox, mongo, live):
     assert live["enabled"] is True and live["state"] == "enabled"
     assert set(live["events"]) >= REQUIRED and set(live["sources"]) == {"public", "admin", "api", "system"}
@@ -86,6 +87,7 @@ def test_put_registers_one_webhook_with_the_events_and_sources_ac_documents(api,
     assert secret not in api.call("GET", "/live").text
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_put_again_is_idempotent_and_a_webhook_lost_at_ac_is_registered_again(api, sandbox, live):
     first = hook(sandbox)
     again = enable(api)
@@ -106,6 +108,7 @@ def test_put_without_a_connection_is_404(api):
     assert reply.status_code == 404 and reply.json()["message"] == "Unauthorised Access"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_contact_change_arrives_in_the_feed_in_export_names_and_on_the_bus(api, sandbox, stack, live):
     settle(sandbox, sandbox.update_contact(3, firstName="Zed", lastName="Quinn"))
     body = changes(api)
@@ -125,6 +128,7 @@ def test_a_contact_change_arrives_in_the_feed_in_export_names_and_on_the_bus(api
                                "occurred_at": change["occurred_at"]}
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_deals_tags_and_new_contacts(api, sandbox, live):
     settle(sandbox, sandbox.tag_contact(5, "vip"))
     stage = "3" if sandbox._deal(5)["stage"] == "2" else "2"
@@ -138,6 +142,7 @@ def test_deals_tags_and_new_contacts(api, sandbox, live):
     assert (created["type"], created["record_id"]) == ("contact.created", contact["id"])
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_same_delivery_twice_is_one_change_and_one_event(api, sandbox, stack, live):
     (sent,) = sandbox.update_contact(4, firstName="Once")
     sandbox.wait_for_deliveries()
@@ -148,6 +153,7 @@ def test_the_same_delivery_twice_is_one_change_and_one_event(api, sandbox, stack
     assert len(published(stack)) == 1
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_feed_pages_oldest_first_by_cursor(api, sandbox, live):
     for n in range(5):
         settle(sandbox, sandbox.update_contact(10 + n, firstName=f"P{n}"))
@@ -162,11 +168,13 @@ def test_feed_pages_oldest_first_by_cursor(api, sandbox, live):
 @pytest.mark.parametrize("query", ["limit=0", "limit=251", "limit=x", "limit=", "after=", "after=-1", "after=abc",
                                    "after=1&after=2",
                                    "since=1", "after=" + "9" * 19])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_bad_feed_queries_are_400(api, query):
     reply = api.call("GET", f"/changes?{query}")
     assert reply.status_code == 400, reply.text
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_wrong_or_malformed_secrets_are_refused_and_store_nothing(api, sandbox, mongo, live):
     body = "type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3&contact[first_name]=X"
     for secret, status in (("a" * 43, 410), (secret_of(hook(sandbox))[:-1] + "x", 410), ("short", 404),
@@ -184,12 +192,14 @@ def test_wrong_or_malformed_secrets_are_refused_and_store_nothing(api, sandbox, 
     (b"type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3&x=\xff\xfe", FORM, 400),
     ("type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3&pad=" + "x" * 140_000, FORM, 413),
 ])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_malformed_or_oversized_deliveries_store_nothing(api, sandbox, mongo, live, body, headers, status):
     reply = deliver(api, secret_of(hook(sandbox)), body, headers)
     assert reply.status_code == status, reply.text
     assert mongo[os.environ["CHANGES_COLLECTION"]].count_documents({}) == 0
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_another_tenant_never_sees_a_change(api, sandbox, stack, live):
     other = api.token(uid="user-2", account_id="account-2")
     sub_owner = api.token(uid="user-1", account_id="account-1b")
@@ -211,6 +221,7 @@ def test_another_tenant_never_sees_a_change(api, sandbox, stack, live):
     assert owners == {("account-1", "user-1"), ("account-2", "user-2")}
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_delete_live_removes_the_webhook_and_revokes_the_url(api, sandbox, live):
     secret = secret_of(hook(sandbox))
     reply = api.call("DELETE", "/live")
@@ -226,6 +237,7 @@ def test_delete_live_removes_the_webhook_and_revokes_the_url(api, sandbox, live)
     assert changes(api)["data"][-1]["record"]["firstName"] == "Back"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_delete_auth_removes_the_webhooks_too(api, sandbox, live):
     secret = secret_of(hook(sandbox))
     assert api.call("DELETE", "/auth").status_code == 200
@@ -243,6 +255,7 @@ def test_delete_auth_when_ac_is_down_still_revokes_the_url(api, sandbox, live):
     assert deliver(api, secret, "type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3").status_code == 410
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_changes_expire_after_the_ttl(api, sandbox, mongo, live):
     settle(sandbox, sandbox.update_contact(3, firstName="Old"))
     settle(sandbox, sandbox.update_contact(4, firstName="New"))
@@ -264,6 +277,7 @@ def test_changes_expire_after_the_ttl(api, sandbox, mongo, live):
     assert coll.count_documents({"record_id": "3"}) <= 1   # nx-27017's TTL monitor may already have run
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_change_being_written_holds_the_cursor_back(api, sandbox, mongo, live):
     """A gap in the sequence younger than GAP_SECONDS is a change being written: readers stop before it."""
     settle(sandbox, sandbox.update_contact(3, firstName="One"))
@@ -277,6 +291,7 @@ def test_a_change_being_written_holds_the_cursor_back(api, sandbox, mongo, live)
     assert [c["id"] for c in changes(api)["data"]] == [first["_id"], "later"]   # an old gap is skipped
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_no_hook_secret_in_any_log_line(api, sandbox, live, capfd, caplog):
     secret = secret_of(hook(sandbox))
     settle(sandbox, sandbox.update_contact(3, firstName="Logged"))
@@ -292,6 +307,7 @@ def test_no_hook_secret_in_any_log_line(api, sandbox, live, capfd, caplog):
         assert secret not in text and secret[:-2] not in text
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_receiver_answers_fast(api, sandbox, live):
     sent = []
     for n in range(20):
@@ -302,6 +318,7 @@ def test_the_receiver_answers_fast(api, sandbox, live):
     assert times[len(times) // 2] < 0.5, times     # a generous bound; benchmarks/bench_live.py measures
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_receiver_needs_no_token_but_the_other_live_routes_do(api, sandbox, live):
     assert api.call("GET", "/changes", token=None).status_code == 401
     assert api.call("PUT", "/live", token=None).status_code == 401
@@ -310,6 +327,7 @@ def test_receiver_needs_no_token_but_the_other_live_routes_do(api, sandbox, live
     assert reply.status_code == 200 and reply.json()["data"] == {"duplicate": False}
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_odd_labels_from_ac_are_stored_as_sent(api, sandbox, live):
     """Custom field labels are AC users' text: a `.` or a leading `$` must not break the store."""
     body = ("type=deal_add&date_time=2024-02-28T04:45:41-06:00&deal[id]=77&deal[value]=10.00&deal[value_raw]=10"
@@ -321,6 +339,7 @@ def test_odd_labels_from_ac_are_stored_as_sent(api, sandbox, live):
     assert change["record"]["value"] == "1000"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_sample_events_run_through_their_handlers(api, sandbox, mongo):
     """events/live_*.json and hooks_receiver.json, invoked as Lambda invokes them (as `sam local invoke -e`)."""
     import json

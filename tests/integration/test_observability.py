@@ -60,6 +60,7 @@ def metric_sum(documents: list[dict], name: str) -> float:
                for doc in documents if name in doc)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_job_failed_on_purpose_leaves_a_json_line_with_job_and_tenant_and_no_key(kit, log_lines, capsys):
     kit.sandbox.remove_key(DEMO_KEY)                     # AC now refuses the stored key: the job must fail
     job = kit.wait(kit.start("contacts")["id"])
@@ -84,6 +85,7 @@ def test_a_job_failed_on_purpose_leaves_a_json_line_with_job_and_tenant_and_no_k
     assert failed_doc["_aws"]["CloudWatchMetrics"][0]["Namespace"] == "ActiveCampaignIntegration"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_job_publishes_records_duration_and_ac_calls_and_logs_info_as_json(kit, log_lines, capsys):
     job, rows = kit.run("contacts", {"format": "ndjson"})
     documents = emf_until(capsys, "JobSucceeded", "ExportedRecords", "JobStepSeconds", "ACCalls")
@@ -102,6 +104,7 @@ def test_a_job_publishes_records_duration_and_ac_calls_and_logs_info_as_json(kit
         job["id"], "account-1", "user-1")
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_api_lines_name_the_caller_and_the_request(api, log_lines):
     reply = api.export("contacts", "limit=2", token=api.token(uid="user-7", account_id="account-7"))
     assert reply.status_code == 404                      # not connected: refused, and logged as such

@@ -158,6 +158,7 @@ def test_breaking_responses_fail(why, method, path, status, body, headers):
     ("deals", "filters[minimum_value]=1e308"),
     ("deals", "filters[minimum_value]=-1"),
 ])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_odd_numbers_are_400_before_any_ac_call(api, resource, query):
     api.connect()
     api.sandbox.requests.clear()
@@ -167,6 +168,7 @@ def test_odd_numbers_are_400_before_any_ac_call(api, resource, query):
     assert api.sandbox.count() == 0
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_amounts_in_whole_dollars_reach_ac(api):
     """AC takes whole dollars (an integer "In USD with dollar portion"); cents are refused before any call."""
     api.connect()

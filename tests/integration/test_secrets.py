@@ -61,6 +61,7 @@ def test_no_secret_anywhere_across_a_full_flow(api, mongo, capfd, caplog, debug_
         assert secret not in logged, "secret found in logs"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_key_is_ciphertext_at_rest_and_bound_to_its_tenant(api, mongo):
     api.sandbox.add_key(SECRET_KEY)
     alice, mallory = api.token("alice", "acc-a"), api.token("mallory", "acc-m")

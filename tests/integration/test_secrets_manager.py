@@ -20,6 +20,7 @@ def secrets(api):
         client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_functions_read_their_secrets_from_secrets_manager(api, secrets, monkeypatch):
     mongo_arn = secrets("activecampaign/mongodb-uri", api.stack.mongo_uri)
     jwt_arn = secrets("activecampaign/jwt-secret", "a-secret-only-secrets-manager-knows-0123456789")

@@ -37,6 +37,7 @@ def save(api, *, token="default", api_key="bogus-key", base_url=None):
 
 # ---- 2: validation outside the host's budget; POST /auth limited per caller -------------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_save_attempts_are_limited_per_caller_with_retry_after(api):
     api.env(AUTH_SAVE_ATTEMPTS="3", AUTH_SAVE_WINDOW_SECONDS="60", AC_VALIDATIONS_PER_SECOND="1000")  # per caller
     for _ in range(3):
@@ -51,6 +52,7 @@ def test_save_attempts_are_limited_per_caller_with_retry_after(api):
     assert save(api, token=other, api_key=DEMO_KEY).status_code == 200
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_concurrent_attempts_cannot_all_take_the_last_one(api):
     api.env(AUTH_SAVE_ATTEMPTS="5", AC_VALIDATIONS_PER_SECOND="1000")   # the per-caller count, not the lane
     with concurrent.futures.ThreadPoolExecutor(10) as pool:
@@ -58,6 +60,7 @@ def test_concurrent_attempts_cannot_all_take_the_last_one(api):
     assert statuses.count(400) == 5 and statuses.count(429) == 10
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_validations_take_at_most_one_slot_a_second_of_the_hosts_budget(api, mongo):
     """Bogus saves from many callers cannot take the host's budget from its tenants: validations pass a lane
     of 1 per second per AC account before taking a budget slot. They do take a slot: AC counts them like any
@@ -84,6 +87,7 @@ def test_validations_take_at_most_one_slot_a_second_of_the_hosts_budget(api, mon
 
 # ---- 3: a job keeps the connection it started with --------------------------------------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_connection_replaced_between_steps_fails_the_job_instead_of_mixing_accounts(kit):
     """The issue's case: a job spans steps and the connection now holds another AC account's key. Each
     step used to read the current connection; now the job fails at the next step with a clear reason."""
@@ -110,6 +114,7 @@ def test_a_connection_replaced_between_steps_fails_the_job_instead_of_mixing_acc
     assert keys == {DEMO_KEY}                                         # no page was read with the other key
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_job_whose_connection_identity_changed_before_its_step_fails(kit):
     """The worker compares the identity at the start of every step (the key, not only the record)."""
     job = kit.start("accounts")
@@ -127,6 +132,7 @@ def test_a_job_whose_connection_identity_changed_before_its_step_fails(kit):
 
 # ---- 4: EventBridge requests: the owner's connection and the sub-account relation ---------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_an_event_for_a_sub_account_of_another_agency_is_rejected(kit):
     kit.mongo[os.environ.get("ACCOUNTS_COLLECTION", "accounts")].insert_one(
         {"_id": "sub-9", "parent_account": "agency-1"})
@@ -142,6 +148,7 @@ def test_an_event_for_a_sub_account_of_another_agency_is_rejected(kit):
 
 @pytest.mark.parametrize("moment", ["0001-01-01T00:00:00Z", "9999-12-31T23:59:59-12:00", "0001-01-01",
                                     "1969-12-31", "9999-12-31"])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_out_of_range_dates_are_a_400_on_both_paths(kit, moment):
     reply = kit.post("contacts", {"updated_after": moment})
     assert reply.status_code == 400 and reply.json()["parameter"] == "updated_after"
@@ -154,6 +161,7 @@ def test_out_of_range_dates_are_a_400_on_both_paths(kit, moment):
     assert kit.mongo[os.environ["JOBS_COLLECTION"]].count_documents({}) == 0
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_stored_job_that_overflows_fails_at_once_without_retries(kit):
     """A job stored before the bound (or by any path that skipped it) no longer holds the host's queue
     group through retries: the overflow fails it in the same step."""
@@ -170,6 +178,7 @@ def test_a_stored_job_that_overflows_fails_at_once_without_retries(kit):
 
 # ---- 7: the active-job quota is atomic ----------------------------------------------------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_concurrent_starts_never_exceed_the_quota(kit):
     kit.api.env(EXPORT_MAX_ACTIVE_JOBS="5")
     kit.sandbox.inject(delay=1.0, times=200, path="/accounts")
@@ -182,6 +191,7 @@ def test_concurrent_starts_never_exceed_the_quota(kit):
     cancel_all(kit, [reply.json()["data"]["id"] for reply in replies if reply.status_code == 202])
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_finished_or_cancelled_job_frees_its_slot(kit):
     kit.api.env(EXPORT_MAX_ACTIVE_JOBS="1")
     kit.sandbox.inject(delay=0.5, times=20, path="/accounts")
@@ -198,6 +208,7 @@ def test_a_finished_or_cancelled_job_frees_its_slot(kit):
 
 # ---- 8: sub-account ids as stored ----------------------------------------------------------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_sub_account_id_in_another_letter_case_is_the_same_tenant(api, mongo):
     sub = ObjectId("65ab12cd34ef56ab78cd90ef")
     mongo[os.environ.get("ACCOUNTS_COLLECTION", "accounts")].insert_one({"_id": sub, "parent_account": "agency-1"})
@@ -216,6 +227,7 @@ def test_a_sub_account_id_in_another_letter_case_is_the_same_tenant(api, mongo):
 
 # ---- 9 and 11: cancel clean-ups ------------------------------------------------------------------
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_cancel_drops_the_buffered_records_at_once(kit):
     kit.sandbox.inject(delay=1.0, times=50, path="/contacts")
     job = kit.start("contacts")
@@ -227,6 +239,7 @@ def test_cancel_drops_the_buffered_records_at_once(kit):
     cancel_all(kit, [job["id"]])
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_cancel_right_after_the_file_is_completed_leaves_no_file(kit, monkeypatch):
     original = files.Upload.complete
 
@@ -245,6 +258,7 @@ def test_a_cancel_right_after_the_file_is_completed_leaves_no_file(kit, monkeypa
 
 @pytest.mark.parametrize("legacy", ["http://acme.api-us1.com", "https://acme.api-zz9.com", "http://10.0.0.1:8080",
                                     "https://169.254.169.254"])
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_legacy_base_url_is_refused_with_a_reconnect_message(api, mongo, legacy):
     mongo[os.environ["CREDENTIALS_COLLECTION"]].insert_one(
         {"account_id": "account-1", "owner": "user-1", "base_url": legacy, "api_key": DEMO_KEY})

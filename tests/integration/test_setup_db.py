@@ -48,6 +48,7 @@ def fresh_db(api, mongo):
     mongo.client.drop_database(name)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_requests_create_no_index_and_work_without_one(api, fresh_db):
     api.connect()                                                      # a save: 200 without any index
     assert api.export("contacts", "limit=2").status_code == 200

@@ -35,6 +35,7 @@ def credentials(mongo):
     return mongo[os.environ["CREDENTIALS_COLLECTION"]]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_smoke_passes_on_the_local_stack_and_leaves_nothing(api, mongo, smoke):
     code, lines = run(smoke, api.stack)
     assert code == 0, lines
@@ -48,6 +49,7 @@ def test_smoke_passes_on_the_local_stack_and_leaves_nothing(api, mongo, smoke):
     assert DEMO_KEY not in printed and api.stack.jwt_secret not in printed
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_connection_left_by_an_interrupted_run_is_deleted_first(api, mongo, smoke):
     api.connect(token=api.token(uid="smoke-test", account_id="smoke-test"))
     code, lines = run(smoke, api.stack)
@@ -56,6 +58,7 @@ def test_a_connection_left_by_an_interrupted_run_is_deleted_first(api, mongo, sm
     assert credentials(mongo).count_documents({}) == 0
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_wrong_jwt_secret_fails_at_the_first_step_with_a_hint(api, smoke):
     wrong = "not-the-stack-secret-0123456789abcdef"
     code, lines = run(smoke, api.stack, **{"--jwt-secret": wrong})

@@ -50,6 +50,7 @@ def call(api, principal, method, path, **kwargs):
     return api.call(method, path, token=api.token(uid, account), headers=headers, **kwargs)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 @pytest.mark.parametrize("principal", list(PRINCIPALS), ids=lambda p: "-".join(x or "_" for x in p))
 def test_each_caller_reaches_only_its_own(world, mongo, principal):
     tenant = PRINCIPALS[principal]

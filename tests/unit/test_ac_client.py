@@ -287,6 +287,7 @@ def test_an_unreachable_host_is_retried_then_unavailable(clock):
     assert low <= clock() - start <= high
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_read_timeout_is_the_time_left_on_the_clients_clock(clock, sandbox):
     sandbox.inject(None, path="/contacts", delay=5)
     # 0.6 s left on the fake clock: the read times out after 0.6 s (real), not AC_READ_TIMEOUT's 10 s

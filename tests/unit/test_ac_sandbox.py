@@ -219,6 +219,7 @@ def test_faults_apply_before_auth_and_in_fifo_order(sb):
     assert get(sb, "/users/me").status_code == 200
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_injected_delay_past_read_timeout(sb):
     sb.inject(delay=0.5, path="/deals")
     with pytest.raises(requests.exceptions.ReadTimeout):

@@ -18,6 +18,7 @@ def timed(sandbox, path, params=None) -> float:
     return time.monotonic() - started
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_fixed_and_per_record_parts():
     with ACSandbox(rate_limit=None, contacts=150, answer_time=(0.15, 0.002, 0.0)) as sandbox:
         page = timed(sandbox, "/contacts", {"limit": 100})
@@ -30,6 +31,7 @@ def test_fixed_and_per_record_parts():
         assert timed(sandbox, "/contacts", {"limit": 100}) < 0.15
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_jitter_spreads_answers_within_its_bounds():
     with ACSandbox(rate_limit=None, contacts=5, answer_time=(0.1, 0.0, 0.5)) as sandbox:
         times = [timed(sandbox, "/users/me") for _ in range(12)]
@@ -37,6 +39,7 @@ def test_jitter_spreads_answers_within_its_bounds():
         assert max(times) - min(times) > 0.02
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_slow_answer_is_counted_when_it_arrives():
     with ACSandbox(rate_limit=5, contacts=5, answer_time=(0.3, 0.0, 0.0)) as sandbox:
         with requests.Session() as session:

@@ -88,6 +88,7 @@ def test_webhooks_need_the_key(sandbox):
     assert requests.get(f"{sandbox.base_url}/api/3/webhooks", timeout=5).status_code == 403
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_change_is_posted_as_an_ac_form_delivery(sandbox, receiver):
     url, got = receiver
     create(sandbox, url=url, events=["update", "deal_update"], sources=["admin"])
@@ -103,6 +104,7 @@ def test_a_change_is_posted_as_an_ac_form_delivery(sandbox, receiver):
     assert form["date_time"][-6:] in ("-05:00", "-06:00") and form["contact[ip]"] == "0.0.0.0"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_deals_carry_display_and_raw_values_and_updated_fields(sandbox, receiver):
     url, got = receiver
     create(sandbox, url=url, events=["deal_update"], sources=["admin"])
@@ -114,6 +116,7 @@ def test_deals_carry_display_and_raw_values_and_updated_fields(sandbox, receiver
     assert [form[f"updated_fields[{i}]"] for i in range(3)] == ["title", "value", "mdate"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_only_matching_events_and_sources_are_delivered(sandbox, receiver):
     url, got = receiver
     create(sandbox, url=url, events=["deal_update"], sources=["admin"])
@@ -124,6 +127,7 @@ def test_only_matching_events_and_sources_are_delivered(sandbox, receiver):
     assert got == []
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_control_endpoints_change_data_over_http(sandbox, receiver):
     url, got = receiver
     create(sandbox, url=url, events=["update", "contact_tag_added"], sources=["admin"])

@@ -84,9 +84,10 @@ def test_no_flat_job_modules_beside_the_jobs_package():
 
 
 def test_the_ac_side_does_not_reach_into_credentials_or_jobs():
+    graph = _graph()
     for name in MODULES:
         if name.startswith("acexport.ac."):
-            bad = {m for m in _graph()[name] if m.startswith(("acexport.credentials", "acexport.jobs"))}
+            bad = {m for m in graph[name] if m.startswith(("acexport.credentials", "acexport.jobs"))}
             assert not bad, f"{name} imports {bad}"
 
 

@@ -287,6 +287,7 @@ def test_the_checkpoint_is_taken_at_a_member_boundary_in_the_stored_format():
     assert checkpoint["sizes"] == [len(upload.parts[1])]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_checkpoint_saved_before_the_writer_existed_resumes_and_is_saved_the_same():
     """Jobs running across the deploy: the worker's checkpoint document keeps its exact fields."""
     member = zlib.compressobj(6, zlib.DEFLATED, 16 + zlib.MAX_WBITS)

@@ -91,6 +91,7 @@ class PinnedAdapter(HTTPAdapter):
         request.headers["Host"] = urlsplit(request.url).netloc
         return super().send(request, *args, **kwargs)
 
+
 _session: requests.Session | None = None
 _limiter: Limiter | None = None
 _validation_lane: Limiter | None = None

@@ -27,9 +27,10 @@ whose clock runs d ahead of another's may reuse that one's slot d early. Lambda 
 Amazon Time Sync (well under a millisecond apart). What varies more is the time between taking a slot and
 AC receiving the request (the Mongo answer, thread scheduling, the network): two requests 1.05 s apart
 when their slots were taken arrived 0.999 s apart at the AC stand-in in the load run on a busy 2-core
-machine. AC_RATE_WINDOW_MARGIN_MS (default 50; docs/decisions.md 12) is added to the window to absorb
-both; a 429 from AC may carry Retry-After: 30, which costs far more than the margin. With it the sustained
-ceiling is 5 per 1.05 s (4.76/s); bursts of up to 5 still go at once.
+machine. A margin is added to the window to absorb both; a 429 from AC may carry Retry-After: 30, which
+costs far more than the margin. With `adapt` (AC_RATE_MARGIN_ADAPT, the default) the margin is `Margin`
+below: measured per host, never under AC_RATE_WINDOW_MARGIN_MS (default 25), widened after a 429
+(decision 38); without it, AC_RATE_WINDOW_MARGIN_MS fixed. Bursts of up to `rate` still go at once.
 
 Growth and clean-up: `rate` tiny documents per AC account ever called, never one per second. Every grant
 sets `expires` a day ahead and a TTL index on `expires` (created at deploy time by
@@ -78,6 +79,8 @@ def _expiry(now: float) -> datetime:
 def create_indexes(coll: Any) -> None:
     """The TTL index that drops the slots of idle AC accounts (deploy time: acexport.setup_db)."""
     coll.create_index("expires", expireAfterSeconds=0, name=TTL_INDEX)
+
+
 class Margin:
     """What is added to AC's window for one AC host, in this container, when `adapt` is on.
 

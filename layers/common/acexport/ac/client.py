@@ -19,8 +19,9 @@ address (`PinnedAdapter`: the name is resolved and checked by `base_url.public_a
 connection goes to the checked address with TLS verified for the name); send an answer larger than
 AC_MAX_RESPONSE_BYTES or trickle one past the deadline (`_read_capped`); hold a host's budget with a
 `Retry-After` of `inf` or a day (`retry_after` caps it at MAX_RETRY_AFTER). Validation calls (saving a
-connection) never take a slot of the host's shared budget: a caller without a connection must not be
-able to slow another tenant's exports; POST /auth has its own per-caller limit (credentials/attempts.py).
+connection) pass a lane of AC_VALIDATIONS_PER_SECOND per AC account before they take a budget slot like
+any call (`validation_lane`, decision 36): AC counts them, and callers without a connection cannot take
+more of the account's budget than the lane; POST /auth also has a per-caller limit (credentials/attempts.py).
 """
 
 from __future__ import annotations

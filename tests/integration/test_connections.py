@@ -1,5 +1,6 @@
 """POST/DELETE/GET /auth through the local API Gateway, against the AC stand-in, Mongo and KMS."""
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -30,6 +31,8 @@ def test_save_status_delete_round_trip(api, mongo):
     status = api.call("GET", "/auth").json()["data"]
     assert status["connected"] is True and status["needs_reconnect"] is False
     assert status["created_at"] and status["validated_at"]
+    for name in ("created_at", "updated_at", "validated_at"):     # the Node module's Date.toJSON shape
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", status[name]), status[name]
     assert "api_key" not in status
 
     [doc] = records(mongo)

@@ -15,6 +15,7 @@ import time
 import warnings
 from collections.abc import Callable
 
+import orjson
 from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
@@ -37,9 +38,19 @@ metrics = Metrics()
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
+def encode(body) -> str:
+    """A response body's JSON text, UTF-8 as the old Node module's JSON.stringify wrote it. orjson: a 20-contact
+    page encodes in ~0.03 ms against ~0.3 ms with json (benchmarks/README.md, issue 12); json when orjson refuses
+    a value (an integer beyond 64 bits, which a hostile AC host could send)."""
+    try:
+        return orjson.dumps(body).decode()
+    except TypeError:
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False)
+
+
 def _json(status: int, body: dict, headers: dict[str, str] | None = None) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON,
-                    body=json.dumps(body, separators=(",", ":")), headers=headers or {})
+    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=encode(body),
+                    headers=headers or {})
 
 
 def ok(data=None, status: int = 200, **extra) -> Response:

@@ -28,11 +28,14 @@ def _required_text(body: dict, field: str, message: str) -> str:
 
 
 def _iso(value) -> str | None:
+    """Always with milliseconds (`2026-12-01T13:34:20.000Z`), as the old Node module's Date.toJSON wrote them and
+    MongoDB keeps them. (Without `timespec`, a date on a whole second lost its fraction and sorted before
+    an earlier one with a fraction, as text.)"""
     if not isinstance(value, dt.datetime):
         return None
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    return value.astimezone(dt.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def describe(doc: dict | None) -> dict:

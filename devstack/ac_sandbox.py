@@ -548,7 +548,12 @@ class _Server(ThreadingHTTPServer):
 
 
 class _Handler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, as AC's API answers: a client's pooled connection carries its next calls (with
+    HTTP/1.0 every call paid a new connection here, which real AC does not ask for). A connection kept from
+    before `stop()` is closed unanswered at its next request, as a stopped server's would be."""
     server: _Server
+    protocol_version = "HTTP/1.1"
+    timeout = 30      # an idle kept-alive connection is closed after this (servers keep them ~60 s)
 
     def version_string(self) -> str:
         return "ACSandbox/1.0"
@@ -558,6 +563,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _serve(self) -> None:
         sb = self.server.sandbox
+        if sb._server is not self.server:       # stopped (or restarted) since this connection was opened
+            self.close_connection = True
+            return
         split = urlsplit(self.path)
         rel, query = sb._rel(split.path), parse_qsl(split.query, keep_blank_values=True)
         key = self.headers.get("Api-Token")

@@ -22,3 +22,23 @@ def test_an_integer_beyond_64_bits_from_ac_still_answers():
 def test_the_success_envelope_is_encoded_with_it():
     reply = ok([{"name": "Björn"}], total=1)
     assert json.loads(reply.body) == {"success": True, "message": "SUCCESS", "data": [{"name": "Björn"}], "total": 1}
+
+
+def test_routes_that_return_a_dict_are_encoded_by_it_too():
+    """The export routes return a dict; the resolver encodes it with `encode` (UTF-8, not \\u escapes)."""
+    from acexport.api import http_app
+
+    from tests.conftest import LambdaContext
+
+    app = http_app()
+
+    @app.get("/page")
+    def page():
+        return {"success": True, "data": [{"name": "Zoë", "id": 2 ** 70}]}
+
+    event = {"version": "2.0", "routeKey": "GET /page", "rawPath": "/page", "rawQueryString": "", "headers": {},
+             "requestContext": {"http": {"method": "GET", "path": "/page"}, "stage": "$default"},
+             "isBase64Encoded": False}
+    reply = app.resolve(event, LambdaContext())
+    assert reply["statusCode"] == 200 and "Zoë" in reply["body"]
+    assert json.loads(reply["body"])["data"] == [{"name": "Zoë", "id": 2 ** 70}]

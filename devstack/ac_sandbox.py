@@ -55,8 +55,8 @@ spent after the request was counted against the rate limit (AC counts a request 
 
 Every request, faulted or not, is appended to ``requests`` as a :class:`RecordedRequest` (``path`` after the
 API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status, 0 while in flight).
-``reset()`` clears faults, the request log and the rate-limit window, restores the original keys and answer time and
-regenerates the dataset.
+``reset()`` clears faults, the request log and the rate-limit window, restores the original keys, answer time and
+data sizes, and regenerates the dataset.
 The data (``contacts``, ``fields``, ``field_values``, ``deals``, ``deal_groups``, ``deal_stages``,
 ``accounts``, ``account_contacts``, ``tags``, ``lists``, ``contact_tags``, ``contact_lists``, ``users``,
 ``deal_custom_field_meta``, ``deal_custom_field_data``, ``account_custom_field_meta``,
@@ -994,6 +994,7 @@ class ACSandbox(WebhooksMixin):
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._sizes = {"contacts": contacts, "deals": deals, "accounts": accounts}
+        self._initial_sizes = dict(self._sizes)
         self._indexes: dict[tuple[int, Callable], tuple[tuple, object]] = {}
         self._init_webhooks()
         self.generate()
@@ -1046,6 +1047,7 @@ class ACSandbox(WebhooksMixin):
         self._stop_webhooks()
         self._init_webhooks()
         self.answer_time(*self._initial_answer_time)
+        self._sizes = dict(self._initial_sizes)   # a test's generate(deals=350) must not outlive it
         self.generate()
 
     def inject(self, status: int | None = None, *, times: int = 1, path: str | None = None,

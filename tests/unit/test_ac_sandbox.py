@@ -258,6 +258,28 @@ def test_reset_restores_data_and_generation_is_deterministic(sb):
     other.generate(contacts=7, deals=3)
     assert len(other.contacts) == 7 and len(other.deals) == 3 and len(other.accounts) == 25
     assert sum(c["firstName"] == "John" for c in other.contacts) >= 3
+    other.reset()                     # a test's sizes do not outlive it (test_deal_filters_reach_ac met 350 deals)
+    assert len(other.contacts) == 120 and len(other.deals) == 60
+
+
+def test_keep_alive_and_a_stopped_sandbox_answers_no_kept_connection():
+    """HTTP/1.1 keep-alive as AC's API: one connection carries a client's calls; after stop() a kept
+    connection is closed unanswered, never served by the stopped stand-in."""
+    sandbox = ACSandbox(contacts=5, deals=1, accounts=1).start()
+    session = requests.Session()
+    url = f"{sandbox.base_url}/api/3/users/me"
+    headers = {"Api-Token": "sandbox-key"}
+    try:
+        first = session.get(url, headers=headers, timeout=5)
+        second = session.get(url, headers=headers, timeout=5)
+        assert first.status_code == second.status_code == 200 and first.raw.version == 11
+        assert len(session.get_adapter(url).poolmanager.pools) == 1
+        pool = next(iter(session.get_adapter(url).poolmanager.pools._container.values()))
+        assert pool.num_connections == 1              # the second call reused the first's connection
+    finally:
+        sandbox.stop()
+    with pytest.raises(requests.ConnectionError):
+        session.get(url, headers=headers, timeout=5)
 
 
 # ---------------------------------------------------------------- issue 8: what public evidence shows

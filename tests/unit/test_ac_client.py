@@ -61,6 +61,8 @@ def limiter(monkeypatch, clock):
     caches.reset()
     budget = SlidingWindowLimiter(5, clock=clock, sleep=clock.sleep)
     monkeypatch.setattr(ac_client, "_limiter", budget)
+    # validations' lane too (else it is the Mongo one: this file needed MONGODB_URI from an earlier test)
+    monkeypatch.setattr(ac_client, "_validation_lane", SlidingWindowLimiter(1, clock=clock, sleep=clock.sleep))
     yield budget
     caches.reset()
 
@@ -89,6 +91,16 @@ def in_bounds(wait: float, attempt: int) -> bool:
 def test_a_2xx_json_object_is_the_answer(clock):
     body = {"contacts": [{"id": "1"}], "meta": {"total": "1"}}
     assert make_client(clock)._classify(response(200, body, {"Content-Type": "application/json"}), 1) == body
+
+
+@pytest.mark.parametrize("text", [b'{"meta": {"total": 123456789012345678901234567890}}',   # beyond 64 bits
+                                  b'{"meta": {"total": NaN}}', '{"meta": {"total": "ü"}}'.encode("utf-16")])
+def test_what_orjson_refuses_and_json_reads_is_still_the_answer(clock, text):
+    """AC's answers are parsed with orjson; what it refuses and json reads is read as before (ac/client._json)."""
+    built = response(200, text, {"Content-Type": "application/json"})
+    built.encoding = None                                 # requests then detects UTF-16 itself, as for AC
+    body = make_client(clock)._classify(built, 1)
+    assert isinstance(body, dict) and "total" in body["meta"]
 
 
 @pytest.mark.parametrize("status", [429, 503])

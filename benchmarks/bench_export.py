@@ -59,17 +59,17 @@ def timed_ac_session():
     from acexport.ac import client as ac_client
 
     session = ac_client.session()
-    original = session.get
+    original = session.request
     spent = [0.0]
 
-    def get(*args, **kwargs):
+    def request(*args, **kwargs):
         started = time.perf_counter()
         try:
             return original(*args, **kwargs)
         finally:
             spent[0] += time.perf_counter() - started
 
-    session.get = get
+    session.request = request
     return spent
 
 
@@ -128,13 +128,13 @@ def handler_time(requests: int) -> dict[str, dict]:
 
     layer_session = ac_client.session()
     calls: list[tuple] = []
-    timed_get = layer_session.get
+    timed_request = layer_session.request
 
-    def recording_get(url, **kwargs):
-        calls.append((url, kwargs))
-        return timed_get(url, **kwargs)
+    def recording_request(method, url, **kwargs):
+        calls.append((method, url, kwargs))
+        return timed_request(method, url, **kwargs)
 
-    layer_session.get = recording_get
+    layer_session.request = recording_request
     baseline_session = plain.Session()
     results = {}
     for resource in EXPORTS:
@@ -151,14 +151,15 @@ def handler_time(requests: int) -> dict[str, dict]:
             total = time.perf_counter() - started
             recorded, commands.recording = commands.recording, None
             assert reply["statusCode"] == 200, reply
+            assert calls, "no AC call was recorded: the layer no longer calls session().request"
             own.append((total - spent[0]) * 1000)
             totals.append(total * 1000)
             started = time.perf_counter()                         # the baseline of this very request
             for name, command in recorded:
                 db.client()[name].command(command)
-            for url, kwargs in calls:
-                answer = baseline_session.get(url, params=kwargs.get("params"), headers=kwargs.get("headers"),
-                                              timeout=30, allow_redirects=False)
+            for method, url, kwargs in calls:
+                answer = baseline_session.request(method, url, params=kwargs.get("params"),
+                                                  headers=kwargs.get("headers"), timeout=30, allow_redirects=False)
                 answer.json()
             baselines.append((time.perf_counter() - started) * 1000)
         own.sort()
@@ -169,7 +170,7 @@ def handler_time(requests: int) -> dict[str, dict]:
                              "baseline_median_ms": round(median_baseline, 2),
                              "ratio_to_baseline": round(median_total / median_baseline, 3),
                              "mongo_commands_per_request": len(recorded), "ac_calls_per_request": len(calls)}
-    layer_session.get = timed_get
+    layer_session.request = timed_request
     return results
 
 

@@ -69,8 +69,8 @@ def _names(client: ACClient, path: str, collection: str, ids: set[str], name: Ca
     """{id: name} of reference items, fetched only when some record needs one."""
     if not ids:
         return {}
-    items = reference.reference(client, path, collection, optional=True, need=ids)
-    return {ident: name(item) for ident, item in reference.by_id(items).items()}
+    known = reference.by_id(reference.reference(client, path, collection, optional=True, need=ids))
+    return {ident: name(known[ident]) for ident in ids if ident in known}   # the page's ids, not every tag
 
 
 def _sideloaded(record: Record) -> dict:
@@ -138,6 +138,16 @@ def enrich_deals(client: ACClient, records: list[Record]) -> None:
         record["customFields"] = None if disabled else _custom_fields(meta, loaded.get("dealCustomFieldData"))
 
 
+def _by_account(data: list[dict]) -> dict[str, list[dict]]:
+    """Account custom field values by account id (AC names it accountId; customerAccountId or account_id in
+    some answers)."""
+    values: dict[str, list[dict]] = {}
+    for item in data:
+        owner = item.get("accountId") or item.get("customerAccountId") or item.get("account_id")
+        values.setdefault(str(owner), []).append(item)
+    return values
+
+
 def enrich_accounts(client: ACClient, records: list[Record]) -> None:
     """`customFields` from /accountCustomFieldMeta and /accountCustomFieldData (AC has no include on
     /accounts, and `filters[customerAccountId]` is one account per call): the account's values are read
@@ -148,12 +158,7 @@ def enrich_accounts(client: ACClient, records: list[Record]) -> None:
     if meta:
         data = reference.reference(client, "/accountCustomFieldData", "accountCustomFieldData", optional=True,
                                    cap=get_settings().local_scan_limit)
-        if data is None:
-            values = None
-        else:
-            for item in data:
-                owner = item.get("accountId") or item.get("customerAccountId") or item.get("account_id")
-                values.setdefault(str(owner), []).append(item)
+        values = None if data is None else reference.derived(data, _by_account)
     for record in records:
         record["customFields"] = None if values is None else \
             _custom_fields(meta, values.get(str(record.get("id")), []))

@@ -3,18 +3,21 @@ Not a test: it reports.
 
     .venv/bin/python benchmarks/bench_jobs.py                              # 10,000 contacts at 10/400/800 ms
     .venv/bin/python benchmarks/bench_jobs.py --contacts 100000 --answer-ms 800
+    .venv/bin/python benchmarks/bench_jobs.py --resource deals --records 10000 --answer-ms 10 800
     .venv/bin/python benchmarks/bench_jobs.py --memory                     # + a run for the worker's memory
 
-For each size and answer time: the local stack (Mongo, moto, the stand-in with N contacts, 5 req/s and
+For each size and answer time: the local stack (Mongo, moto, the stand-in with N records of the resource
+(`--resource`: contacts, deals or accounts; `--records`, or `--contacts` as before), 5 req/s and
 answers that take `--answer-ms` +/- `--jitter`, the API) runs in this process; the export worker runs in
 a child process fed from the queue, as one Lambda container would be, so its memory is measured alone.
-The worker is warmed by a one-page job first (imports, clients, AC's field definitions in its reference
-cache: a deployed worker's steady state). The measured job is started with POST .../export/contacts/jobs
+The worker is warmed by a one-page job first (imports, clients, AC's reference data in its reference
+cache: a deployed worker's steady state). The measured job is started with POST .../export/<resource>/jobs
 and timed until GET .../export/jobs/{id} says `succeeded`; then the file is downloaded from its pre-signed
 URL and checked (every id exactly once).
 
-Reported per run: wall time (POST to succeeded) against the floor (N/100 requests of 100 contacts at
-5 req/s = N/500 s) as a ratio, the job's own time (started_at to finished_at), AC requests made (by
+Reported per run: wall time (POST to succeeded) against the floor (N/100 requests of 100 records at
+5 req/s = N/500 s; deals and accounts, read by offset with one record of overlap per page, need N/99) as a
+ratio, the job's own time (started_at to finished_at), AC requests made (by
 path), 429s seen, and the worker child's peak RSS (VmHWM, imports included). Timing runs have
 tracemalloc off (it triples the worker's CPU); with `--memory` one more run per size (at the first answer
 time) measures the tracemalloc peak of Python allocations during the job. Written to
@@ -113,14 +116,23 @@ def _peak_rss_mb() -> float:
 
 # ---------------------------------------------------------------- one size
 
-def run(size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> dict:
+def _warm_up(sandbox, resource: str) -> dict:
+    """A job body that reads one page (or two) of `resource` and fills the worker's reference cache."""
+    if resource == "contacts":
+        return {"filters": {"email": sandbox.contacts[0]["email"]}}
+    if resource == "deals":     # a full deal (not a stub): its owner and custom fields are looked up too
+        return {"filters": {"title": next(d for d in sandbox.deals if "group" in d)["title"]}}
+    return {"filters": {"search": sandbox.accounts[0]["name"]}}
+
+
+def run(resource: str, size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> dict:
     import requests
 
     from devstack.stack import LocalStack, mint_token
 
     with LocalStack(event_sources=False) as stack:
         sandbox = stack.sandbox
-        sandbox.generate(contacts=size)
+        sandbox.generate(**{resource: size})
         sandbox.answer_time(answer_ms / 1000, 0.0, jitter)
         headers = {"Authorization": f"Bearer {mint_token('bench-user', 'bench-account')}"}
         api = stack.api_url + BASE
@@ -133,7 +145,7 @@ def run(size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> d
 
         def export(body: dict) -> tuple[dict, float, dict]:
             started = time.monotonic()
-            reply = requests.post(f"{api}/export/contacts/jobs", headers=headers, json=body, timeout=30)
+            reply = requests.post(f"{api}/export/{resource}/jobs", headers=headers, json=body, timeout=30)
             assert reply.status_code == 202, reply.text
             job_id = reply.json()["data"]["id"]
             child.stdin.write(job_id + "\n")
@@ -150,7 +162,7 @@ def run(size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> d
 
         # A first, one-page job warms the worker "container" (imports, clients, the rate budget's slots,
         # AC's field definitions in the reference cache), as the steady state of a deployed worker.
-        export({"format": fmt, "filters": {"email": sandbox.contacts[0]["email"]}})
+        export({"format": fmt, **_warm_up(sandbox, resource)})
         time.sleep(1.2)   # AC's window empties
         sandbox.requests.clear()
         job, wall, memory = export({"format": fmt})
@@ -168,7 +180,8 @@ def run(size: int, fmt: str, answer_ms: float, jitter: float, traced: bool) -> d
         exact = fmt != "ndjson" or (len(ids) == size and len(set(ids)) == size)
     floor = size / 500
     job_seconds = _seconds(job["finished_at"]) - _seconds(job["started_at"])
-    return {"contacts": size, "format": fmt, "answer_ms": answer_ms, "jitter": jitter, "memory_run": traced,
+    return {"resource": resource, "size": size, "format": fmt, "answer_ms": answer_ms, "jitter": jitter,
+            "memory_run": traced,
             "wall_s": round(wall, 2), "floor_s": round(floor, 2), "ratio": round(wall / floor, 3),
             "over_floor_pct": round(100 * (wall / floor - 1), 1), "job_s": job_seconds,
             "requests": sum(paths.values()), "requests_by_path": dict(paths), "throttled_429": throttled,
@@ -196,7 +209,9 @@ def _seconds(iso: str) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--contacts", type=int, nargs="+", default=[10_000], help="sizes (default 10000)")
+    parser.add_argument("--resource", choices=["contacts", "deals", "accounts"], default="contacts")
+    parser.add_argument("--records", "--contacts", dest="sizes", type=int, nargs="+", default=[10_000],
+                        help="sizes: records of the resource (default 10000)")
     parser.add_argument("--answer-ms", type=float, nargs="+", default=[10, 400, 800],
                         help="the stand-in's answer time, ms (default 10 400 800)")
     parser.add_argument("--jitter", type=float, default=0.25, help="+/- fraction of the answer time (0.25)")
@@ -212,21 +227,21 @@ def main() -> None:
         os.environ["AC_RATE_WINDOW_MARGIN_MS"] = str(args.margin_ms)
     settings = {name: os.environ.get(name, "(default)") for name in
                 ("AC_RATE_BUDGET", "AC_RATE_WINDOW_MARGIN_MS", "AC_RATE_LIMIT_PER_SECOND", "EXPORT_PAGES_IN_FLIGHT")}
-    runs = [(size, ms, False) for size in args.contacts for ms in args.answer_ms]
+    runs = [(size, ms, False) for size in args.sizes for ms in args.answer_ms]
     if args.memory:
-        runs += [(size, args.answer_ms[0], True) for size in args.contacts]
+        runs += [(size, args.answer_ms[0], True) for size in args.sizes]
     results = []
     for size, ms, memory in runs:
-        result = run(size, args.format, ms, args.jitter, memory)
+        result = run(args.resource, size, args.format, ms, args.jitter, memory)
         results.append(result)
         print(json.dumps(result), flush=True)
     report = {"settings": settings, "results": results}
     (ROOT / "benchmarks" / "last_jobs.json").write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\n{'contacts':>9} {'answer':>7} {'wall s':>7} {'floor s':>7} {'ratio':>6} {'requests':>8} {'429s':>5} "
+    print(f"\n{args.resource:>9} {'answer':>7} {'wall s':>7} {'floor s':>7} {'ratio':>6} {'requests':>8} {'429s':>5} "
           f"{'peak MB':>8} {'RSS MB':>7}")
     for r in results:
         peak = r["worker_memory"]["tracemalloc_peak_mb"]
-        print(f"{r['contacts']:>9} {r['answer_ms']:>5.0f}ms {r['wall_s']:>7} {r['floor_s']:>7} {r['ratio']:>6} "
+        print(f"{r['size']:>9} {r['answer_ms']:>5.0f}ms {r['wall_s']:>7} {r['floor_s']:>7} {r['ratio']:>6} "
               f"{r['requests']:>8} {r['throttled_429']:>5} {peak if peak is not None else '-':>8} "
               f"{r['worker_memory']['max_rss_mb']:>7}")
 

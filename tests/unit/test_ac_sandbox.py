@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-from devstack.ac_sandbox import ACSandbox, RecordedRequest
+from devstack.ac_sandbox import ACSandbox, RecordedRequest, _ts
 
 KEY = {"Api-Token": "sandbox-key"}
 
@@ -183,6 +183,34 @@ def test_deal_filters_and_int_total(sb):
     assert [int(d["value"]) for d in by_value] == sorted((int(d["value"]) for d in by_value), reverse=True)
     demo = get(sb, "/deals", {"filters[title]": "demo requested"}).json()
     assert demo["meta"]["total"] == 1 and demo["deals"][0]["isDisabled"] == 1
+
+
+def test_kept_deal_orders_and_counts_follow_edits(sb):
+    """/deals in the walk's orders and /accounts' counts come from indexes kept until the data changes: an
+    added, deleted or edited deal shows at once, as a scan per call would show it."""
+    def walk_order(**params):
+        body = get(sb, "/deals", {"limit": 100, "include": "dealCustomFieldData", **params}).json()
+        return [d["id"] for d in body["deals"]], body["meta"], body["dealCustomFieldData"]
+
+    def by_cdate_now():
+        return [d["id"] for d in sorted(sb.deals, key=lambda d: (_ts(d.get("cdate")), int(d["id"])))]
+
+    in_cdate, meta, data = walk_order(**{"orders[cdate]": "ASC"})
+    assert in_cdate == by_cdate_now() and walk_order()[0] == [d["id"] for d in sb.deals]
+    assert [v["id"] for v in data] == [v["id"] for v in sb.deal_custom_field_data]   # the data's own order
+    usd = int(meta["currencies"]["USD"]["value"])
+    deal = next(d for d in sb.deals if "group" in d)
+    sb.update_deal(deal["id"], value=int(deal["value"]) + 100)                    # an edit inside a deal
+    assert int(walk_order(**{"orders[cdate]": "ASC"})[1]["currencies"]["USD"]["value"]) == usd + 100
+    gone = sb.deals.pop(3)["id"]
+    late, _ = sb.add_deal("Late", value=5)
+    again = walk_order(**{"orders[cdate]": "ASC"})[0]
+    assert again == by_cdate_now() == [i for i in in_cdate if i != gone] + [late["id"]]
+    won = get(sb, "/deals", {"orders[cdate]": "ASC", "filters[status]": 1, "limit": 100}).json()["deals"]
+    status = {d["id"]: d.get("status") for d in sb.deals}
+    assert won and [d["id"] for d in won] == [i for i in again if status[i] == "1"]    # filtered after the order
+    counted = get(sb, "/accounts", {"count_deals": "true", "limit": 100}).json()["accounts"]
+    assert sum(int(a["dealCount"]) for a in counted) == sum(1 for d in sb.deals if d.get("account"))
 
 
 def test_accounts_search_returns_both_acme_accounts(sb):

@@ -6,6 +6,7 @@ import datetime as dt
 import gzip
 import io
 import json
+import threading
 
 import pytest
 from acexport.errors import ApiError, BadRequest
@@ -14,7 +15,7 @@ from acexport.jobs import spec as job_spec
 from acexport.jobs import view as job_view
 from acexport.jobs.walk import updated_since
 
-from tests.fakes import walk_ids
+from tests.fakes import walk_ahead, walk_ids
 
 # ---- the file ---------------------------------------------------------------------------------------
 
@@ -91,13 +92,15 @@ class FakeAC:
         self.accounts = [{"id": str(n), "name": f"A{n}"} for n in range(1, count + 1)]
         self.calls = 0
         self.before_call = lambda n: None
+        self.lock = threading.Lock()      # pages requested ahead come from several threads
 
     def get(self, path, params):
-        self.before_call(self.calls)
-        self.calls += 1
-        query = dict(params)
-        offset, limit = int(query["offset"]), int(query["limit"])
-        return {"accounts": self.accounts[offset:offset + limit], "meta": {"total": str(len(self.accounts))}}
+        with self.lock:
+            self.before_call(self.calls)
+            self.calls += 1
+            query = dict(params)
+            offset, limit = int(query["offset"]), int(query["limit"])
+            return {"accounts": self.accounts[offset:offset + limit], "meta": {"total": str(len(self.accounts))}}
 
 
 def walk_all(client) -> list[str]:
@@ -128,6 +131,23 @@ def test_inserts_before_the_cursor_are_not_written_twice():
     client.before_call = insert_some
     seen = walk_all(client)
     assert seen[:300] == [str(n) for n in range(1, 301)] and len(seen) == len(set(seen))
+
+
+def test_accounts_walked_with_pages_ahead_once_through_deletions_and_inserts():
+    client = FakeAC(900)
+    seen, walk = walk_ahead(client, "accounts", in_flight=5)
+    assert seen == [str(n) for n in range(1, 901)] and walk.wasted == 0 and client.calls == 10
+    client = FakeAC(900)
+
+    def edit(call):
+        if call == 1:
+            del client.accounts[10:40]                 # written already: the pages ahead all read after it
+        if call == 8:
+            client.accounts[5:5] = [{"id": f"{9000 + n}", "name": "late"} for n in range(3)]
+    client.before_call = edit
+    seen, walk = walk_ahead(client, "accounts", in_flight=5)
+    assert seen[:900] == [str(n) for n in range(1, 901)] and len(seen) == len(set(seen))
+    assert walk.wasted <= 2 * 4                         # at most the pages ahead, twice
 
 
 def test_updated_since_a_day_or_an_instant():

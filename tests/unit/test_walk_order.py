@@ -1,12 +1,17 @@
 """The offset walk of deals in AC's documented orders[cdate] order: edits during the walk neither skip nor
 repeat a deal, a cursor of an older release keeps its id order, and an order the walk cannot place is a
-clear failure (OrderLost), never a silent skip or repeat."""
+clear failure (OrderLost), never a silent skip or repeat; with pages requested ahead (issue 12) the same,
+and a steady walk asks AC for nothing it does not use."""
 
+import threading
+import time
 
 import pytest
-from acexport.jobs.walk import OrderLost
+from acexport.ac.client import UpstreamInvalid
+from acexport.jobs import spec as job_spec
+from acexport.jobs.walk import OrderLost, OutOfTime, Walk
 
-from tests.fakes import walk_ids
+from tests.fakes import walk_ahead, walk_ids
 
 
 class FakeDeals:
@@ -24,16 +29,27 @@ class FakeDeals:
                 deal["isDisabled"] = 1
         self.calls, self.params = 0, []
         self.before_call = lambda n: None
+        self.lock = threading.Lock()      # pages requested ahead come from several threads
+        self.delay, self.answering, self.most_at_once = 0.0, 0, 0
 
     def get(self, path, params):
         if path != "/deals":          # reference data: none here
             return {}
-        self.before_call(self.calls)
-        self.calls += 1
-        self.params.append(params)
-        query = dict(params)
-        offset, limit = int(query["offset"]), int(query["limit"])
-        return {"deals": [dict(d) for d in self.deals[offset:offset + limit]], "meta": {"total": len(self.deals)}}
+        if self.delay:
+            with self.lock:
+                self.answering += 1
+                self.most_at_once = max(self.most_at_once, self.answering)
+            time.sleep(self.delay)
+            with self.lock:
+                self.answering -= 1
+        with self.lock:
+            self.before_call(self.calls)
+            self.calls += 1
+            self.params.append(params)
+            query = dict(params)
+            offset, limit = int(query["offset"]), int(query["limit"])
+            return {"deals": [dict(d) for d in self.deals[offset:offset + limit]],
+                    "meta": {"total": len(self.deals)}}
 
 
 def walk_all(client, cursor=None) -> list[str]:
@@ -86,3 +102,114 @@ def test_a_cursor_of_an_older_release_continues_in_id_order():
     seen = walk_all(client, {"offset": 100, "last_id": "100"})
     assert seen == [str(n) for n in range(101, 251)]
     assert all(("orders[id]", "ASC") in p and not any(k == "orders[cdate]" for k, _ in p) for p in client.params)
+
+
+# ---- pages requested ahead (several in flight) -------------------------------------------------------------
+
+def offsets(client) -> list[int]:
+    return [int(dict(p)["offset"]) for p in client.params]
+
+
+@pytest.mark.parametrize("count", [1, 99, 100, 101, 250, 1000])
+def test_a_steady_walk_ahead_reads_each_deal_once_and_wastes_no_request(count):
+    client = FakeDeals(count)
+    seen, walk = walk_ahead(client, "deals", in_flight=5)
+    assert seen == [str(n) for n in range(1, count + 1)]
+    pages = max(1, -(-(count - 1) // 99))            # a page of 100, then 99 new records per page
+    assert walk.wasted == 0 and client.calls == pages and sorted(offsets(client)) == [0, *range(99, count - 1, 99)]
+
+
+@pytest.mark.parametrize("in_flight", [1, 4])
+def test_pages_ahead_are_in_flight_together(in_flight):
+    client = FakeDeals(400)             # pages at 0, then 99, 198, 297 and 396 at once
+    client.delay = 0.04
+    seen, walk = walk_ahead(client, "deals", in_flight=in_flight)
+    assert seen == [str(n) for n in range(1, 401)] and walk.wasted == 0 and client.calls == 5
+    expected = {1} if in_flight == 1 else {3, 4}       # never more than in_flight; together (a slow thread: 3)
+    assert client.most_at_once in expected
+
+
+def test_pages_ahead_after_deletions_before_the_cursor_are_dropped_and_nothing_is_skipped_or_repeated():
+    client = FakeDeals(600)
+
+    def delete(call):
+        if call == 1:       # page 1 (1..100) was read; every page ahead is read after 11..40 went
+            del client.deals[10:40]
+    client.before_call = delete
+    seen, walk = walk_ahead(client, "deals", in_flight=4)
+    assert seen == [str(n) for n in range(1, 601)]
+    # the first page ahead stepped back one page (one more call); the ones predicted after it were dropped
+    assert 1 <= walk.wasted <= 3 and client.calls == walk._pages + 1 + walk.wasted
+
+
+@pytest.mark.parametrize("run", range(10))      # thread timings vary: the outcome may not
+def test_deletions_racing_pages_ahead_neither_skip_nor_repeat_a_deal_that_stays(run):
+    client = FakeDeals(700)
+    gone = set()
+
+    def delete(call):
+        if call in (2, 5):
+            for deal in client.deals[150 * call // 2:150 * call // 2 + 40]:
+                gone.add(deal["id"])
+            del client.deals[150 * call // 2:150 * call // 2 + 40]
+    client.before_call = delete
+    seen, _ = walk_ahead(client, "deals", in_flight=5)
+    assert len(seen) == len(set(seen)) and seen == sorted(seen, key=int)          # once each, in order
+    assert set(seen) >= {str(n) for n in range(1, 701)} - gone                   # every deal that stayed
+
+
+def test_new_deals_during_a_walk_ahead_come_last_once():
+    client = FakeDeals(300)
+
+    def create(call):
+        if call == 1:
+            client.deals += [{"id": str(900 + n), "cdate": "2025-06-01T00:00:00-05:00", "group": "1"}
+                             for n in range(3)]
+    client.before_call = create
+    seen, walk = walk_ahead(client, "deals", in_flight=5)
+    assert seen == [str(n) for n in range(1, 301)] + ["900", "901", "902"]
+    assert walk.wasted == 0 and client.calls == 4
+
+
+def test_stubs_walked_ahead_once():
+    client = FakeDeals(800, stubs=True)
+    seen, walk = walk_ahead(client, "deals", in_flight=5)
+    assert seen == [str(n) for n in range(1, 801)] and walk.wasted == 0
+
+
+def test_an_older_cursor_resumes_with_pages_ahead_in_id_order():
+    client = FakeDeals(650)
+    seen, walk = walk_ahead(client, "deals", {"offset": 100, "last_id": "100"}, in_flight=5)
+    assert seen == [str(n) for n in range(101, 651)] and walk.wasted == 0
+    assert all(("orders[id]", "ASC") in p and not any(k == "orders[cdate]" for k, _ in p) for p in client.params)
+    assert sorted(offsets(client)) == list(range(99, 649, 99))       # from the record before the cursor
+
+
+def test_a_checkpoint_mid_walk_resumes_where_the_pages_written_end():
+    """A step ends (time up): the pages requested ahead are returned, then the walk resumes from the last
+    page's cursor in a new step, as the worker does across hand-ons."""
+    client = FakeDeals(1000)
+    spec = job_spec.parse("deals", {})
+    got = []
+    with Walk(client, spec, {}, deadline=time.monotonic() + 30, patience=0, in_flight=4) as walk:
+        for _ in range(3):
+            got += walk.next_page(lambda future: future.result()).records
+        while walk.pending:
+            page = walk.next_page(lambda future: future.result(), prefetch=False)
+            got += page.records
+        with pytest.raises(OutOfTime):
+            walk.next_page(lambda future: future.result(), prefetch=False)
+    assert walk.wasted == 0 and client.calls == page.cursor["pages"] > 3      # every page requested was used
+    seen, again = walk_ahead(client, "deals", page.cursor, in_flight=4)
+    assert [r["id"] for r in got] + seen == [str(n) for n in range(1, 1001)] and again.wasted == 0
+
+
+def test_the_page_cap_is_checked_before_any_call_ahead():
+    client = FakeDeals(1000)
+    spec = job_spec.parse("deals", {})
+    with Walk(client, spec, {}, deadline=time.monotonic() + 30, patience=0, in_flight=5, max_pages=3) as walk:
+        for _ in range(3):
+            walk.next_page(lambda future: future.result())
+        with pytest.raises(UpstreamInvalid, match="EXPORT_MAX_RECORDS"):
+            walk.next_page(lambda future: future.result())
+    assert client.calls == 3

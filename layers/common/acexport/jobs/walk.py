@@ -47,6 +47,7 @@ from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
 from acexport.ac.records import enrich, page_records, parse_total
 from acexport.ac.resources import CONTACTS, DEALS, Params, Record, plan, timestamp
 from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
+from acexport.jobs.offsets import Ahead, start_of
 from acexport.jobs.spec import JobSpec
 from acexport.settings import job_settings
 
@@ -187,8 +188,8 @@ class Walk:
     patience: float
     outage_since: float | None = None  # time.time() of the first failure of the current outage
     max_pages: int = field(default_factory=lambda: max(1, -(-job_settings().max_records // AC_PAGE)))
-    in_flight: int = 1                 # most pages requested at once (contacts: one per slice)
-    rate: float = 5.0                  # AC's requests per second (the budget's): slices needed = rate x answer time
+    in_flight: int = 1                 # most pages requested at once (contacts: slices; deals, accounts: pages ahead)
+    rate: float = 5.0                  # AC's requests per second (the budget's): pages needed = rate x answer time
     slice_pages: int = 3               # a contacts slice is made only for at least this many pages
     _params: Params = field(init=False)
     _local: list[Callable[[Record], bool]] = field(init=False)
@@ -198,6 +199,7 @@ class Walk:
     _closing: threading.Event = field(init=False, default_factory=threading.Event)
     _guard: threading.Lock = field(init=False, default_factory=threading.Lock)
     _prefetching: bool = field(init=False, default=True)
+    _ahead: Ahead = field(init=False, default_factory=Ahead)     # deals, accounts: offset pages requested ahead
 
     def __post_init__(self) -> None:
         resource = self.spec.resource
@@ -217,12 +219,14 @@ class Walk:
             self._local.append(lambda r, f=UPDATED[resource.name]: updated_since(r, f, since))
         self._lanes = _lanes(self.cursor)
         self._pages = int(self.cursor.get("pages", 0))    # pages read (and written) by the walk so far
-        if resource is not CONTACTS or self.in_flight < 2:
-            self.in_flight = 1             # deals and accounts: one offset walk (docs/jobs.md)
+        self.in_flight = max(1, self.in_flight)
 
     # ---- the page pipeline ------------------------------------------------------------------------
     def __enter__(self) -> Walk:
-        self._pool = ThreadPoolExecutor(max_workers=2 * max(1, self.in_flight), thread_name_prefix="ac-prefetch")
+        self._pool = ThreadPoolExecutor(max_workers=2 * self.in_flight, thread_name_prefix="ac-prefetch")
+        if self.spec.resource is not CONTACTS:     # the cursor's page only: AC's count is not known yet
+            self._ahead.top_up(start_of(self._lanes[0].cursor), None, 1, self._request_at)
+            return self
         for lane in self._lanes:
             self._request(lane)
         return self
@@ -231,24 +235,45 @@ class Walk:
         self._closing.set()       # a prefetch waiting out AC's failures stops at once
         if self._pool is not None:
             self._pool.shutdown(wait=True, cancel_futures=True)   # an AC call in flight ends by its timeout
+        if self._ahead.wasted:
+            logger.info("offset pages requested ahead and not used", extra={"wasted": self._ahead.wasted})
 
     @property
     def pending(self) -> bool:
         """A page has been requested and not yet returned by next_page."""
         with self._guard:
-            return any(lane.next is not None or lane.ahead is not None for lane in self._lanes)
+            return bool(self._ahead) or any(lane.next is not None or lane.ahead is not None for lane in self._lanes)
+
+    @property
+    def wasted(self) -> int:
+        """AC requests made for offset pages requested ahead that the walk could not use (jobs.offsets)."""
+        return self._ahead.wasted
 
     def next_page(self, wait: Callable[[Future], None], *, prefetch: bool = True) -> Page:
         """The next page, in a fixed order: the slices take turns, a page each, in their order (so a
-        checkpoint's file is the same whatever AC's answer times). `wait(future)` is called until the page
-        has arrived (the worker renews its lease and watches for a cancel meanwhile). With `prefetch`, each
-        slice has its next page and, once that has arrived, the one after it requested (so a slow answer in
-        one slice holds no other back); without it only pages already requested are returned.
+        checkpoint's file is the same whatever AC's answer times); an offset walk's pages in its order.
+        `wait(future)` is called until the page has arrived (the worker renews its lease and watches for a
+        cancel meanwhile). With `prefetch`, each slice has its next page and, once that has arrived, the one
+        after it requested (so a slow answer in one slice holds no other back), and an offset walk has pages
+        requested ahead up to `_wanted()`; without it only pages already requested are returned.
         Raises OutOfTime, or AC's error once patience is out."""
         assert self._pool is not None, "use the walk as a context manager"
         self._prefetching = prefetch
         if not prefetch and not self.pending:
             raise OutOfTime()
+        if self.spec.resource is CONTACTS:
+            fetched = self._next_in_slices(wait, prefetch)
+        else:
+            fetched = self._next_at_offset(wait, prefetch)
+        records = [r for r in fetched.records if all(check(r) for check in self._local)]
+        self._patiently(lambda: enrich(self.client, self.spec.resource, records))
+        if self._lanes or "after" in self.cursor:
+            self.cursor = {**_cursor(self._lanes), "pages": self._pages}
+        else:                                   # an unsliced walk ends on its lane's cursor, as before
+            self.cursor = {**fetched.cursor, "pages": self._pages}
+        return Page(records, fetched.read, self.cursor, fetched.total, not self._lanes)
+
+    def _next_in_slices(self, wait: Callable[[Future], None], prefetch: bool) -> _Fetched:
         index = self._turn % len(self._lanes)
         if not prefetch:
             while self._lanes[index].next is None:
@@ -276,13 +301,32 @@ class Walk:
             for other in self._lanes:
                 if other.next is None:
                     self._request(other)
-        records = [r for r in fetched.records if all(check(r) for check in self._local)]
-        self._patiently(lambda: enrich(self.client, self.spec.resource, records))
-        if self._lanes or "after" in self.cursor:
-            self.cursor = {**_cursor(self._lanes), "pages": self._pages}
-        else:                                   # an unsliced walk ends on its lane's cursor, as before
-            self.cursor = {**fetched.cursor, "pages": self._pages}
-        return Page(records, fetched.read, self.cursor, fetched.total, not self._lanes)
+        return fetched
+
+    def _next_at_offset(self, wait: Callable[[Future], None], prefetch: bool) -> _Fetched:
+        """The offset walk's next page: AC's answer requested ahead at the start the cursor expects (or requested
+        now), placed by `_fetch_at_offset` in the pool (a recovery may read AC again: the worker keeps renewing
+        its lease meanwhile); then pages requested ahead at the predicted starts, up to `_wanted()`."""
+        lane = self._lanes[0]
+        self._ahead.keep_from(start_of(lane.cursor))
+        if not self._ahead:
+            if not prefetch:
+                raise OutOfTime()
+            self._ahead.top_up(start_of(lane.cursor), None, 1, self._request_at)
+        placing = self._pool.submit(self._fetch_at_offset, dict(lane.cursor), self._ahead.take())
+        while not placing.done():
+            wait(placing)
+        fetched = placing.result()
+        self._pages += 1
+        lane.cursor = fetched.cursor
+        if fetched.last:
+            self._ahead.drop()
+            self._drop(0)
+            return fetched
+        self._ahead.keep_from(start_of(fetched.cursor))      # the walk stepped back: the pages ahead are off
+        if prefetch:
+            self._ahead.top_up(start_of(fetched.cursor), fetched.total, self._wanted(), self._request_at)
+        return fetched
 
     def _drop(self, index: int) -> None:
         """A slice has ended; a page read ahead for it (possible only after a cut) is not wanted."""
@@ -341,8 +385,9 @@ class Walk:
                                             zip(cuts, ends[1:], strict=True)]
 
     def _wanted(self) -> int:
-        """Slices that keep AC's rate busy: rate x AC's answer time (+50 %: this side's work, AC's jitter), at most
-        `in_flight`. A fast AC needs one: more slices would only cost a partial page each."""
+        """Pages in flight (slices, offset pages ahead) that keep AC's rate busy: rate x AC's answer time (+50 %:
+        this side's work, AC's jitter), at most `in_flight`. A fast AC needs one: more slices would only cost a
+        partial page each."""
         answer = getattr(self.client, "answer_seconds", None)
         if answer is None:
             return self.in_flight
@@ -376,11 +421,27 @@ class Walk:
     def _get(self, params: Params) -> dict:
         return self._patiently(lambda: self.client.get(self.spec.resource.path, params))
 
-    def _fetch(self, cursor: dict) -> _Fetched:
-        if self._pages + 1 > self.max_pages:     # pages read so far (all slices), and this one
+    def _capped(self, number: int) -> None:
+        """Before the call for the walk's `number`th page: past EXPORT_MAX_RECORDS / 100 pages, stop."""
+        if number > self.max_pages:
             raise UpstreamInvalid(f"ActiveCampaign kept sending full pages past {self.max_pages} pages; "
                                   "the export was stopped (EXPORT_MAX_RECORDS)")
-        return self._fetch_after_id(cursor) if self.spec.resource is CONTACTS else self._fetch_at_offset(cursor)
+
+    def _fetch(self, cursor: dict) -> _Fetched:
+        self._capped(self._pages + 1)            # pages read so far (all slices), and this one
+        return self._fetch_after_id(cursor)
+
+    def _request_at(self, start: int, ahead: int) -> Future | None:
+        """AC's answer for the offset page at `start`, `ahead` pages after the cursor's, requested in the pool
+        (jobs.offsets); a page ahead past the page cap is not requested (the cursor's own fails there first)."""
+        number = self._pages + 1 + ahead
+        if ahead and number > self.max_pages:
+            return None
+        return self._pool.submit(self._offset_body, start, number)
+
+    def _offset_body(self, start: int, number: int) -> dict:
+        self._capped(number)
+        return self._get([*self._params, ("offset", str(start))])
 
     def _fetch_after_id(self, cursor: dict) -> _Fetched:
         last_id, before = cursor.get("last_id"), cursor.get("before")
@@ -398,13 +459,16 @@ class Walk:
         return _Fetched(records, len(records), {**after, **({"before": before} if before else {})}, total, last,
                         None if total is None else total - len(records), spacing)
 
-    def _fetch_at_offset(self, cursor: dict) -> _Fetched:
+    def _fetch_at_offset(self, cursor: dict, first: Future | None) -> _Fetched:
+        """The page after `cursor`, placed by the last record written: `first` is AC's answer for the page at
+        the cursor's start (`start_of`, requested ahead or just now); when records moved, AC is read again here."""
         offset, last_id = int(cursor.get("offset", 0)), cursor.get("last_id")
         last_key = tuple(cursor["last_key"]) if cursor.get("last_key") is not None else \
             (int(last_id),) if last_id is not None and self._order == "id" else None
-        start = offset - 1 if offset and last_id is not None else offset
+        start = start_of(cursor)
         while True:
-            body = self._get([*self._params, ("offset", str(start))])
+            body = first.result() if first is not None else self._get([*self._params, ("offset", str(start))])
+            first = None
             records = page_records(self.spec.resource, body)
             if last_id is None or start == offset:
                 fresh = records[offset - start:]                      # the first page

@@ -38,6 +38,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       store         the job documents (leases, conditional checkpoints)
       view          what callers see of a job (progress, time left, download URL)
       walk          every record of a resource from AC, page after page, pipelined
+      offsets       deals and accounts: offset pages requested ahead at predicted starts
       files         the export file's encoding (NDJSON/CSV), gzip members, the S3 multipart upload
       writer        records into the file: buffer, gzip member, parts, ETags, columns (checkpointed)
       worker        one worker step: claim, walk, write, checkpoint, hand on or finish

@@ -14,9 +14,13 @@
   the walk keeps only records whose order key (deals: (cdate, id), accounts: id) is above the last one
   written. If the order key cannot decide (keys missing or not ascending), the job fails with OrderLost
   rather than skip or repeat a record. Cursor `{"offset", "last_id", "last_key", "order"}`; a deals cursor
-  of an older release (no "order") continues in the id order it started with.
+  of an older release (no "order") continues in the id order it started with. When AC's answer time needs
+  several pages in flight (issue 12), the pages after the cursor's are requested ahead at the starts full
+  pages predict (jobs.offsets: s, s + 99, ..., none past AC's count); each is placed as above when the walk
+  reaches exactly its start, and a missed prediction (the walk stepped back, a short page) drops the rest.
 - One page is always being fetched while the previous one is processed (enriched, encoded,
-  compressed), so AC calls go back to back at the rate limit; at most two pages are in memory (per slice).
+  compressed), so AC calls go back to back at the rate limit; at most two pages are in memory per slice,
+  and an offset walk holds the pages requested ahead (at most EXPORT_PAGES_IN_FLIGHT) beside the one it writes.
 - Filters: the page exports' (resources.plan); what AC cannot apply exactly is applied here.
   `updated_after`: AC's `filters[updated_after]` on contacts and deals (a day; a day earlier for a
   date-time, AC's time zone being the account's), then checked here on every resource against `udate`,

@@ -33,8 +33,9 @@ def test_slow_answers_keep_several_offset_pages_in_flight_and_the_file_is_the_sa
     _, records = kit.run(resource, timeout=60)
     assert records == kit.expected(resource)
     answered = [r for r in kit.sandbox.requests if r.path == f"/{resource}" and r.status == 200]
-    # one page in flight: each request waits for the answer before it (0.4 s); here several go at once
-    assert most_in_any_window([r.at for r in answered], 0.3) >= 3
+    # one page in flight: each request waits for the answer before it (0.4 s), so no two arrive within 0.3 s;
+    # here pages overlap (how many depends on the budget's slots, which the first page's enrichment shares)
+    assert most_in_any_window([r.at for r in answered], 0.3) >= 2
     offsets = sorted(int(dict(r.query)["offset"]) for r in answered)
     assert offsets == [0, *range(99, 499, 99)] and len(offsets) == pages(500)      # none wasted, none twice
     kit.sandbox.answer_time(0.0, 0.0, 0.0)

@@ -3,12 +3,12 @@
 An offset page is read from one record before the cursor (the last record written, by which jobs.walk places
 the page) and a full page moves the cursor by 99, so while pages are full the starts of the next pages are
 known in advance: s, s + 99, s + 198, ... This module keeps the pages requested at those starts, oldest first.
-The walk places the oldest one, with the same placement (and the same recovery when records moved) as a page
-requested after the one before it was placed: its body may be older or newer than the page before, which the
-placement does not depend on (it finds the last record written, or falls back on the order key). A page is
-used only when the walk reaches its start exactly; a prediction missed (the walk stepped back because
-records before the cursor were deleted; a page came back short because records at the end went) drops every
-page requested after it, and the requests already made for them are counted as wasted.
+A page is used only when the walk reaches its start exactly and the answer holds the last record written
+(jobs.walk places it after that record, as any page). An answer requested ahead may be older than the page
+before it, so when the record is not in it (records before the cursor were deleted) the walk reads that start
+again and recovers from the new answer exactly as with one page in flight. A prediction missed (the walk
+stepped back; a page came back short because records at the end went) drops every page requested after it;
+answers read and not used are counted as wasted.
 
 No page is requested past AC's count (`meta.total`): the page at p is the last when p + 100 >= total; before the
 first page of a step the count is not known, and only the cursor's own page is requested.

@@ -16,8 +16,9 @@
   rather than skip or repeat a record. Cursor `{"offset", "last_id", "last_key", "order"}`; a deals cursor
   of an older release (no "order") continues in the id order it started with. When AC's answer time needs
   several pages in flight (issue 12), the pages after the cursor's are requested ahead at the starts full
-  pages predict (jobs.offsets: s, s + 99, ..., none past AC's count); each is placed as above when the walk
-  reaches exactly its start, and a missed prediction (the walk stepped back, a short page) drops the rest.
+  pages predict (jobs.offsets: s, s + 99, ..., none past AC's count); each is used when the walk reaches
+  exactly its start and it holds the last record written (else that start is read again and placed as
+  above), and a missed prediction (the walk stepped back, a short page) drops the rest.
 - One page is always being fetched while the previous one is processed (enriched, encoded,
   compressed), so AC calls go back to back at the rate limit; at most two pages are in memory per slice,
   and an offset walk holds the pages requested ahead (at most EXPORT_PAGES_IN_FLIGHT) beside the one it writes.
@@ -95,6 +96,7 @@ class _Fetched:
     last: bool                # the lane's last page
     left: int | None = None   # records of the lane after this page, by AC's count
     spacing: float = 1.0      # ids per record in this page
+    reread: int = 0           # offset pages: answers requested ahead, not used, read again
 
 
 @dataclass(eq=False)
@@ -321,6 +323,7 @@ class Walk:
         while not placing.done():
             wait(placing)
         fetched = placing.result()
+        self._ahead.wasted += fetched.reread
         self._pages += 1
         lane.cursor = fetched.cursor
         if fetched.last:
@@ -465,14 +468,17 @@ class Walk:
 
     def _fetch_at_offset(self, cursor: dict, first: Future | None) -> _Fetched:
         """The page after `cursor`, placed by the last record written: `first` is AC's answer for the page at
-        the cursor's start (`start_of`, requested ahead or just now); when records moved, AC is read again here."""
+        the cursor's start (`start_of`), requested ahead. It is used only when it holds that record (or no
+        record was written yet): an answer requested ahead may be older than the page before it, and the
+        recovery below (step back while the page starts above the record; keep what is above its key when it is
+        gone) holds only for an answer read after that page's; so without it the start is read again."""
         offset, last_id = int(cursor.get("offset", 0)), cursor.get("last_id")
         last_key = tuple(cursor["last_key"]) if cursor.get("last_key") is not None else \
             (int(last_id),) if last_id is not None and self._order == "id" else None
-        start = start_of(cursor)
+        start, reread = start_of(cursor), 0
         while True:
-            body = first.result() if first is not None else self._get([*self._params, ("offset", str(start))])
-            first = None
+            ahead, first = first, None
+            body = ahead.result() if ahead is not None else self._get([*self._params, ("offset", str(start))])
             records = page_records(self.spec.resource, body)
             if last_id is None or start == offset:
                 fresh = records[offset - start:]                      # the first page
@@ -481,6 +487,9 @@ class Walk:
             if at is not None:                                        # the last record written: go on after it
                 fresh = records[at + 1:]
                 break
+            if ahead is not None:                                     # records moved: read the start again
+                reread += 1
+                continue
             keys = [self._key(r) for r in records]
             if last_key is None or not _ascending(keys):
                 raise OrderLost(self.spec.resource.name)
@@ -499,4 +508,4 @@ class Walk:
                       "order": self._order}
         else:
             cursor = {**cursor, "offset": end}
-        return _Fetched(fresh, len(fresh), cursor, total, last)
+        return _Fetched(fresh, len(fresh), cursor, total, last, reread=reread)

@@ -11,6 +11,11 @@
    Secrets/KMS, the Mongo connection, AC), median of `--first-runs` processes. Functions fed by queues
    and EventBridge are measured for import only.
 
+3. With `--layer`: the layer as `sam build` makes it (layers/common/Makefile, for this machine's platform), on a
+   read-only-like path (PYTHONDONTWRITEBYTECODE, as /opt in Lambda), imported by the bare python3.13 (no
+   venv): with the layer's precompiled bytecode, and without it, as SAM's python3.13 build method ships a
+   layer (it unpacks wheels and copies sources; Lambda then compiles every module at every cold start).
+
 Numbers are for this machine; imports run as in Lambda, without the dev venv's `cryptography`
 (NOT_IN_LAMBDA). Lambda's CPU share depends on the memory size.
 """
@@ -20,9 +25,11 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,20 +69,45 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**BASE_ENV, **(extra or {}), "PYTHONPATH": str(ROOT / "layers" / "common")}
 
 
-def import_times(runs: int) -> dict[str, dict]:
+def import_times(runs: int, *, python: list[str] | None = None, env: dict[str, str] | None = None,
+                 functions: list[str] = FUNCTIONS) -> dict[str, dict]:
     results = {}
-    for name in FUNCTIONS:
+    for name in functions:
         samples = []
         for _ in range(runs):
             probe = f"NOT_IN_LAMBDA = {NOT_IN_LAMBDA!r}\n" + PROBE
-            out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT / "functions" / name, env=_child_env(),
-                                 capture_output=True, text=True, check=True).stdout
+            out = subprocess.run([*(python or [sys.executable]), "-c", probe], cwd=ROOT / "functions" / name,
+                                 env=env or _child_env(), capture_output=True, text=True, check=True).stdout
             samples.append(json.loads(out.strip().splitlines()[-1]))
         median = statistics.median(s["import_ms"] for s in samples)
         target = TARGET_MS.get(name, DEFAULT_TARGET_MS)
         results[name] = {"import_ms_median": round(median, 1), "target_ms": target, "met": median <= target,
                          **{k: samples[0][k] for k in ("requests", "boto3", "pymongo")}}
     return results
+
+
+def built_layer(directory: Path, *, bytecode: bool) -> Path:
+    """The layer as `sam build` makes it (layers/common/Makefile), for this machine's platform; or, without
+    bytecode, as SAM's python3.13 build method would (the same files, no .pyc)."""
+    machine = "x86_64" if platform.machine() in ("x86_64", "AMD64") else "aarch64"
+    subprocess.run(["make", "-s", "-C", str(ROOT / "layers" / "common"), "build-CommonLayer",
+                    f"ARTIFACTS_DIR={directory}", f"PYTHON={sys.executable}", f"PLATFORM=manylinux2014_{machine}",
+                    f"BYTECODE={'yes' if bytecode else 'no'}"], check=True, capture_output=True)
+    return directory / "python"
+
+
+def layer_import_times(runs: int) -> dict[str, dict]:
+    """Import times from the built layer, with and without its bytecode (see the module docstring, 3)."""
+    bare = [getattr(sys, "_base_executable", sys.executable), "-s"]      # python3.13 itself, not the venv
+    report = {}
+    with tempfile.TemporaryDirectory(prefix="layer-") as tmp:
+        for label, bytecode in (("bytecode", True), ("no_bytecode", False)):
+            path = built_layer(Path(tmp) / label, bytecode=bytecode)
+            env = {**BASE_ENV, "PYTHONPATH": str(path), "PYTHONDONTWRITEBYTECODE": "1"}
+            report[label] = import_times(runs, python=bare, env=env)
+    return {name: {"bytecode_ms": report["bytecode"][name]["import_ms_median"],
+                   "no_bytecode_ms": report["no_bytecode"][name]["import_ms_median"],
+                   "target_ms": report["bytecode"][name]["target_ms"]} for name in FUNCTIONS}
 
 
 # ---------------------------------------------------------------- first request (child process)
@@ -157,10 +189,19 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=7, help="fresh processes per function for import time")
     parser.add_argument("--first-runs", type=int, default=3, help="fresh processes per function, first request")
+    parser.add_argument("--layer", action="store_true",
+                        help="import from the built layer, with and without its bytecode (needs PyPI)")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         first_request(args.child)
+        return
+    if args.layer:
+        layer = layer_import_times(args.runs)
+        (ROOT / "benchmarks" / "last_cold_layer.json").write_text(json.dumps(layer, indent=2) + "\n")
+        print(f"{'function':<26} {'layer with bytecode ms':>22} {'as SAM python3.13 ms':>20} {'target':>6}")
+        for name, r in layer.items():
+            print(f"{name:<26} {r['bytecode_ms']:>22} {r['no_bytecode_ms']:>20} {r['target_ms']:>6}")
         return
     report = {"python": sys.version.split()[0], "imports": import_times(args.runs),
               "first_request": first_requests(args.first_runs) if args.first_runs else {}}

@@ -256,8 +256,28 @@ def test_layer_is_built_by_sam_for_python313_arm64() -> None:
     assert p["CompatibleRuntimes"] == ["python3.13"]
     assert p["CompatibleArchitectures"] == ["arm64"]
     assert p["RetentionPolicy"] == "Delete"
-    assert layer["Metadata"]["BuildMethod"] == "python3.13"
+    assert layer["Metadata"]["BuildMethod"] == "makefile"      # layers/common/Makefile: bytecode in the layer
+    assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert (ROOT / "layers/common/requirements.txt").is_file()
+
+
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
+def test_the_layer_build_ships_bytecode_for_the_template_architecture(tmp_path) -> None:
+    """`make build-CommonLayer` (what sam build runs for BuildMethod: makefile) puts acexport and compiled
+    bytecode in python/; its defaults are the template's arm64 and python3.13. Built here without PyPI: an
+    empty requirements file stands in for the dependencies."""
+    source = tmp_path / "common"
+    shutil.copytree(ROOT / "layers/common", source, ignore=shutil.ignore_patterns("__pycache__"))
+    (source / "requirements.txt").write_text("")
+    makefile = (source / "Makefile").read_text()
+    assert "PLATFORM ?= manylinux2014_aarch64" in makefile and "PYTHON ?= python3.13" in makefile
+    out = tmp_path / "artifacts"
+    subprocess.run(["make", "-s", "-C", str(source), "build-CommonLayer", f"ARTIFACTS_DIR={out}",
+                    f"PYTHON={sys.executable}"], check=True, capture_output=True)
+    assert (out / "python/acexport/api.py").is_file()
+    compiled = list((out / "python/acexport").rglob("*.pyc"))
+    assert len(compiled) >= len(list((out / "python/acexport").rglob("*.py")))
+    assert all(path.read_bytes()[4:8] == b"\x01\x00\x00\x00" for path in compiled)   # PEP 552: unchecked hash
 
 
 # ----------------------------------------------------------------------------- API and authorizer

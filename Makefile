@@ -34,8 +34,9 @@ lint: $(STAMP)         ## ruff + cfn-lint on template.yaml
 bench: $(STAMP)        ## benchmarks against the local stack (see benchmarks/README.md)
 	$(BIN)/python benchmarks/bench_export.py
 
-bench-cold: $(STAMP)   ## each function's import time (median of fresh processes) and first request (benchmarks/README.md)
+bench-cold: $(STAMP)   ## each function's import time and first request; then imports from the built layer (PyPI)
 	$(BIN)/python benchmarks/bench_cold.py
+	$(BIN)/python benchmarks/bench_cold.py --layer
 
 load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (benchmarks/load/README.md)
 	$(BIN)/python benchmarks/load/run_load.py

@@ -5,7 +5,10 @@ the two servers at random, as API Gateway spreads requests over warm containers.
 contacts, deals and accounts (pages, AC-side and local filters and orders), status, saves (mostly 409:
 already stored) and reconnects (delete, then save again).
 
-Every answer is checked: no 5xx; only the statuses the contract allows for the tenant's possible states;
+Every answer is checked: no 5xx; only the statuses the contract allows for the tenant's possible states
+(docs/contract.md), among them the two "slow down" answers, counted apart as `told to wait`: a save past
+AUTH_SAVE_ATTEMPTS per window (429 + Retry-After) and AC's rate budget not to be had within the request's
+wait (503 `ActiveCampaign rate limit reached; retry later` + Retry-After: a save waits 3 s at most);
 every exported record is one of the tenant's own AC account (id and email/title/name as that sandbox
 generated them), totals of unfiltered pages equal that account's; the status shows the tenant's own
 base URL. Results (latencies per route, statuses, violations) go to LOAD_RESULTS when locust quits.
@@ -27,7 +30,7 @@ CONFIG = json.loads(open(os.environ["LOAD_CONFIG"]).read())  # noqa: SIM115 - re
 BASE = "/v1/integrations/activecampaign"
 ALLOWED = {  # statuses a tenant may see while other users of the same tenant save and delete
     "GET /auth": {200},
-    "POST /auth": {200, 409},
+    "POST /auth": {200, 409, 429},   # 429: past AUTH_SAVE_ATTEMPTS saves per window (issue 9), with Retry-After
     "DELETE /auth": {200, 404},
     "GET /export/contacts": {200, 404},
     "GET /export/deals": {200, 404},
@@ -73,6 +76,20 @@ def _dump(environment, **_):
         json.dump(out, fh)
 
 
+def _told_to_wait(reply) -> bool:
+    """A documented "retry later": 429 (too many saves) or 503 (AC's rate limit), each with Retry-After and the
+    error envelope that says so (docs/contract.md)."""
+    if reply.status_code not in (429, 503) or not reply.headers.get("Retry-After"):
+        return False
+    try:
+        body = reply.json()
+    except ValueError:
+        return False
+    expected = {429: "Too many attempts to save a connection; retry later",
+                503: "ActiveCampaign rate limit reached; retry later"}[reply.status_code]
+    return body.get("errno") == reply.status_code and body.get("message") == expected
+
+
 class TenantUser(HttpUser):
     wait_time = between(0.05, 0.5)
     host = CONFIG["servers"][0]
@@ -89,6 +106,11 @@ class TenantUser(HttpUser):
         with self.client.request(method, self._url(path), name=route, headers=self.headers, timeout=90,
                                  catch_response=True, **kwargs) as reply:
             status = reply.status_code
+            if _told_to_wait(reply):
+                reply.success()
+                with _lock:
+                    _checked[f"told to wait: {route} {status}"] += 1
+                return None
             if status >= 500 or status == 0:   # 0: no answer at all (connection refused, reset, timeout)
                 reply.failure(f"{status}")
                 _violation(f"{route} {path}: {status} {reply.text[:200] if status else repr(reply.error)[:300]}")

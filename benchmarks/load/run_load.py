@@ -12,7 +12,8 @@ before the run. Then locust (headless, `--users` users, `--duration` seconds) ru
 locustfile.py against both servers. Everything is stopped at the end, whatever happens, and the runner
 checks that none of the processes it started is left.
 
-Checks (exit status 1 if any fails): no 5xx and no status outside the contract; no record, total or
+Checks (exit status 1 if any fails): no 5xx and no status outside the contract (a documented "retry later",
+429 or 503 with Retry-After, is counted and printed apart: locustfile.py); no record, total or
 base URL of another tenant's AC account (locustfile.py); at every AC account: never more than 5 requests
 in any sliding second (from the sandbox's own arrival times), no 429, no key of another account; every
 stored connection points at its own tenant's AC account. Prints latency percentiles per route.
@@ -253,8 +254,10 @@ def run(args: argparse.Namespace) -> dict:
     # ---- checks and numbers
     statuses = results["statuses"]
     total_requests = sum(sum(counts.values()) for counts in statuses.values())
-    server_errors = {route: {s: n for s, n in counts.items() if s == "0" or int(s) >= 500}
-                     for route, counts in statuses.items()}
+    waits = {key[len("told to wait: "):]: n for key, n in results["checked"].items() if key.startswith("told to wait")}
+    server_errors = {route: {s: n - waits.get(f"{route} {s}", 0) for s, n in counts.items()
+                             if s == "0" or int(s) >= 500} for route, counts in statuses.items()}
+    server_errors = {route: {s: n for s, n in counts.items() if n} for route, counts in server_errors.items()}
     server_errors = {route: counts for route, counts in server_errors.items() if counts}
     if server_errors:
         failures.append(f"5xx or no answer: {server_errors}")
@@ -315,6 +318,8 @@ def print_report(report: dict) -> None:
           f"second at one account: {report['ac_max_in_any_1s']} (limit {AC_RATE}); 429s: "
           f"{sum(a['429'] for a in report['ac_accounts'])}; per account: "
           f"{[(a['requests'], a['max_in_any_1s']) for a in report['ac_accounts']]}")
+    waits = {k[len("told to wait: "):]: n for k, n in checked.items() if k.startswith("told to wait")}
+    print(f"  told to wait (documented 429/503 with Retry-After, not errors): {waits or 'none'}")
     print(f"  rate budget documents in Mongo: {report['rate_budget_documents']}; processes left: "
           f"{report['leftover_processes'] or 'none'}")
     print("  RESULT: " + ("PASS" if report["ok"] else "FAIL\n    " + "\n    ".join(report["failures"])))

@@ -1,6 +1,7 @@
 """SQS export DLQ -> fail the job of a message the worker kept failing on, with the reason
 (acexport.jobs.worker.on_dead_letter)."""
 
+from acexport import metrics
 from acexport.jobs import worker
 from acexport.logs import logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
@@ -15,7 +16,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path=SQS_MESSAGE_ID, log_event=False, clear_state=True)
-@worker.metrics.log_metrics
+@metrics.published()
 def lambda_handler(event: dict, context) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

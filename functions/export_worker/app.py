@@ -3,7 +3,7 @@
 Batch size 1 (a step uses the whole invocation); a failed message is reported as a batch item failure
 and comes back after the delay the worker set, or ends in the DLQ after maxReceiveCount deliveries."""
 
-from acexport import snapstart
+from acexport import metrics, snapstart
 from acexport.jobs import worker
 from acexport.logs import logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
@@ -22,7 +22,7 @@ def record_handler(record: SQSRecord, lambda_context) -> None:
 
 
 @logger.inject_lambda_context(correlation_id_path=SQS_MESSAGE_ID, log_event=False, clear_state=True)
-@worker.metrics.log_metrics
+@metrics.published()
 def lambda_handler(event: dict, context) -> dict:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

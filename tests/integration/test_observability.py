@@ -45,7 +45,7 @@ def emf(text: str) -> list[dict]:
 def emf_until(capsys, *names: str, timeout: float = 10) -> list[dict]:
     """The EMF documents printed so far, waiting until each of `names` was published: a job's status can be
     read before its worker invocation has returned and flushed its metrics. Locally one process holds every
-    function, so a document may also carry another invocation's metrics (in Lambda each container has its own)."""
+    function; each invocation thread publishes its own metrics (acexport.metrics), as each container does."""
     documents: list[dict] = []
     deadline = time.monotonic() + timeout
     while True:

@@ -31,8 +31,8 @@ def _slugs(markdown: str) -> set[str]:
 
 
 def _published(metric: str) -> bool:
-    """Some layer module publishes this metric name (Powertools add_metric)."""
-    return any(f'name="{metric}"' in path.read_text() for path in LAYER.rglob("*.py"))
+    """Some layer module publishes this metric name (acexport.metrics.add)."""
+    return any(re.search(rf'metrics\.add\("{metric}",', path.read_text()) for path in LAYER.rglob("*.py"))
 
 
 def test_alarm_parameters_and_conditions():

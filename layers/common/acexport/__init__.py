@@ -5,6 +5,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     settings      every setting, read once per container; secrets through Powertools Parameters
     caches        the registry of per-container caches and the one reset that forgets them all
     logs          the one Powertools Logger; the layer's loggers wired into it; bind() job id and tenant
+    metrics       CloudWatch metrics (Powertools EMF), one metric set per invocation thread
     errors        the API errors and the statuses/messages clients rely on
     api           the Powertools resolver factory, the handler decorator, the response envelopes
     identity      JWT verification (the authorizer only)

@@ -16,11 +16,10 @@ import warnings
 from collections.abc import Callable
 
 import orjson
-from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response, content_types
 from aws_lambda_powertools.logging import correlation_paths
 
-from acexport import tenancy
+from acexport import metrics, tenancy
 from acexport.errors import ApiError, BadRequest
 from acexport.logs import bind_tenant, logger
 from acexport.settings import get_settings
@@ -33,7 +32,6 @@ CHANGES_PATH = f"{BASE_PATH}/changes"
 HOOKS_PATH = f"{BASE_PATH}/hooks"
 SAFETY_MARGIN_SECONDS = 1.5   # kept back from the Lambda's remaining time to answer and log
 
-metrics = Metrics()
 # Routes that publish no metric of their own (status, delete) would warn on every call.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
@@ -87,7 +85,7 @@ def lambda_handler_for(app: APIGatewayHttpResolver) -> Callable:
 
     @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_HTTP, log_event=False,
                                   clear_state=True)
-    @metrics.log_metrics(capture_cold_start_metric=True)
+    @metrics.published(cold_start=True)
     def lambda_handler(event: dict, context) -> dict:
         return app.resolve(event, context)
 

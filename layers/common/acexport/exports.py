@@ -11,9 +11,7 @@ from __future__ import annotations
 
 from concurrent.futures import ThreadPoolExecutor
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-
+from acexport import metrics
 from acexport import query as query_mod
 from acexport.ac.client import AC_PAGE, ACClient
 from acexport.ac.records import enrich, page_records, parse_total
@@ -25,7 +23,6 @@ from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ac")
-metrics = Metrics()
 
 
 def _get(client: ACClient, resource: Resource, params, offset: int, limit: int) -> dict:
@@ -95,9 +92,9 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
         store.mark_rejected(tenant)
         raise
     finally:
-        metrics.add_metric(name="ACCalls", unit=MetricUnit.Count, value=client.calls)
+        metrics.add("ACCalls", metrics.MetricUnit.Count, client.calls)
         if client.throttled:
-            metrics.add_metric(name="ACThrottled", unit=MetricUnit.Count, value=client.throttled)
-    metrics.add_metric(name="ExportedRecords", unit=MetricUnit.Count, value=len(records))
+            metrics.add("ACThrottled", metrics.MetricUnit.Count, client.throttled)
+    metrics.add("ExportedRecords", metrics.MetricUnit.Count, len(records))
     return {"success": True, "message": "SUCCESS", "data": records,
             "pagination": pagination(query.page, query.limit, total)}

@@ -41,9 +41,7 @@ import time
 import warnings
 from dataclasses import dataclass
 
-from aws_lambda_powertools import Metrics
-from aws_lambda_powertools.metrics import MetricUnit
-
+from acexport import metrics
 from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store
@@ -67,7 +65,6 @@ from acexport.settings import JobSettings, get_settings, job_settings, required
 from acexport.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
-metrics = Metrics()   # flushed by the worker and dead-letter handlers (@metrics.log_metrics)
 # A message that runs no step (superseded, unknown job) publishes nothing: not worth a warning.
 warnings.filterwarnings("ignore", message="No application metrics to publish")
 
@@ -146,7 +143,7 @@ def on_dead_letter(body: str) -> None:
     message = f"The export worker failed repeatedly on this job ({reason}); start a new export"
     if jobs.settle(job_id, "failed", {"error": {"message": message}}):
         logger.error("export job failed in the dead-letter queue", extra={"reason": reason})
-        metrics.add_metric(name="JobFailed", unit=MetricUnit.Count, value=1)
+        metrics.add("JobFailed", metrics.MetricUnit.Count, 1)
         finalize(job_id)
 
 
@@ -310,12 +307,12 @@ class Step:
             self._measure(time.monotonic() - started, self.state.written - written)
 
     def _measure(self, seconds: float, written: int) -> None:
-        metrics.add_metric(name="JobStepSeconds", unit=MetricUnit.Seconds, value=round(seconds, 3))
-        metrics.add_metric(name="ExportedRecords", unit=MetricUnit.Count, value=max(0, written))
+        metrics.add("JobStepSeconds", metrics.MetricUnit.Seconds, round(seconds, 3))
+        metrics.add("ExportedRecords", metrics.MetricUnit.Count, max(0, written))
         if self.client is not None:
-            metrics.add_metric(name="ACCalls", unit=MetricUnit.Count, value=self.client.calls)
+            metrics.add("ACCalls", metrics.MetricUnit.Count, self.client.calls)
             if self.client.throttled:
-                metrics.add_metric(name="ACThrottled", unit=MetricUnit.Count, value=self.client.throttled)
+                metrics.add("ACThrottled", metrics.MetricUnit.Count, self.client.throttled)
 
     def _not_claimed(self) -> None:
         doc = jobs.get(self.job_id)
@@ -338,7 +335,7 @@ class Step:
         if jobs.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
                        worker=self.worker, seq=self.seq):
             logger.warning("export job failed", extra={"job_id": self.job_id, "reason": failure.error["message"]})
-            metrics.add_metric(name="JobFailed", unit=MetricUnit.Count, value=1)
+            metrics.add("JobFailed", metrics.MetricUnit.Count, 1)
             finalize(self.job_id)
         else:
             self._stopped()
@@ -464,5 +461,5 @@ class Step:
             upload.delete()   # cancelled (or taken over) after S3 completed the file: leave no complete file
             raise Stopped()
         logger.info("export job succeeded", extra={"job_id": self.job_id, "records": self.state.written})
-        metrics.add_metric(name="JobSucceeded", unit=MetricUnit.Count, value=1)
+        metrics.add("JobSucceeded", metrics.MetricUnit.Count, 1)
         finalize(self.job_id)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import gzip
 import io
+import itertools
 import json
 import os
 import time
@@ -172,3 +173,20 @@ def expected_records(sandbox, resource: str) -> list[dict]:
 
 def ids(records: list[dict]) -> list[str]:
     return [record["id"] for record in records]
+
+
+def crash_on_checkpoint(monkeypatch, number: int) -> list[dict]:
+    """The worker crashes at its `number`th checkpoint (jobs.save raises): what it wrote since the one before
+    is in the file but not checkpointed. Returns the cursors of the checkpoints saved, as they are saved."""
+    cursors: list[dict] = []
+    saves = itertools.count(1)
+    real_save = job_store.save
+
+    def save(job_id, worker, seq, checkpoint, *args, **kwargs):
+        if next(saves) == number:
+            raise RuntimeError("worker crashed")
+        cursors.append(dict(checkpoint["cursor"]))
+        return real_save(job_id, worker, seq, checkpoint, *args, **kwargs)
+
+    monkeypatch.setattr(job_store, "save", save)
+    return cursors

@@ -4,18 +4,16 @@ queueing, the file is the one a walk with one page in flight writes, every recor
 hand-ons, a crash and edits made while the job runs, a deals cursor of an older release resumes, and a
 steady walk asks AC for no page it does not use."""
 
-import itertools
 import threading
 import time
 
 import pytest
 from acexport.ac.client import ACClient
 from acexport.jobs import spec as job_spec
-from acexport.jobs import store as jobs
 from acexport.jobs.walk import Walk
 
 from devstack.ac_sandbox import most_in_any_window
-from tests.integration.jobs_kit import ids
+from tests.integration.jobs_kit import crash_on_checkpoint, ids
 
 
 def pages(count: int) -> int:
@@ -50,16 +48,7 @@ def test_an_offset_job_across_hand_ons_and_a_crash_writes_each_deal_once(kit, mo
     kit.api.env(EXPORT_PAGES_IN_FLIGHT="4", EXPORT_STEP_SECONDS="0.15")    # a few pages a step, then hand on
     kit.sandbox.generate(deals=2500)
     kit.sandbox.answer_time(0.03, 0.0, 0.0)
-    checkpoints, saves = [], itertools.count(1)
-    real_save = jobs.save
-
-    def save(job_id, worker, seq, checkpoint, *args, **kwargs):
-        if next(saves) == 3:
-            raise RuntimeError("worker crashed")           # pages were written to the file; no checkpoint
-        checkpoints.append(dict(checkpoint["cursor"]))
-        return real_save(job_id, worker, seq, checkpoint, *args, **kwargs)
-
-    monkeypatch.setattr(jobs, "save", save)
+    checkpoints = crash_on_checkpoint(monkeypatch, 3)     # pages were written to the file; no checkpoint
     job, records = kit.run("deals", timeout=60)
     assert records == kit.expected("deals")
     assert kit.doc(job["id"])["last_error"] == "RuntimeError"

@@ -16,7 +16,7 @@ from acexport.jobs import spec as job_spec
 from acexport.jobs import store as jobs
 from acexport.jobs import worker as job_worker
 
-from tests.integration.jobs_kit import ids
+from tests.integration.jobs_kit import crash_on_checkpoint, ids
 
 
 def parts_uploaded(monkeypatch) -> list[int]:
@@ -46,15 +46,7 @@ def test_a_job_of_many_steps_hands_on_through_the_queue(kit):
 def test_a_part_uploaded_but_not_checkpointed_is_uploaded_again_under_its_number(kit, monkeypatch):
     kit.sandbox.generate(contacts=600)
     numbers = parts_uploaded(monkeypatch)
-    saves = itertools.count(1)
-    real_save = jobs.save
-
-    def crash_on_second_checkpoint(*args, **kwargs):
-        if next(saves) == 2:
-            raise RuntimeError("worker crashed")      # part 2 is in S3; its checkpoint never happens
-        return real_save(*args, **kwargs)
-
-    monkeypatch.setattr(jobs, "save", crash_on_second_checkpoint)
+    crash_on_checkpoint(monkeypatch, 2)          # part 2 is in S3; its checkpoint never happens
     job, records = kit.run("contacts")
     assert records == kit.expected("contacts")
     assert numbers.count(2) == 2 and sorted(set(numbers)) == list(range(1, max(numbers) + 1))

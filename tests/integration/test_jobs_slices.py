@@ -3,13 +3,11 @@ AC stand-in, the FIFO queue, S3 multipart, checkpoints in Mongo): each contact i
 across hand-ons, a crash before a checkpoint and slow answers; the checkpoint holds every slice's cursor;
 the shared budget still keeps AC's 5 requests per second."""
 
-import itertools
 
 import pytest
-from acexport.jobs import store as jobs
 
 from devstack.ac_sandbox import most_in_any_window
-from tests.integration.jobs_kit import ids
+from tests.integration.jobs_kit import crash_on_checkpoint, ids
 
 SLICED = {"EXPORT_SLICE_PAGES": "2", "EXPORT_PAGES_IN_FLIGHT": "4"}
 
@@ -22,16 +20,7 @@ def by_id(records):
 def test_several_slices_across_hand_ons_and_a_crash_write_each_contact_once(kit, monkeypatch):
     kit.api.env(**SLICED, EXPORT_STEP_SECONDS="0.001")     # every step: a page, the pages in flight, hand on
     kit.sandbox.generate(contacts=1500)
-    checkpoints, saves = [], itertools.count(1)
-    real_save = jobs.save
-
-    def save(job_id, worker, seq, checkpoint, *args, **kwargs):
-        if next(saves) == 3:
-            raise RuntimeError("worker crashed")           # pages were written to the file; no checkpoint
-        checkpoints.append(dict(checkpoint["cursor"]))
-        return real_save(job_id, worker, seq, checkpoint, *args, **kwargs)
-
-    monkeypatch.setattr(jobs, "save", save)
+    checkpoints = crash_on_checkpoint(monkeypatch, 3)     # pages were written to the file; no checkpoint
     job, records = kit.run("contacts", timeout=60)
     assert by_id(records) == kit.expected("contacts")
     assert len(set(ids(records))) == len(records) == 1500

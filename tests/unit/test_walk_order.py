@@ -74,7 +74,8 @@ def test_the_last_deal_written_deleted_with_others_before_it_neither_skips_nor_r
     assert walk_all(client) == [str(n) for n in range(1, 351)]
 
 
-def test_new_deals_come_last_and_are_written_once():
+@pytest.mark.parametrize("in_flight", [1, 5])    # one page at a time, and pages requested ahead
+def test_new_deals_come_last_and_are_written_once(in_flight):
     client = FakeDeals(300)
 
     def create(call):
@@ -82,8 +83,9 @@ def test_new_deals_come_last_and_are_written_once():
             client.deals += [{"id": str(900 + n), "cdate": "2025-06-01T00:00:00-05:00", "group": "1"}
                              for n in range(3)]
     client.before_call = create
-    seen = walk_all(client)
+    seen, walk = walk_ahead(client, "deals", in_flight=in_flight)
     assert seen == [str(n) for n in range(1, 301)] + ["900", "901", "902"]
+    assert walk.wasted == 0 and client.calls == 4
 
 
 def test_stubs_are_walked_once_and_an_unplaceable_deletion_fails_clearly():
@@ -175,19 +177,6 @@ def test_deletions_racing_pages_ahead_neither_skip_nor_repeat_a_deal_that_stays(
     seen, _ = walk_ahead(client, "deals", in_flight=5)
     assert len(seen) == len(set(seen)) and seen == sorted(seen, key=int)          # once each, in order
     assert set(seen) >= {str(n) for n in range(1, 701)} - gone                   # every deal that stayed
-
-
-def test_new_deals_during_a_walk_ahead_come_last_once():
-    client = FakeDeals(300)
-
-    def create(call):
-        if call == 1:
-            client.deals += [{"id": str(900 + n), "cdate": "2025-06-01T00:00:00-05:00", "group": "1"}
-                             for n in range(3)]
-    client.before_call = create
-    seen, walk = walk_ahead(client, "deals", in_flight=5)
-    assert seen == [str(n) for n in range(1, 301)] + ["900", "901", "902"]
-    assert walk.wasted == 0 and client.calls == 4
 
 
 def test_stubs_walked_ahead_once():

@@ -54,7 +54,8 @@ authorised answer take ``(fixed + per_record x records in the page) x (1 +/- jit
 spent after the request was counted against the rate limit (AC counts a request when it arrives).
 
 Every request, faulted or not, is appended to ``requests`` as a :class:`RecordedRequest` (``path`` after the
-API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status, 0 while in flight).
+API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status, 0 while in flight);
+``connections`` counts the TCP connections accepted (HTTP/1.1 keep-alive, as AC's API).
 ``reset()`` clears faults, the request log and the rate-limit window, restores the original keys, answer time and
 data sizes, and regenerates the dataset.
 The data (``contacts``, ``fields``, ``field_values``, ``deals``, ``deal_groups``, ``deal_stages``,
@@ -597,6 +598,12 @@ class _Handler(BaseHTTPRequestHandler):
     timeout = 30      # an idle kept-alive connection is closed after this (servers keep them ~60 s)
     disable_nagle_algorithm = True   # headers and body are two writes: with Nagle the body waited ~40 ms for an ACK
 
+    def setup(self) -> None:
+        super().setup()
+        sandbox = self.server.sandbox
+        with sandbox._lock:
+            sandbox.connections += 1
+
     def version_string(self) -> str:
         return "ACSandbox/1.0"
 
@@ -1030,6 +1037,7 @@ class ACSandbox(WebhooksMixin):
         self._initial_keys = tuple(api_keys)
         self._keys = set(api_keys)
         self.requests: list[RecordedRequest] = []
+        self.connections = 0     # TCP connections accepted (keep-alive: a client's calls share few)
         self._lock = threading.Lock()
         self._faults: list[_Fault] = []
         self._window: list[float] = []
@@ -1084,6 +1092,7 @@ class ACSandbox(WebhooksMixin):
         with self._lock:
             self._faults.clear()
             self.requests.clear()
+            self.connections = 0
             self._window.clear()
             self._keys = set(self._initial_keys)
             self._denied.clear()

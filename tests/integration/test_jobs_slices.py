@@ -43,3 +43,9 @@ def test_slow_answers_keep_several_pages_in_flight(kit):
     # one page in flight: each request waits for the previous answer (>= 0.4 s); slices: several at once.
     # (How close this comes to AC's rate is measured by benchmarks/bench_jobs.py, not asserted here.)
     assert most_in_any_window(asked, 0.35) >= 3
+    # and AC's connections are kept and shared (keep-alive, as AC's API): a few for the whole job, not one a
+    # request, and no more than the pages in flight can use at once (else the pool discards some: a new TLS
+    # handshake with AC for each)
+    calls = kit.sandbox.count()
+    assert calls >= 12 and kit.sandbox.connections <= 2 * int(SLICED["EXPORT_PAGES_IN_FLIGHT"]) + 1, \
+        (calls, kit.sandbox.connections)

@@ -105,7 +105,10 @@ def session() -> requests.Session:
     if _session is None:
         s = requests.Session()
         s.trust_env = False  # never pick up proxies or .netrc credentials from the environment
-        adapter = PinnedAdapter(pool_connections=8, pool_maxsize=8, max_retries=0)
+        # pool_maxsize: connections kept per AC host. A job's walk can have 2 x EXPORT_PAGES_IN_FLIGHT (default 5)
+        # requests out at once when AC is slow, plus the worker's own calls; a connection beyond the pool is
+        # closed after its request, and the next one pays a new TLS handshake with AC.
+        adapter = PinnedAdapter(pool_connections=8, pool_maxsize=16, max_retries=0)
         s.mount("https://", adapter)
         s.mount("http://", adapter)
         _session = s

@@ -49,6 +49,17 @@ def test_snapstart_hooks_register_with_the_runtime_and_do_what_they_say(monkeypa
     assert client._session is None                       # restored: nothing made before the snapshot is kept
 
 
+def test_the_snapshot_holds_the_aws_sdk_modules_but_no_sdk_session():
+    """prime() imports boto3 (a first request's biggest import) and makes no session or client, which would
+    resolve credentials into the snapshot."""
+    probe = ("import sys; from acexport import snapstart; assert 'boto3' not in sys.modules; snapstart.prime(); "
+             "import boto3; print('boto3' in sys.modules, boto3.DEFAULT_SESSION is None)")
+    out = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, check=True,
+                         env={"PYTHONPATH": str(ROOT / "layers" / "common"), "PATH": "/usr/bin:/bin",
+                              "AWS_DEFAULT_REGION": "us-east-1", "POWERTOOLS_SERVICE_NAME": "test"})
+    assert out.stdout.split() == ["True", "True"]
+
+
 def test_without_the_runtime_module_nothing_happens(monkeypatch):
     monkeypatch.setitem(sys.modules, "snapshot_restore_py", None)    # import fails as off Lambda
     snapstart.register()

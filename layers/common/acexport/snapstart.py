@@ -5,8 +5,10 @@ With SnapStart, Lambda runs a function's init once per published version, snapsh
 restores new containers from it, so a cold start skips the imports. `register()` (called by the handler
 modules at import) adds, through the Lambda runtime's `snapshot_restore_py` (Python 3.12+ runtimes;
 absent elsewhere, then nothing happens):
-- before the snapshot, `prime`: settings read and the pooled AC session created (what every request
-  of an AC-calling function needs), nothing that holds a socket, a secret or a credential;
+- before the snapshot, `prime`: settings read, the pooled AC session created (what every request of an
+  AC-calling function needs) and the AWS SDK imported (the layer imports boto3 only when a first request
+  makes its first client, ~100 ms of that request here; issue 12), nothing that holds a socket, a secret
+  or a credential (no SDK client or session is made: it would resolve credentials into the snapshot);
 - after each restore, `restore`: every per-container cache forgotten (`caches.reset()`: a Mongo client,
   sessions or decrypted keys made before the snapshot would be shared by every restored container) and
   `random` reseeded (restored containers would otherwise draw the same numbers: back-off jitter).
@@ -20,6 +22,8 @@ from acexport import caches
 
 
 def prime() -> None:
+    import boto3  # noqa: F401 - its modules only, into the snapshot
+
     from acexport.ac import client
     from acexport.settings import get_settings
 

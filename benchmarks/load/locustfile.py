@@ -30,7 +30,7 @@ CONFIG = json.loads(open(os.environ["LOAD_CONFIG"]).read())  # noqa: SIM115 - re
 BASE = "/v1/integrations/activecampaign"
 ALLOWED = {  # statuses a tenant may see while other users of the same tenant save and delete
     "GET /auth": {200},
-    "POST /auth": {200, 409, 429},   # 429: past AUTH_SAVE_ATTEMPTS saves per window (issue 9), with Retry-After
+    "POST /auth": {200, 409},   # and a documented 429 past AUTH_SAVE_ATTEMPTS saves (_told_to_wait)
     "DELETE /auth": {200, 404},
     "GET /export/contacts": {200, 404},
     "GET /export/deals": {200, 404},

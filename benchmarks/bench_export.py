@@ -40,6 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 
+from baseline import MongoCommands, replay  # noqa: E402
 from pymongo import monitoring  # noqa: E402
 
 from devstack.stack import LocalStack, mint_token  # noqa: E402
@@ -82,26 +83,6 @@ def load_handler(resource: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.lambda_handler
-
-
-class MongoCommands(monitoring.CommandListener):
-    """pymongo command monitoring: the commands the handler sends, to be sent again by the baseline."""
-
-    def __init__(self):
-        self.recording: list | None = None
-        self.micros = 0               # time the recorded commands took, as pymongo measured them
-
-    def started(self, event) -> None:
-        if self.recording is not None:
-            command = {k: v for k, v in event.command.items() if not k.startswith("$") and k != "lsid"}
-            self.recording.append((event.database_name, command))
-
-    def succeeded(self, event) -> None:
-        if self.recording is not None:
-            self.micros += event.duration_micros
-
-    def failed(self, event) -> None:
-        pass
 
 
 def real_budget_shape() -> None:
@@ -160,8 +141,7 @@ def handler_time(requests: int) -> dict[str, dict]:
             own.append((total - spent[0]) * 1000)
             totals.append(total * 1000)
             started = time.perf_counter()                         # the baseline of this very request
-            for name, command in recorded:
-                db.client()[name].command(command)
+            replay(db.client(), recorded)
             for method, url, kwargs in calls:
                 answer = baseline_session.request(method, url, params=kwargs.get("params"),
                                                   headers=kwargs.get("headers"), timeout=30, allow_redirects=False)

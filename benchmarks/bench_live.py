@@ -11,7 +11,9 @@ with PUT /live, so the sandbox holds a webhook pointing at the local receiver ro
    delivery to the receiver, as AC would); the clock runs from the moment the sandbox starts its POST to
    the moment GET /changes (polled every 5 ms by a reader holding the previous next_cursor) returns it;
 2. receiver time: the sandbox's POST round trips of those deliveries (local gateway + handler), and the
-   handler alone, invoked as the Lambda runtime invokes it (warm), on 200 more deliveries;
+   handler alone, invoked as the Lambda runtime invokes it (warm), on 200 more deliveries, against a baseline
+   measured request by request in the same run: the Mongo commands and the EventBridge PutEvents it made, sent
+   again with plain clients (its ratio is what the receiver adds: parsing, checks, logs, metrics);
 3. burst: B distinct changes fired at an even pace over S seconds (the sandbox posts with
    `delivery_concurrency` = 8 connections), then B/10 of them delivered a second time (AC's "at least
    once"); checked: every answer 2xx (no 5xx), B changes stored, the feed read in full returns each once,
@@ -54,7 +56,12 @@ def main() -> None:
     parser.add_argument("--burst-seconds", type=float, default=10.0)
     args = parser.parse_args()
 
+    import boto3
     import requests
+    from acexport import caches, db
+    from acexport.jobs import aws
+    from baseline import MongoCommands, replay
+    from pymongo import monitoring
 
     from devstack.stack import LocalStack, mint_token
 
@@ -91,20 +98,43 @@ def main() -> None:
             latencies.append(seen - delivery.sent_at)
             round_trips.append(delivery.elapsed)
 
-        # 2. the receiver handler alone (as the Lambda runtime calls it, warm)
+        # 2. the receiver handler alone (as the Lambda runtime calls it, warm), and request by request its
+        #    baseline: the same Mongo commands and the same EventBridge PutEvents, sent again with plain clients
         (template,) = sandbox.update_contact(contacts[0], firstName="Template")
         sandbox.wait_for_deliveries()
         event = json.loads((ROOT / "events" / "hooks_receiver.json").read_text())
         secret = template.url.rsplit("/", 1)[1]
         event["pathParameters"] = {"secret": secret}
         event["rawPath"] = event["requestContext"]["http"]["path"] = f"{BASE}/hooks/{secret}"
-        handler_times = []
+        commands = MongoCommands()
+        monitoring.register(commands)
+        caches.reset()                         # a container whose Mongo client carries the listener
+        event["body"] = template.body.decode().replace("Template", "Warm")
+        assert stack.api.invoke("HooksReceiverFunction", event)["statusCode"] == 200
+        events_client, puts = aws.client("events"), []
+        real_put = events_client.put_events
+
+        def put(**kwargs):
+            puts.append(kwargs)
+            return real_put(**kwargs)
+
+        events_client.put_events = put
+        plain_events = boto3.client("events")
+        handler_times, baselines = [], []
         for n in range(200):
             event["body"] = template.body.decode().replace("Template", f"Handler{n}")
+            commands.recording, puts[:] = [], []
             started = time.perf_counter()
             reply = stack.api.invoke("HooksReceiverFunction", event)
             handler_times.append(time.perf_counter() - started)
             assert reply["statusCode"] == 200, reply
+            recorded, commands.recording = commands.recording, None
+            started = time.perf_counter()
+            replay(db.client(), recorded)
+            for kwargs in list(puts):
+                plain_events.put_events(**kwargs)
+            baselines.append(time.perf_counter() - started)
+        events_client.put_events = real_put
         cursor = read(cursor, 250)["next_cursor"]
         while (page := read(cursor))["data"]:
             cursor = page["next_cursor"]
@@ -139,6 +169,8 @@ def main() -> None:
             "latency_delivery_to_feed": ms(latencies),
             "receiver_round_trip_http": ms(round_trips),
             "receiver_handler_warm": ms(handler_times),
+            "receiver_baseline": {**ms(baselines), "what": "the same Mongo commands and PutEvents, plain clients",
+                                  "ratio": round(statistics.median(handler_times) / statistics.median(baselines), 3)},
             "burst": {
                 "deliveries": len(sent), "redelivered": len(again), "fired_in_s": round(fired_in, 2),
                 "all_answered_in_s": round(answered_in, 2), "statuses": dict(statuses),

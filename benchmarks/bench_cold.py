@@ -49,16 +49,20 @@ BASE_ENV = {"PATH": "/usr/bin:/bin", "POWERTOOLS_SERVICE_NAME": "bench", "POWERT
 # (~80 ms of the authorizer's import here) and works without it for HS256, as in Lambda. The probe hides it.
 NOT_IN_LAMBDA = ("cryptography", "cffi")
 
-PROBE = """
-import importlib.abc, json, sys, time
+# Every probe runs in a fresh interpreter that cannot import what Lambda does not have (NOT_IN_LAMBDA).
+LAMBDA_LIKE = f"""
+import importlib, importlib.abc, json, sys, time
 
 class _NotInLambda(importlib.abc.MetaPathFinder):
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in NOT_IN_LAMBDA:
-            raise ModuleNotFoundError(f"{name} is not in the Lambda runtime or the layer")
+        if name.split(".")[0] in {NOT_IN_LAMBDA!r}:
+            raise ModuleNotFoundError(f"{{name}} is not in the Lambda runtime or the layer")
         return None
 
 sys.meta_path.insert(0, _NotInLambda())
+"""
+
+PROBE = LAMBDA_LIKE + """
 t = time.perf_counter()
 import app
 ms = (time.perf_counter() - t) * 1000
@@ -71,16 +75,7 @@ print(json.dumps({"import_ms": ms, "requests": "requests" in sys.modules, "boto3
 # The same-run baseline of an import: the third-party modules the function ended up with (in the order they
 # were first imported, the stdlib they pull in included), imported alone in a fresh process. The function's
 # import over this is what the project's own modules cost.
-LIBRARIES_PROBE = """
-import importlib, importlib.abc, json, sys, time
-
-class _NotInLambda(importlib.abc.MetaPathFinder):
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in NOT_IN_LAMBDA:
-            raise ModuleNotFoundError(f"{name} is not in the Lambda runtime or the layer")
-        return None
-
-sys.meta_path.insert(0, _NotInLambda())
+LIBRARIES_PROBE = LAMBDA_LIKE + """
 t = time.perf_counter()
 for name in LIBRARIES:
     try:
@@ -95,24 +90,20 @@ def _child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     return {**BASE_ENV, **(extra or {}), "PYTHONPATH": str(ROOT / "layers" / "common")}
 
 
-def import_times(runs: int, *, python: list[str] | None = None, env: dict[str, str] | None = None,
-                 functions: list[str] = FUNCTIONS) -> dict[str, dict]:
+def _probe(code: str, function: str, python: list[str] | None, env: dict[str, str] | None) -> dict:
+    """Run `code` in a fresh interpreter in the function's folder; its last line of output, read as JSON."""
+    out = subprocess.run([*(python or [sys.executable]), "-c", code], cwd=ROOT / "functions" / function,
+                         env=env or _child_env(), capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def import_times(runs: int, *, python: list[str] | None = None, env: dict[str, str] | None = None) -> dict[str, dict]:
     results = {}
-    for name in functions:
-        samples = []
-        for _ in range(runs):
-            probe = f"NOT_IN_LAMBDA = {NOT_IN_LAMBDA!r}\n" + PROBE
-            out = subprocess.run([*(python or [sys.executable]), "-c", probe], cwd=ROOT / "functions" / name,
-                                 env=env or _child_env(), capture_output=True, text=True, check=True).stdout
-            samples.append(json.loads(out.strip().splitlines()[-1]))
+    for name in FUNCTIONS:
+        samples = [_probe(PROBE, name, python, env) for _ in range(runs)]
         median = statistics.median(s["import_ms"] for s in samples)
-        baseline = []
-        for _ in range(runs):
-            probe = f"NOT_IN_LAMBDA = {NOT_IN_LAMBDA!r}\nLIBRARIES = {samples[0]['libraries']!r}\n" + LIBRARIES_PROBE
-            out = subprocess.run([*(python or [sys.executable]), "-c", probe], cwd=ROOT / "functions" / name,
-                                 env=env or _child_env(), capture_output=True, text=True, check=True).stdout
-            baseline.append(json.loads(out.strip().splitlines()[-1])["import_ms"])
-        libraries = statistics.median(baseline)
+        baseline = f"LIBRARIES = {samples[0]['libraries']!r}\n" + LIBRARIES_PROBE
+        libraries = statistics.median(_probe(baseline, name, python, env)["import_ms"] for _ in range(runs))
         target = TARGET_MS.get(name, DEFAULT_TARGET_MS)
         results[name] = {"import_ms_median": round(median, 1), "target_ms": target, "met": median <= target,
                          "libraries_ms_median": round(libraries, 1), "ratio_to_libraries": round(median / libraries, 3),

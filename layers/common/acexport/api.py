@@ -12,7 +12,6 @@ import base64
 import binascii
 import json
 import time
-import warnings
 from collections.abc import Callable
 
 import orjson
@@ -32,8 +31,6 @@ CHANGES_PATH = f"{BASE_PATH}/changes"
 HOOKS_PATH = f"{BASE_PATH}/hooks"
 SAFETY_MARGIN_SECONDS = 1.5   # kept back from the Lambda's remaining time to answer and log
 
-# Routes that publish no metric of their own (status, delete) would warn on every call.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def encode(body) -> str:

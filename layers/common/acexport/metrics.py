@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import functools
 import threading
+import warnings
 from collections.abc import Callable
 
 from aws_lambda_powertools.metrics import EphemeralMetrics, MetricUnit
@@ -22,6 +23,9 @@ from acexport import caches
 __all__ = ["MetricUnit", "add", "current", "published"]
 
 _local = threading.local()
+# An invocation without metrics is normal (a status or delete route; a queue message that runs no step): an
+# empty set is not published, and Powertools' warning about it would come on every such call.
+warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 
 def current() -> EphemeralMetrics:

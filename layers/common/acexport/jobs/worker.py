@@ -38,7 +38,6 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-import warnings
 from dataclasses import dataclass
 
 from acexport import metrics
@@ -65,8 +64,6 @@ from acexport.settings import JobSettings, get_settings, job_settings, required
 from acexport.tenancy import Tenant
 
 logger = logging.getLogger(__name__)
-# A message that runs no step (superseded, unknown job) publishes nothing: not worth a warning.
-warnings.filterwarnings("ignore", message="No application metrics to publish")
 
 MAX_RETRY_DELAY = 900
 CONNECTION_CHANGED = ("The ActiveCampaign connection changed while the export ran (reconnected or replaced); "

@@ -106,9 +106,12 @@ def _port(args: argparse.Namespace, option: str) -> int:
 
 
 def _busy(port: int) -> bool:
+    """Whether something listens on `port`. SO_REUSEADDR, as the servers themselves bind: the connections of a
+    `make dev` stopped a moment ago linger in TIME_WAIT for a minute and must not count as a running server."""
     if not port:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -125,6 +128,14 @@ def _busy_port_message(ports: dict[str, int]) -> str | None:
             return (f"port {port} ({what}) is in use: another `make dev`? Stop it, or choose another port with "
                     f"{variable}=... or {flag} ... (0 picks a free one)")
     return None
+
+
+def _seeded(stack: LocalStack) -> str:
+    if stack.seed_refused:
+        return f"Not seeded: {stack.seed_refused}"
+    return (f"Seeded: a sandbox connection of this caller, sub-account {DEV_SUB_ACCOUNT} (with its own connection) "
+            f"and job {SAMPLE_JOB_ID}"
+            + (f" ({'; '.join(stack.seeded)})" if stack.seeded else " (kept from an earlier run)"))
 
 
 def _banner(stack: LocalStack, token: str) -> str:
@@ -147,9 +158,7 @@ def _banner(stack: LocalStack, token: str) -> str:
         "(docs/jobs.md)",
         "",
         f"Dev token (uid {DEV_UID}, account_id {DEV_ACCOUNT}, valid 12 h); more with "
-        "`python -m devstack token --uid U --account-id A`. Seeded: a sandbox connection of this caller, "
-        f"sub-account {DEV_SUB_ACCOUNT} (with its own connection) and job {SAMPLE_JOB_ID}"
-        + (f" ({'; '.join(stack.seeded)})" if stack.seeded else " (kept from an earlier run)") + ":",
+        "`python -m devstack token --uid U --account-id A`. " + _seeded(stack) + ":",
         "",
         f"  export API={api}{BASE}",
         f"  export TOKEN={token}",

@@ -236,3 +236,43 @@ def test_the_kms_alias_of_env_json_encrypts(api):
     api.connect()
     reply = api.export("contacts", "limit=2")
     assert reply.status_code == 200 and len(reply.json()["data"]) == 2
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_not_busy():
+    """`make dev` right after stopping one: the old server's connections linger in TIME_WAIT, nothing listens."""
+    from devstack.__main__ import _busy
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert _busy(port)                                   # listening: busy
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()                                     # the server closes first: its side waits in TIME_WAIT
+        client.close()
+    assert not _busy(port)
+
+
+PRODUCTION_HOST_RULES = r"""
+import json
+from devstack.__main__ import _banner
+from devstack.stack import LocalStack
+from devstack import seed
+
+with LocalStack(seed=True, event_sources=False, env={"ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL": "false"}) as stack:
+    from acexport.credentials import store
+    print(json.dumps({"refused": stack.seed_refused, "connected": store.exists(seed.tenant()),
+                      "banner": _banner(stack, "TOKEN")}))
+"""
+
+
+@pytest.mark.slow   # multi-process
+def test_make_dev_with_production_host_rules_starts_without_the_seeded_connection_and_says_why():
+    reply = run(["-c", PRODUCTION_HOST_RULES], env=clean_env())
+    assert reply.returncode == 0, reply.stderr[-3000:]
+    out = json.loads(reply.stdout.strip().splitlines()[-1])
+    assert out["connected"] is False
+    assert "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL=false" in out["refused"]
+    assert "Not seeded: ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL=false" in out["banner"]

@@ -161,6 +161,7 @@ def _banner(stack: LocalStack, token: str) -> str:
         "`python -m devstack token --uid U --account-id A`. " + _seeded(stack) + ":",
         "",
         f"  export API={api}{BASE}",
+        *([f"  export AC={stack.sandbox.base_url}"] if stack.sandbox is not None else []),
         f"  export TOKEN={token}",
         "",
         "Try it:",
@@ -206,7 +207,7 @@ def _banner(stack: LocalStack, token: str) -> str:
         "  .venv/bin/python -m devstack invoke export_contacts -e events/export_contacts.json",
         "  # live changes: register the webhook, change contact 3 in the sandbox, read the change feed",
         """  curl -s -X PUT "$API/live" -H "Authorization: Bearer $TOKEN\"""",
-        f"""  curl -s -X PATCH {base_url}/_sandbox/contacts/3 -H "Content-Type: application/json" """
+        """  curl -s -X PATCH "$AC/_sandbox/contacts/3" -H "Content-Type: application/json" """
         """-d '{"firstName": "Ada"}'""",
         """  curl -s "$API/changes" -H "Authorization: Bearer $TOKEN\"""",
         "  # delete the connection",

@@ -9,7 +9,7 @@
         (not with --no-sandbox or --aws-endpoint: a server sharing another stack's services).
         AC_SANDBOX_CONTACTS=5000 gives the sandbox 5,000 contacts (a job long enough to watch and cancel).
 
-    python -m devstack invoke <function> [-e events/<function>.json] [--as-is] [--no-running]
+    python -m devstack invoke <function> [-e events/<function>.json] [--as-is] [--arrange] [--no-running]
         Invoke one function with one event, like `sam local invoke`, without Docker (devstack/invoke.py);
         prints the function's answer as JSON. <function>: its directory under functions/ or its logical id.
 
@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--event", help="event file (JSON; '-' reads stdin); default: an empty event")
     run.add_argument("--as-is", action="store_true",
                      help="send the event unchanged: no connection, job or base_url is put in place for it")
+    run.add_argument("--arrange", action="store_true",
+                     help="against a running make dev, also replace or remove its data to put the event's "
+                          "preconditions in place (the save's connection, the sample job, the live secret)")
     run.add_argument("--no-running", action="store_true",
                      help="start a stack for this call even when a make dev is running")
     put = sub.add_parser("put-event", help="put an event on the running make dev's EventBridge bus")
@@ -301,7 +304,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _invoke(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):   # handler logs to stderr; stdout holds only the answer
-            answer = local_invoke.invoke(args.function, args.event, as_is=args.as_is,
+            answer = local_invoke.invoke(args.function, args.event, as_is=args.as_is, arrange=args.arrange,
                                          use_running=not args.no_running)
     except local_invoke.InvokeError as exc:
         print(f"devstack invoke: {exc}", file=sys.stderr)

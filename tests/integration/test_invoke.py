@@ -31,7 +31,7 @@ from devstack import invoke as inv
 from devstack.seed import SAMPLE_JOB_ID
 
 out = {}
-with inv.environment(use_running=False, log=lambda line: print(line, file=sys.stderr)) as (gateway, sandbox):
+with inv.environment(use_running=False, log=lambda line: print(line, file=sys.stderr)) as (gateway, sandbox, _):
     from acexport.jobs import store as jobs
     for path in sys.argv[1:]:
         name = Path(path).stem
@@ -156,6 +156,17 @@ def test_invoke_uses_a_running_make_dev(tmp_path):
         assert status["status"] == "succeeded" and status["records_written"] == 300
 
         check_env_json_matches(state)
+
+        # The running stack's data is the developer's: a save's caller keeps its connection unless asked
+        save = run(["-m", "devstack", "invoke", "save_auth", "-e", "events/save_auth.json"], env=env)
+        assert save.returncode == 0, save.stderr[-3000:]
+        assert json.loads(save.stdout)["statusCode"] == 409 and "--arrange removes that connection" in save.stderr
+        mine = requests.get(f"{base}/auth", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert mine.json()["data"]["connected"] is True
+        arranged = run(["-m", "devstack", "invoke", "save_auth", "-e", "events/save_auth.json", "--arrange"],
+                       env=env)
+        assert json.loads(arranged.stdout)["statusCode"] == 200, arranged.stderr[-3000:]   # saved
+        assert "removed the connection of dev-user on dev-account" in arranged.stderr
 
         put = run(["-m", "devstack", "put-event"], env=env)
         assert put.returncode == 0, put.stderr

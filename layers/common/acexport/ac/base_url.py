@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from acexport import caches
 from acexport.errors import BadRequest
@@ -85,6 +85,19 @@ def normalise_base_url(raw: str, *, allow_local: bool = False, suffixes: Iterabl
     With `allow_local` (ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL, local runs and tests only) a plain-http
     loopback URL with a port is accepted too and kept as `http://127.0.0.1:<port>`.
     """
+    parts, port = _split(raw)
+    host = (parts.hostname or "").lower()
+    if allow_local and host in _LOCAL_HOSTS and parts.scheme == "http" and port:
+        return f"http://{host}:{port}"
+    suffixes = allowed_suffixes() if suffixes is None else tuple(suffixes)
+    if parts.scheme != "https" or port is not None or ":" in parts.netloc or not host_allowed(host, suffixes):
+        raise BadRequest(INVALID_BASE_URL)
+    return f"https://{host}"
+
+
+def _split(raw: object) -> tuple[SplitResult, int | None]:
+    """The parts of a base URL that is nothing but a scheme, a host, maybe a port and maybe `/api/3`: no
+    user info, query, fragment, backslash, other path, space or control character; else BadRequest."""
     text = raw.strip() if isinstance(raw, str) else ""
     if len(text) > _MAX_LENGTH or not text.isascii() or any(c.isspace() or ord(c) < 32 for c in text):
         raise BadRequest(INVALID_BASE_URL)
@@ -93,19 +106,11 @@ def normalise_base_url(raw: str, *, allow_local: bool = False, suffixes: Iterabl
         port = parts.port
     except ValueError as exc:
         raise BadRequest(INVALID_BASE_URL) from exc
-    host = (parts.hostname or "").lower()
-    if (
-        parts.username is not None or parts.password is not None or "@" in parts.netloc
-        or parts.query or parts.fragment or "\\" in text
-        or parts.path.rstrip("/").lower() not in {"", "/api/3"}
-    ):
+    extras = (parts.username is not None or parts.password is not None or "@" in parts.netloc
+              or parts.query or parts.fragment or "\\" in text)
+    if extras or parts.path.rstrip("/").lower() not in {"", "/api/3"}:
         raise BadRequest(INVALID_BASE_URL)
-    if allow_local and host in _LOCAL_HOSTS and parts.scheme == "http" and port:
-        return f"http://{host}:{port}"
-    suffixes = allowed_suffixes() if suffixes is None else tuple(suffixes)
-    if parts.scheme != "https" or port is not None or ":" in parts.netloc or not host_allowed(host, suffixes):
-        raise BadRequest(INVALID_BASE_URL)
-    return f"https://{host}"
+    return parts, port
 
 
 def account_key(host: str) -> str:

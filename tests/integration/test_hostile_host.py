@@ -78,8 +78,8 @@ def test_the_connection_goes_to_the_checked_address_with_the_host_named(api, dns
         real = socket.getaddrinfo
         monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(host, *a, **k) if host == "127.0.0.1"
                             else pytest.fail(f"second lookup of {host}"))
-        client = ACClient(f"http://acme.api-us1.com:{port}", "key", deadline=time.monotonic() + 10, validating=True)
-        assert client.get("/users/me") == {"user": {"id": "1"}}
+        client = ACClient(f"http://acme.api-us1.com:{port}", "key", deadline=time.monotonic() + 10)
+        assert client.validate() == {"user": {"id": "1"}}
         assert seen == [(f"acme.api-us1.com:{port}", "/api/3/users/me")]
         assert ("127.0.0.1", port) in connections
     finally:

@@ -14,6 +14,7 @@ import urllib3.util.connection
 from acexport.ac import base_url
 from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.reference import fetch_all
+from acexport.errors import UpstreamTimeout
 
 
 @pytest.fixture
@@ -138,3 +139,80 @@ def test_a_contacts_walk_that_does_not_advance_fails_at_once(kit):
     assert job["status"] == "failed"
     assert "cannot advance" in job["error"]["message"]
     assert kit.sandbox.count("/contacts") == 2
+
+
+class Trickle:
+    """A host that answers one byte every `gap` seconds, for at most `lasts` seconds: after the headers
+    (`body`), or from the status line on (`headers`). A socket timeout of seconds never trips on it."""
+
+    def __init__(self, where: str, gap: float = 0.3, lasts: float = 9.0):
+        self.where, self.gap, self.lasts = where, gap, lasts
+        self.stop = threading.Event()
+        trickle = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = json.dumps({"user": {"id": "1", "pad": "x" * 500}}).encode()
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                        "\r\n").encode()
+                if trickle.where == "body":
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                    head = b""
+                ends = time.monotonic() + trickle.lasts
+                for byte in (head + body):
+                    if trickle.stop.is_set() or time.monotonic() > ends:
+                        break
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:        # the client shut the connection: what the test wants
+                        return
+                    time.sleep(trickle.gap)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow   # 2 s of real waiting each
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_trickled_answer_ends_at_the_deadline(api, where):
+    """Before the deadline watch, each read waited up to AC_READ_TIMEOUT and the deadline was checked only
+    between 64 KiB chunks: this 2 s call took as long as the host kept trickling (9 s here)."""
+    with Trickle(where) as host:
+        client = ACClient(host.base_url, "key", deadline=time.monotonic() + 2)
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout) as raised:
+            client.validate()
+        assert time.monotonic() - started < 2.6
+        assert raised.value.status == 504 and client.calls == 1
+
+
+@pytest.mark.slow   # 3 s of real waiting
+def test_post_auth_against_a_trickling_host_is_a_504_in_time_and_stores_nothing(api, mongo):
+    api.env(REQUEST_BUDGET_SECONDS="3")
+    with Trickle("body") as host:
+        started = time.monotonic()
+        reply = api.call("POST", "/auth", json={"base_url": host.base_url, "api_key": "k" * 40})
+        took = time.monotonic() - started
+    assert reply.status_code == 504, reply.text
+    assert reply.json() == {"success": False, "errno": 504,
+                            "message": "ActiveCampaign did not answer in time; retry later"}
+    assert took < 4.5
+    assert api.call("GET", "/auth").json()["data"] == {"connected": False}

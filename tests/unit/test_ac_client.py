@@ -23,6 +23,7 @@ from acexport.ac.client import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, ACClient, Outc
 from acexport.ac.ratelimit import SlidingWindowLimiter
 from acexport.errors import (
     InvalidCredentials,
+    PermissionDenied,
     StoredCredentialsRejected,
     UpstreamThrottled,
     UpstreamTimeout,
@@ -320,3 +321,38 @@ def test_the_read_timeout_is_the_time_left_on_the_clients_clock(clock, sandbox):
     with pytest.raises(UpstreamTimeout):
         client.get("/contacts")
     assert time.monotonic() - began < 3 and client.calls == 1
+
+
+# ---- a refused stored key is marked in one place
+
+def test_a_refused_stored_key_calls_on_rejected_once_and_other_failures_never(clock, sandbox):
+    marked = []
+    client = ACClient(sandbox.base_url, KEY, deadline=clock() + 30, clock=clock, sleep=clock.sleep,
+                      on_rejected=lambda: marked.append(1))
+    sandbox.inject(500, times=MAX_ATTEMPTS, path="/contacts")
+    with pytest.raises(UpstreamUnavailable):
+        client.get("/contacts")
+    sandbox.inject(403, path="/deals", body=b'{"errors":[{"detail":"You do not have permission to view deals."}]}')
+    with pytest.raises(PermissionDenied):
+        client.get("/deals")
+    assert marked == []
+    sandbox.remove_key(KEY)
+    with pytest.raises(StoredCredentialsRejected):
+        client.get("/contacts")
+    assert marked == [1]
+
+
+def test_only_the_credential_store_and_the_save_build_an_ac_client():
+    """Every AC call with a stored key goes through `credentials.store.client` (which marks a refused key for
+    reconnecting); a save validates a new pair (connections.save). A module building its own client would
+    let its route forget the reconnect prompt."""
+    import ast
+    from pathlib import Path
+
+    package = Path(ac_client.__file__).resolve().parents[1]
+    builders = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "ACClient":
+                builders.add(path.relative_to(package).as_posix())
+    assert builders == {"credentials/store.py", "credentials/connections.py"}

@@ -89,6 +89,7 @@ AC_AT_INIT = {"export_contacts", "export_deals", "export_accounts", "export_work
               "save_auth", "live_enable", "live_status", "live_disable"}
 
 
+@pytest.mark.slow   # one subprocess importing all 19 functions: ~3 s here
 def test_every_function_that_calls_ac_registers_the_snapstart_hooks_once():
     """The template turns SnapStart on for every function; the hooks are registered in one place (the AC
     client's import), so a function whose init imports the client cannot miss them, and none registers twice."""

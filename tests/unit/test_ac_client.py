@@ -356,3 +356,14 @@ def test_only_the_credential_store_and_the_save_build_an_ac_client():
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "ACClient":
                 builders.add(path.relative_to(package).as_posix())
     assert builders == {"credentials/store.py", "credentials/connections.py"}
+
+
+def test_one_watchdog_thread_keeps_every_attempts_deadline(clock, sandbox):
+    """Each attempt runs under a deadline watch (ac/transport.py); the watches share one thread, however many
+    calls are made."""
+    import threading
+
+    client = make_client(clock, sandbox.base_url)
+    for _ in range(20):
+        assert client.get("/contacts")["contacts"]
+    assert [t.name for t in threading.enumerate()].count("ac-deadline-watch") == 1

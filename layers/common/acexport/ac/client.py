@@ -51,7 +51,7 @@ import requests
 from acexport import caches, snapstart
 from acexport.ac import base_url
 from acexport.ac.ratelimit import BudgetExhausted, Limiter, SlidingWindowLimiter
-from acexport.ac.transport import PinnedAdapter, deadline_watch
+from acexport.ac.transport import PinnedAdapter, Watch, deadline_watch
 from acexport.errors import (
     ApiError,
     InvalidCredentials,
@@ -371,7 +371,7 @@ class ACClient:
         started, sent = self._clock(), limiter().now()
         with deadline_watch(left) as watch:
             try:
-                response = self._send(call, timeouts)
+                response = self._send(call, timeouts, watch)
             except base_url.UnsafeAddress:
                 logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
                 refused = InvalidCredentials() if call.validating else \
@@ -391,11 +391,14 @@ class ACClient:
         self._answered(stamp, sent, self._clock() - started, response)
         return self._classify(response, attempt, call.path, validating=call.validating, missing_ok=call.missing_ok)
 
-    def _send(self, call: _Call, timeouts: tuple[float, float]) -> requests.Response:
+    def _send(self, call: _Call, timeouts: tuple[float, float], watch: Watch) -> requests.Response:
         with session().request(call.method, self.root + call.path, params=call.params, json=call.json,
                                headers=self._headers, allow_redirects=False, timeout=timeouts,
                                stream=True) as response:
-            _read_capped(response, self._max_bytes, self.deadline, self._clock)
+            try:
+                _read_capped(response, self._max_bytes, self.deadline, self._clock)
+            finally:
+                watch.done()   # before the connection goes back to the pool, where another call may take it
         return response
 
     def _answered(self, stamp: float | None, sent: float, seconds: float, response: requests.Response) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from acexport import caches
 
-_before: list[Callable[[], None]] = []
+_before: list[Callable[[], object]] = []
 _registered = False
 
 
@@ -45,7 +45,7 @@ def restore() -> None:
     random.seed()
 
 
-def register(*, before: Callable[[], None] | None = None) -> None:
+def register(*, before: Callable[[], object] | None = None) -> None:
     """Register `prime` and `restore` with the runtime, once per process; `before` runs in `prime` too."""
     global _registered
     if before is not None and before not in _before:

@@ -161,7 +161,7 @@ def _retry_after(response: requests.Response) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp() - time.time()
+        seconds = when.timestamp() - time.time()   # an HTTP date is on the wall clock, whatever the client's clock
     if not math.isfinite(seconds):
         return None
     return min(MAX_RETRY_AFTER, max(0.0, seconds))
@@ -318,7 +318,7 @@ class ACClient:
 
     def get(self, path: str, params: list[tuple[str, str]] | None = None) -> dict:
         """GET a JSON object from AC, retrying what is worth retrying while time allows."""
-        return self.request("GET", path, params)
+        return self._call(_Call("GET", path, params)) or {}   # None only answers a `missing_ok` call
 
     def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None, *,
                 json: dict | None = None, idempotent: bool = True, missing_ok: bool = False) -> dict | None:

@@ -216,3 +216,74 @@ def test_post_auth_against_a_trickling_host_is_a_504_in_time_and_stores_nothing(
                             "message": "ActiveCampaign did not answer in time; retry later"}
     assert took < 4.5
     assert api.call("GET", "/auth").json()["data"] == {"connected": False}
+
+
+def _self_signed(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files (cryptography, already a test dependency)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.slow   # 1.5 s of real waiting each
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_the_deadline_watch_cuts_a_trickle_under_tls_too(tmp_path, monkeypatch, where):
+    """The watch shuts the plain socket under the TLS one (ac/transport.py): a blocked TLS read returns too."""
+    import socket
+    import ssl
+
+    from acexport.ac.transport import PinnedAdapter, deadline_watch
+
+    monkeypatch.setattr(base_url, "public", lambda address: True)   # the loopback stands in for AC
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port, stop = listener.getsockname()[1], threading.Event()
+
+    def serve():
+        with listener, context.wrap_socket(listener.accept()[0], server_side=True) as conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n"
+            if where == "body":
+                conn.sendall(head)
+            for byte in (b"" if where == "body" else head) + b" " * 300:
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    session = requests.Session()
+    session.mount("https://", PinnedAdapter(max_retries=0))
+    started = time.monotonic()
+    try:
+        with deadline_watch(1.5) as watch, pytest.raises(requests.RequestException):
+            body = session.get(f"https://127.0.0.1:{port}/api/3/users/me", verify=cert, timeout=(2, 10)).content
+            pytest.fail(f"a whole answer came: {body!r}")
+        assert watch.expired and time.monotonic() - started < 2.5
+    finally:
+        stop.set()
+        session.close()

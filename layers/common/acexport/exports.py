@@ -17,7 +17,7 @@ from acexport.ac.client import AC_PAGE, ACClient
 from acexport.ac.records import enrich, page_records, parse_total
 from acexport.ac.resources import Plan, Record, Resource, plan, sort_locally
 from acexport.credentials import store
-from acexport.errors import BadRequest, NotConnected, StoredCredentialsRejected
+from acexport.errors import BadRequest, NotConnected
 from acexport.query import pagination
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
@@ -82,15 +82,11 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
     doc = store.find(tenant)
     if doc is None:
         raise NotConnected()
-    credentials = store.credentials(doc)
-    client = ACClient(credentials.base_url, credentials.api_key, deadline=deadline)
+    client = store.client(doc, deadline=deadline)   # marks the connection if AC refuses its key
     read = read_scan if steps.scans else read_direct
     try:
         records, total = read(client, resource, steps, query.page, query.limit)
         enrich(client, resource, records)
-    except StoredCredentialsRejected:
-        store.mark_rejected(tenant)
-        raise
     finally:
         metrics.add("ACCalls", metrics.MetricUnit.Count, client.calls)
         if client.throttled:

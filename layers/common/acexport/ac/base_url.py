@@ -79,13 +79,35 @@ def valid_suffix(suffix: str) -> bool:
     return bool(_SUFFIX.match(suffix)) and len(suffix) <= 200
 
 
+def _parts(raw: str) -> tuple[SplitResult, int | None]:
+    """The URL's parts and port, or BadRequest for text no AC base URL has: too long, not ASCII, spaces,
+    control characters or a backslash, a port that is not a number."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if len(text) > _MAX_LENGTH or not text.isascii() or "\\" in text or any(c.isspace() or ord(c) < 32 for c in text):
+        raise BadRequest(INVALID_BASE_URL)
+    try:
+        parts = urlsplit(text)
+        return parts, parts.port
+    except ValueError as exc:
+        raise BadRequest(INVALID_BASE_URL) from exc
+
+
+def _extras(parts: SplitResult) -> bool:
+    """Anything an AC base URL never has: credentials, a query, a fragment, a path but /api/3."""
+    return (parts.username is not None or parts.password is not None or "@" in parts.netloc
+            or bool(parts.query or parts.fragment)
+            or parts.path.rstrip("/").lower() not in {"", "/api/3"})
+
+
 def normalise_base_url(raw: str, *, allow_local: bool = False, suffixes: Iterable[str] | None = None) -> str:
     """Return the canonical `https://<host>` for an AC base URL, or raise BadRequest.
 
     With `allow_local` (ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL, local runs and tests only) a plain-http
     loopback URL with a port is accepted too and kept as `http://127.0.0.1:<port>`.
     """
-    parts, port = _split(raw)
+    parts, port = _parts(raw)
+    if _extras(parts):
+        raise BadRequest(INVALID_BASE_URL)
     host = (parts.hostname or "").lower()
     if allow_local and host in _LOCAL_HOSTS and parts.scheme == "http" and port:
         return f"http://{host}:{port}"
@@ -93,24 +115,6 @@ def normalise_base_url(raw: str, *, allow_local: bool = False, suffixes: Iterabl
     if parts.scheme != "https" or port is not None or ":" in parts.netloc or not host_allowed(host, suffixes):
         raise BadRequest(INVALID_BASE_URL)
     return f"https://{host}"
-
-
-def _split(raw: object) -> tuple[SplitResult, int | None]:
-    """The parts of a base URL that is nothing but a scheme, a host, maybe a port and maybe `/api/3`: no
-    user info, query, fragment, backslash, other path, space or control character; else BadRequest."""
-    text = raw.strip() if isinstance(raw, str) else ""
-    if len(text) > _MAX_LENGTH or not text.isascii() or any(c.isspace() or ord(c) < 32 for c in text):
-        raise BadRequest(INVALID_BASE_URL)
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise BadRequest(INVALID_BASE_URL) from exc
-    extras = (parts.username is not None or parts.password is not None or "@" in parts.netloc
-              or parts.query or parts.fragment or "\\" in text)
-    if extras or parts.path.rstrip("/").lower() not in {"", "/api/3"}:
-        raise BadRequest(INVALID_BASE_URL)
-    return parts, port
 
 
 def account_key(host: str) -> str:

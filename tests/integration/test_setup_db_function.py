@@ -28,7 +28,7 @@ class ResponseUrl:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_PUT(self):  # noqa: N802
+            def do_PUT(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 outer.puts.append({"path": self.path, "headers": dict(self.headers), "body": json.loads(body)})
                 self.send_response(outer.status)

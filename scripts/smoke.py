@@ -231,18 +231,16 @@ class Smoke:
 
     def _find_change(self, email: str, wait: float) -> dict:
         deadline, cursor = time.monotonic() + wait, None
-        while True:
+        while time.monotonic() < deadline:
             query = "limit=250" + (f"&after={cursor}" if cursor else "")
             body = self.call("GET", f"/changes?{query}", 200, quiet=True)
             for change in body.get("data") or []:
                 if (change.get("record") or {}).get("email") == email:
                     return change
             cursor = body.get("next_cursor") or cursor
-            if body.get("data"):
-                continue   # more pages may follow
-            if time.monotonic() > deadline:
-                raise StepFailed(f"FAIL GET /changes: the test change did not arrive within {wait:.0f} s")
-            time.sleep(min(self.poll_seconds, 1.0))
+            if not body.get("data"):   # read to the end of the feed: wait for the change to arrive
+                time.sleep(min(self.poll_seconds, 1.0))
+        raise StepFailed(f"FAIL GET /changes: the test change did not arrive within {wait:.0f} s")
 
     def disconnect(self) -> None:
         self.call("DELETE", "/auth", 200)

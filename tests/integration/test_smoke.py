@@ -65,11 +65,15 @@ def test_smoke_passes_on_the_local_stack_and_leaves_nothing(api, mongo, smoke):
 
 @pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_connection_left_by_an_interrupted_run_is_deleted_first(api, mongo, smoke):
-    api.connect(token=api.token(uid="smoke-test", account_id="smoke-test"))
+    token = api.token(uid="smoke-test", account_id="smoke-test")
+    api.connect(token=token)
+    assert api.call("PUT", "/live", token=token).status_code == 200     # live changes left on too
+    assert len(api.sandbox.webhooks) == 1
     code, lines = run(smoke, api.stack)
     assert code == 0, lines
     assert any("earlier run" in line for line in lines)
     assert credentials(mongo).count_documents({}) == 0
+    assert api.sandbox.webhooks == {}
 
 
 @pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)

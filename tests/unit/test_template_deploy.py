@@ -31,6 +31,7 @@ def test_the_custom_resource_never_waits_an_hour_and_reruns_when_the_layer_or_a_
     tpl = template()
     resource = tpl["Resources"]["MongoIndexes"]
     assert resource["Condition"] == "SetupDbOnDeploy"
+    assert resource["DependsOn"] == "SetupDbFunctionLogGroup"   # else Lambda makes the group first
     props = resource["Properties"]
     assert props["ServiceToken"] == {"Ref": "SetupDbFunction.Alias"}           # this deploy's code
     timeout = tpl["Resources"]["SetupDbFunction"]["Properties"]["Timeout"]

@@ -197,3 +197,21 @@ def test_a_refused_response_is_retried_then_given_up_without_raising(caplog):
         refusing.close()
     assert sent["delivered"] is False and len(refusing.puts) == custom_resource.PUT_ATTEMPTS
     assert "X-Amz-Signature" not in caplog.text                          # the pre-signed URL is never logged
+
+
+def test_the_stack_status_is_read_and_an_unreadable_one_is_not_a_rollback(api):
+    """rolling_back() against moto's CloudFormation: a stack that is not rolling back, and one that does not
+    exist (the failure is then reported as it is)."""
+    import json as _json
+
+    import boto3
+
+    cfn = boto3.client("cloudformation", region_name="us-east-1")
+    body = _json.dumps({"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}})
+    stack_id = cfn.create_stack(StackName="setup-db-status-test", TemplateBody=body)["StackId"]
+    try:
+        assert cfn.describe_stacks(StackName=stack_id)["Stacks"][0]["StackStatus"] == "CREATE_COMPLETE"
+        assert custom_resource.rolling_back(stack_id) is False
+    finally:
+        cfn.delete_stack(StackName=stack_id)
+    assert custom_resource.rolling_back("arn:aws:cloudformation:us-east-1:123456789012:stack/none/guid") is False

@@ -105,8 +105,11 @@ def rolling_back(stack_id: str) -> bool:
     cannot be read (the failure is then reported as it is)."""
     try:
         import boto3
+        from botocore.config import Config
 
-        stacks = boto3.client("cloudformation").describe_stacks(StackName=stack_id)["Stacks"]
+        # Bounded: in a VPC without a route to CloudFormation this must not eat the time left to answer.
+        config = Config(connect_timeout=3, read_timeout=5, retries={"max_attempts": 2, "mode": "standard"})
+        stacks = boto3.client("cloudformation", config=config).describe_stacks(StackName=stack_id)["Stacks"]
         return bool(stacks) and stacks[0]["StackStatus"].endswith("ROLLBACK_IN_PROGRESS")
     except Exception as exc:   # no permission, throttled, no network: do not guess
         logger.warning("stack status unreadable", extra={"error": type(exc).__name__})

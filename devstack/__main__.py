@@ -336,7 +336,17 @@ def _put_event(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    secret = os.environ.get("JWT_SECRET") or DEV_JWT_SECRET
+    from devstack.stack import LAYER
+
+    if str(LAYER) not in sys.path:   # the layer, as /opt/python in Lambda
+        sys.path.append(str(LAYER))
+    from acexport.identity import SecretFormatError, signing_keys
+
+    try:   # either form of the secret (a plain key, or {"current", "previous", ...}): sign with the current key
+        secret = signing_keys(os.environ.get("JWT_SECRET") or DEV_JWT_SECRET).current
+    except SecretFormatError as exc:
+        print(f"devstack token: JWT_SECRET: {exc}", file=sys.stderr)
+        return 2
     print(mint_token(args.uid, args.account_id, secret=secret, ttl=args.ttl,
                      workspace_id=args.workspace_id, parent_account=args.parent_account))
     return 0

@@ -51,3 +51,22 @@ def test_a_malformed_secret_fails_closed_without_naming_a_key(api, capfd, value)
     assert reply.json() == {"message": "Internal Server Error"}
     logged = "".join(capfd.readouterr())
     assert NEW not in logged and OLD not in logged
+
+
+@pytest.mark.slow   # moto's Secrets Manager, >= 0.3 s here
+def test_the_rotation_object_read_from_secrets_manager_works_the_same(api, monkeypatch):
+    """In AWS the secret comes from Secrets Manager (Powertools Parameters): the JSON form is read as is."""
+    import boto3
+
+    client = boto3.client("secretsmanager", endpoint_url=api.stack.moto_url, region_name="us-east-1")
+    value = json.dumps({"current": NEW, "previous": OLD, "previous_until": time.time() + 600})
+    arn = client.create_secret(Name=f"activecampaign/jwt-rotation-{id(api)}", SecretString=value)["ARN"]
+    try:
+        monkeypatch.delenv("JWT_SECRET")
+        api.env(JWT_SECRET_ARN=arn)
+        api.stack.api.clear_authorizer_cache()
+        assert api.call("GET", "/auth", token=signed(NEW)).status_code == 200
+        assert api.call("GET", "/auth", token=signed(OLD)).status_code == 200
+        assert api.call("GET", "/auth", token=signed("x" * 40)).status_code == 403
+    finally:
+        client.delete_secret(SecretId=arn, ForceDeleteWithoutRecovery=True)

@@ -5,10 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke setup-db
+.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke e2e setup-db
 
 help:                  ## list the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
+	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
 
 $(STAMP): requirements-dev.txt layers/common/requirements.txt
 	$(PYTHON) -m venv $(VENV)
@@ -43,8 +43,12 @@ load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (
 
 # `make smoke API_URL=... AC_URL=... AC_KEY=... JWT_SECRET=...` (docs/deploy.md, "Smoke test"). The recipe is
 # not echoed (@), so the key and the secret are not printed; the script never prints them either.
-smoke: $(STAMP)        ## save, read, export a page, delete against a deployed (or `make dev`) API
+smoke: $(STAMP)        ## save, page, full job, live round trip, delete against a deployed (or `make dev`) API
 	@API_URL="$(API_URL)" AC_URL="$(AC_URL)" AC_KEY="$(AC_KEY)" JWT_SECRET="$(JWT_SECRET)" $(BIN)/python scripts/smoke.py
+
+# The same steps as pytest tests (tests/e2e), against the same four settings; CI runs it against `make dev`.
+e2e: $(STAMP)          ## tests/e2e against API_URL (deployed or make dev): job, live round trip, tokens
+	@API_URL="$(API_URL)" AC_URL="$(AC_URL)" AC_KEY="$(AC_KEY)" JWT_SECRET="$(JWT_SECRET)" $(BIN)/python -m pytest tests/e2e
 
 setup-db: $(STAMP)     ## create the MongoDB indexes (python -m acexport.setup_db; MONGODB_URI or MONGODB_URI_SECRET_ARN)
 	PYTHONPATH=layers/common $(BIN)/python -m acexport.setup_db

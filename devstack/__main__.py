@@ -18,7 +18,9 @@
         the rule's function starts a job, which the local worker runs.
 
     python -m devstack token --uid U --account-id A [--workspace-id W] [--parent-account P] [--ttl S]
-        Print a token signed with $JWT_SECRET, or the dev secret the local stack uses by default.
+        Print a token signed with $JWT_SECRET, or the dev secret the local stack uses by default. It lasts
+        12 h unless --ttl says otherwise: the same as the banner's dev token (DEV_TOKEN_TTL), so the two
+        tokens of a working day expire together.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ from devstack.stack import DEV_JWT_SECRET, LocalStack, mint_token
 
 BASE = "/v1/integrations/activecampaign"
 DEMO_API_KEY = "sandbox-key"
-DEV_TOKEN_TTL = 12 * 3600
+DEV_TOKEN_TTL = 12 * 3600   # the banner's token and `token`'s default: a working day of local calls
 SAMPLE_EVENT = "events/export_job_events.json"
 # Fixed ports of `make dev` (env.json and the sample save event point at them); 0 lets the OS pick.
 PORTS = {  # option -> (environment variable, default, what listens there)
@@ -84,7 +86,8 @@ def _parser() -> argparse.ArgumentParser:
     token.add_argument("--account-id", required=True)
     token.add_argument("--workspace-id")
     token.add_argument("--parent-account")
-    token.add_argument("--ttl", type=int, default=3600, help="seconds the token is valid (default 3600)")
+    token.add_argument("--ttl", type=int, default=DEV_TOKEN_TTL,
+                       help=f"seconds the token is valid (default {DEV_TOKEN_TTL}: 12 h, as the banner's token)")
     run = sub.add_parser("invoke", help="invoke one function with one event (like sam local invoke)")
     run.add_argument("function", help="directory under functions/ (e.g. export_contacts) or logical id")
     run.add_argument("-e", "--event", help="event file (JSON; '-' reads stdin); default: an empty event")
@@ -346,7 +349,17 @@ def _put_event(args: argparse.Namespace) -> int:
 
 
 def _token(args: argparse.Namespace) -> int:
-    secret = os.environ.get("JWT_SECRET") or DEV_JWT_SECRET
+    from devstack.stack import LAYER
+
+    if str(LAYER) not in sys.path:   # the layer, as /opt/python in Lambda
+        sys.path.append(str(LAYER))
+    from acexport.identity import SecretFormatError, signing_keys
+
+    try:   # either form of the secret (a plain key, or {"current", "previous", ...}): sign with the current key
+        secret = signing_keys(os.environ.get("JWT_SECRET") or DEV_JWT_SECRET).current
+    except SecretFormatError as exc:
+        print(f"devstack token: JWT_SECRET: {exc}", file=sys.stderr)
+        return 2
     print(mint_token(args.uid, args.account_id, secret=secret, ttl=args.ttl,
                      workspace_id=args.workspace_id, parent_account=args.parent_account))
     return 0

@@ -20,6 +20,8 @@ FUNCTIONS = {
     "live_enable": "LiveEnableFunction", "live_status": "LiveStatusFunction",
     "live_disable": "LiveDisableFunction", "live_changes": "LiveChangesFunction",
     "hooks_receiver": "HooksReceiverFunction",
+    # the database setup, invoked directly (sam remote invoke): tests/integration/test_setup_db_function.py
+    "setup_db": "SetupDbFunction",
 }
 
 
@@ -86,3 +88,10 @@ def test_event_without_authorizer_context_is_refused(api, name):
     payload["requestContext"].pop("authorizer")
     reply = invoke(api.stack, name, payload)
     assert reply["statusCode"] == 403 and reply["json"]["message"] == "Missing caller identity"
+
+
+def test_setup_db_event(api):
+    """`{}`: create every index (the deploy already did, so nothing changes) and say so."""
+    reply = invoke(api.stack, "setup_db", event("setup_db"))
+    assert (reply["ok"], reply["exit_code"], reply["check_only"]) == (True, 0, False)
+    assert reply["report"][-1] == "Indexes ready."

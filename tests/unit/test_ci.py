@@ -19,3 +19,14 @@ def test_make_test_runs_on_nx27017_and_on_a_mongodb_service_container():
     assert runs == ["make test PYTHON=python3.13"]
     setup = next(step for step in job["steps"] if step.get("uses", "").startswith("actions/setup-python"))
     assert setup["with"]["python-version"] == "3.13"
+
+
+def test_the_smoke_and_the_e2e_tier_run_against_make_dev():
+    """The deploy's smoke test and tests/e2e run in CI against the local stack, with a deploy's four settings."""
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["e2e"]
+    assert job["env"]["API_URL"] == "http://127.0.0.1:3000" and job["env"]["AC_URL"] == "http://127.0.0.1:8010"
+    runs = [step["run"] for step in job["steps"] if "run" in step]
+    assert "nohup make dev" in runs[0]
+    assert runs[1].startswith("make smoke ") and runs[2].startswith("make e2e ")
+    for run in runs[1:3]:
+        assert all(f'{name}="${name}"' in run for name in ("API_URL", "AC_URL", "AC_KEY", "JWT_SECRET"))

@@ -53,6 +53,7 @@ EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
     WORKER: "export_worker",
     "ExportJobEventsFunction": "export_job_events",
     "ExportJobDeadLettersFunction": "export_job_dead_letters",
+    "SetupDbFunction": "setup_db",   # the MongoDB indexes: custom resource MongoIndexes, or sam remote invoke
 }
 DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}, **EVENT_FUNCTIONS}
 EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}

@@ -8,7 +8,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     metrics       CloudWatch metrics (Powertools EMF), one metric set per invocation thread
     errors        the API errors and the statuses/messages clients rely on
     api           the Powertools resolver factory, the handler decorator, the response envelopes
-    identity      JWT verification (the authorizer only)
+    identity      JWT verification (the authorizer only); the secret's rotation form (current + previous)
     tenancy       who the caller is and which account they act on (sub-accounts)
     db            the Mongo client and the mapping of driver failures to 503
     compat        every nx-27017 (local Mongo) quirk, read back tolerantly: dates, flags, collection names
@@ -16,6 +16,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     exports       one page of an export (the three GET /export/<resource> routes)
     migrate_keys  one-off command: encrypt the old service's plaintext keys
     setup_db      deploy-time command: every Mongo index, after a pre-flight of legacy credential records
+    custom_resource  CloudFormation custom-resource protocol (answers the response URL, never hangs a stack)
     snapstart     Lambda SnapStart hooks: prime before the snapshot, fresh connections after a restore
 
     ac/           the ActiveCampaign side

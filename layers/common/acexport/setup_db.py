@@ -4,6 +4,11 @@ credential records the old service left.
     python -m acexport.setup_db            # pre-flight, then create the indexes
     python -m acexport.setup_db --check    # pre-flight only: report, change nothing
 
+In AWS the same runs as the function SetupDbFunction (functions/setup_db), inside the functions' VPC:
+on every deploy that changes the layer or a database setting, through the custom resource MongoIndexes
+(`on_deploy`, acexport/custom_resource.py), and whenever wanted with `sam remote invoke SetupDbFunction`
+(`on_invoke`: `{}` creates, `{"check": true}` only reports). docs/deploy.md, "Database setup".
+
 Runs with the functions' settings (MONGODB_URI or MONGODB_URI_SECRET_ARN, MONGODB_DATABASE,
 CREDENTIALS_COLLECTION, JOBS_COLLECTION, RATE_BUDGET_COLLECTION, LIVE_COLLECTION, CHANGES_COLLECTION,
 CHANGES_TTL_DAYS); docs/deploy.md runs it after every
@@ -171,23 +176,63 @@ def render(report: Report, *, collection: str, check_only: bool) -> str:
     return "\n".join(lines)
 
 
+@dataclass
+class Outcome:
+    """What one run ends with: the exit status of the command, the text it prints, the report (None when
+    MongoDB or a setting was missing)."""
+
+    code: int
+    text: str
+    report: Report | None = None
+
+
+def outcome(*, check_only: bool = False) -> Outcome:
+    try:
+        collection = get_settings().credentials_collection
+        report = run(check_only=check_only)
+    except (ServiceUnavailable, PyMongoError) as exc:
+        # ConfigurationError names the missing variable; of a driver error only its type (never the URI).
+        message = exc.message if isinstance(exc, ServiceUnavailable) else type(exc).__name__
+        return Outcome(2, f"setup_db: cannot reach MongoDB or read the settings: {message}. Needs MONGODB_URI (or "
+                          "MONGODB_URI_SECRET_ARN and AWS credentials), MONGODB_DATABASE; see docs/deploy.md.")
+    text = render(report, collection=collection, check_only=check_only)
+    if check_only:
+        return Outcome(1 if report.duplicates else 0, text, report)
+    return Outcome(report.exit_code, text, report)
+
+
+def on_invoke(event: dict | None) -> dict:
+    """A direct invocation of SetupDbFunction (`sam remote invoke`): `{"check": true}` reports only."""
+    check_only = bool(isinstance(event, dict) and event.get("check") is True)
+    result = outcome(check_only=check_only)
+    return {"ok": result.code == 0, "exit_code": result.code, "check_only": check_only,
+            "report": result.text.splitlines()}
+
+
+def on_deploy(properties: dict) -> dict:
+    """The custom resource's Create/Update: every index, or custom_resource.Failed with what is wrong (the
+    resource's properties only make CloudFormation call again when a setting or the layer changes; the
+    function reads its settings from its environment, as every function does)."""
+    from acexport.custom_resource import Failed
+
+    result = outcome()
+    if result.code != 0:
+        lines = [line for line in result.text.splitlines()
+                 if line.startswith(("ERROR", "DUPLICATES", "NO OWNER", "setup_db"))]
+        raise Failed(" / ".join(lines) + " (full report: sam remote invoke SetupDbFunction --event "
+                     "'{\"check\": true}'; docs/deploy.md)")
+    report = result.report
+    assert report is not None
+    return {"Indexes": len(report.created), "Warnings": len(report.warnings)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m acexport.setup_db", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="pre-flight only: report, create nothing")
     args = parser.parse_args(argv)
-    try:
-        collection = get_settings().credentials_collection
-        report = run(check_only=args.check)
-    except (ServiceUnavailable, PyMongoError) as exc:
-        # ConfigurationError names the missing variable; driver errors say which server (never the URI's password).
-        message = exc.message if isinstance(exc, ServiceUnavailable) else type(exc).__name__
-        print(f"setup_db: cannot reach MongoDB or read the settings: {message}. Needs MONGODB_URI (or "
-              "MONGODB_URI_SECRET_ARN and AWS credentials), MONGODB_DATABASE; see docs/deploy.md.", file=sys.stderr)
-        return 2
-    print(render(report, collection=collection, check_only=args.check))
-    if args.check:
-        return 1 if report.duplicates else 0
-    return report.exit_code
+    result = outcome(check_only=args.check)
+    print(result.text, file=sys.stderr if result.code == 2 else sys.stdout)
+    return result.code
 
 
 if __name__ == "__main__":

@@ -268,3 +268,21 @@ def test_account_custom_filter_and_order(connected):
     assert reply.status_code == 200, reply.text
     assert ids(reply) == [a["id"] for a in expected]
     assert reply.json()["pagination"]["total"] == str(len(matching))
+
+
+def test_unknown_name_costs_only_the_definitions_and_a_bad_standard_value_nothing(connected):
+    sandbox = connected.sandbox
+    reply = connected.export("deals", "orders[mdate]=ASC")       # not a deal order, nor a custom field
+    assert reply.status_code == 400 and "Supported: cdate" in reply.json()["message"]
+    assert [r.path for r in sandbox.requests] == ["/dealCustomFieldMeta"]
+    sandbox.requests.clear()
+    assert connected.export("deals", "orders[mdate]=ASC").status_code == 400
+    assert sandbox.count() == 0                                   # the definitions are cached
+
+
+def test_deal_custom_fields_are_null_when_the_values_are_too_many_to_read(connected, monkeypatch):
+    sandbox = connected.sandbox
+    ignore_deal_include(sandbox, monkeypatch)
+    connected.env(LOCAL_SCAN_LIMIT="10", **{"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local"})
+    deals = connected.export("deals", "limit=20").json()["data"]
+    assert deals and all(d["customFields"] is None for d in deals)

@@ -173,7 +173,8 @@ def test_ambiguous_name_is_a_400_and_the_id_form_resolves_it(connected):
     reply = connected.export("contacts", "filters[Lead Source]=Website")
     assert reply.status_code == 400
     message = reply.json()["message"]
-    assert "ambiguous" in message and f"customField:{original['id']}" in message and f"customField:{twin['id']}" in message
+    assert "ambiguous" in message
+    assert f"customField:{original['id']}" in message and f"customField:{twin['id']}" in message
     by_twin = connected.export("contacts", f"filters[customField:{twin['id']}]=twin")
     assert ids(by_twin) == [sandbox.contacts[0]["id"]]
 

@@ -17,6 +17,9 @@ deals; ``listid``, ``tagid``, deal ``filters[search]`` + ``filters[search_field]
 bounds and exclusive ``filters[*_before]`` really filtering. ``deny(path, api_key=None)`` makes AC answer
 the permission 403 (``{"errors":[{"status":403,"title":"Forbidden","detail":"You do not have permission to
 view deals."}]}``, text/plain) for that path, for one key or all; ``reset()`` lifts it.
+``ignore_include("/deals", "dealCustomFieldData")`` (or ``ignored_includes=`` / ``--ignore-include
+/deals:dealCustomFieldData``) answers as an AC that does not know that sideload would: no top-level collection,
+no ids on the records.
 
 Usage::
 
@@ -494,6 +497,8 @@ def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
     and the contacts' links to them: contactTags and contactLists (status "1" active, "2" unsubscribed,
     "3" as in AC's example; shapes as AC's /contacts/{id}/contactLists example)."""
     created = EPOCH - timedelta(days=120)
+    # some lists edited since (without drawing from `rng`: the memberships below stay as they were)
+    edited = [created + timedelta(days=97 * i, hours=5 * i) for i in range(len(LISTS))]
     tags = [{"tagType": "contact", "tag": name, "description": "", "cdate": _iso(created),
              "subscriber_count": "0", "created_timestamp": _stamp(created), "updated_timestamp": _stamp(created),
              "created_by": None, "updated_by": None, "deleted": "0",
@@ -510,6 +515,9 @@ def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
               "sender_zip": "", "sender_country": "", "sender_phone": "", "sender_url": "",
               "sender_reminder": "", "fulladdress": "", "optinmessageid": "0", "optoutconf": "0",
               "deletestamp": None, "udate": None,
+              # singer-io tap-activecampaign schemas/lists.json; its lists stream replicates on updated_timestamp
+              "created_timestamp": _stamp(created), "updated_timestamp": _stamp(edited[i]), "created_by": None,
+              "updated_by": None,
               "links": {k: f"{link}/lists/{i + 1}/{k}" for k in LIST_LINKS}, "id": str(i + 1), "user": "1"}
              for i, name in enumerate(LISTS)]
     contact_tags, contact_lists = [], []
@@ -1027,13 +1035,16 @@ class ACSandbox(WebhooksMixin):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_keys=("sandbox-key",),
                  rate_limit: float | None = 5.0, seed: int = 7, contacts: int = 120, deals: int = 60,
                  accounts: int = 25, api_prefix: str = "/api/3", retry_after: int = 1,
-                 answer_time: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+                 answer_time: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 ignored_includes: tuple[tuple[str, str], ...] = ()):
         self.host, self._port, self.seed, self.rate_limit = host, port, seed, rate_limit
         self.retry_after = retry_after   # AC's documented example is 30 (rate-limits page); tests set it
         self._denied: dict[str | None, set[str]] = {}
         self._initial_answer_time = tuple(answer_time)
         self.answer_time(*answer_time)
         self.api_prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
+        self._initial_ignored = tuple((self._rel(path), name) for path, name in ignored_includes)
+        self._ignored: set[tuple[str, str]] = set(self._initial_ignored)
         self._initial_keys = tuple(api_keys)
         self._keys = set(api_keys)
         self.requests: list[RecordedRequest] = []
@@ -1096,6 +1107,7 @@ class ACSandbox(WebhooksMixin):
             self._window.clear()
             self._keys = set(self._initial_keys)
             self._denied.clear()
+            self._ignored = set(self._initial_ignored)
         self._stop_webhooks()
         self._init_webhooks()
         self.answer_time(*self._initial_answer_time)
@@ -1141,6 +1153,20 @@ class ACSandbox(WebhooksMixin):
         deals."}]} (the doc declares that example text/plain; so does this)."""
         with self._lock:
             self._denied.setdefault(api_key, set()).add(self._rel(path))
+
+    def ignore_include(self, path: str, name: str) -> None:
+        """Make `path` ignore `include=<name>` as AC ignores an include it does not know (its answer then has no
+        top-level `<name>` and no `<name>` ids on records): e.g. ``ignore_include("/deals",
+        "dealCustomFieldData")``, the sideload only one public client shows and AC's deal reference does not
+        document (docs/ac-behaviour.md). ``reset()`` restores the constructor's ``ignored_includes``."""
+        with self._lock:
+            self._ignored.add((self._rel(path), name))
+
+    def _includes(self, rel: str, q: dict[str, str]) -> set[str]:
+        """The `include=` names of a request that `rel` honours (the switch above may drop some)."""
+        with self._lock:
+            ignored = {name for path, name in self._ignored if path == rel}
+        return {part.strip() for part in q.get("include", "").split(",") if part.strip()} - ignored
 
     def add_key(self, api_key: str) -> None:
         with self._lock:
@@ -1329,7 +1355,7 @@ class ACSandbox(WebhooksMixin):
                "meta": {"total": str(len(items)), "page_input": page_input}}
         # `include=` sideloads (AC reference, "Side Loading"): a top-level collection per include, and on each
         # record the ids of its items; an include AC does not know is ignored.
-        included = {part.strip() for part in q.get("include", "").split(",")}
+        included = self._includes("/contacts", q)
         sources = {"fieldValues": self.field_values, "contactTags": self.contact_tags,
                    "contactLists": self.contact_lists}
         for name in [n for n in sources if n in included]:
@@ -1424,7 +1450,7 @@ class ACSandbox(WebhooksMixin):
         out = {"deals": page,
                "meta": {"currencies": {k: {"currency": k, "total": str(v["total"]), "value": str(v["value"])}
                                        for k, v in currencies.items()}, "total": len(items)}}
-        if "dealCustomFieldData" in {part.strip() for part in q.get("include", "").split(",")}:
+        if "dealCustomFieldData" in self._includes("/deals", q):
             # observed, not documented: lib-go-activecampaign Deal.go (DealIncludeFieldValues); joined on dealId
             wanted = {_int(d.get("id"), 0) for d in page if "group" in d}
             of_deal = self._indexed("deal_custom_field_data", _data_by_deal)
@@ -1513,11 +1539,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answer-ms", type=float, default=0.0, help="fixed part of every answer's time")
     parser.add_argument("--per-record-ms", type=float, default=0.0, help="answer time per record returned")
     parser.add_argument("--jitter", type=float, default=0.0, help="+/- fraction of the answer time (0..1)")
+    parser.add_argument("--ignore-include", action="append", default=[], metavar="PATH:NAME",
+                        help="answer PATH as if AC did not know include=NAME, e.g. /deals:dealCustomFieldData")
     args = parser.parse_args(argv)
     keys = tuple(args.api_keys or ("sandbox-key",))
+    ignored = []
+    for spec in args.ignore_include:
+        path, sep, name = spec.partition(":")
+        if not sep or not path or not name:
+            parser.error(f"--ignore-include wants PATH:NAME, got {spec!r}")
+        ignored.append((path, name))
     sandbox = ACSandbox(host=args.host, port=args.port, api_keys=keys, rate_limit=args.rate_limit or None,
                         seed=args.seed, contacts=args.contacts, deals=args.deals, accounts=args.accounts,
-                        answer_time=(args.answer_ms / 1000, args.per_record_ms / 1000, args.jitter))
+                        answer_time=(args.answer_ms / 1000, args.per_record_ms / 1000, args.jitter),
+                        ignored_includes=tuple(ignored))
     sandbox.start()
     print(f"ActiveCampaign sandbox: {sandbox.base_url}  (API prefix {sandbox.api_prefix})", flush=True)
     print(f"API key: {keys[0]}", flush=True)

@@ -211,18 +211,16 @@ def deal_values(sandbox, label):
             if v["customFieldId"] == int(field["id"])}
 
 
-def ignore_deal_include(sandbox, monkeypatch):
-    """The stand-in answering /deals as AC would if it ignored include=dealCustomFieldData."""
-    answer = sandbox._deals
-    monkeypatch.setattr(sandbox, "_deals", lambda q, ql: answer({k: v for k, v in q.items() if k != "include"},
-                                                                [p for p in ql if p[0] != "include"]))
+def ignore_deal_include(sandbox):
+    """The stand-in answering /deals as AC would if it ignored include=dealCustomFieldData (reset() undoes it)."""
+    sandbox.ignore_include("/deals", "dealCustomFieldData")
 
 
 @pytest.mark.parametrize("include", ["honoured", "ignored"])
-def test_deal_custom_filter_and_numeric_order(connected, monkeypatch, include):
+def test_deal_custom_filter_and_numeric_order(connected, include):
     sandbox = connected.sandbox
     if include == "ignored":
-        ignore_deal_include(sandbox, monkeypatch)
+        ignore_deal_include(sandbox)
     length, seats = deal_values(sandbox, "Contract Length"), deal_values(sandbox, "Seats")
     matching = [d for d in sandbox.deals if length.get(d["id"]) == "24 months"]
     cdate = sorted(matching, key=lambda d: d["cdate"])
@@ -236,9 +234,9 @@ def test_deal_custom_filter_and_numeric_order(connected, monkeypatch, include):
     assert bool(calls(sandbox, "/dealCustomFieldData")) == (include == "ignored")
 
 
-def test_deals_carry_custom_fields_when_ac_ignores_the_include(connected, monkeypatch):
+def test_deals_carry_custom_fields_when_ac_ignores_the_include(connected):
     sandbox = connected.sandbox
-    ignore_deal_include(sandbox, monkeypatch)
+    ignore_deal_include(sandbox)
     reply = connected.export("deals", "limit=100")
     labels = {f["id"]: f["fieldLabel"] for f in sandbox.deal_custom_field_meta}
     for deal in reply.json()["data"]:
@@ -281,9 +279,9 @@ def test_unknown_name_costs_only_the_definitions_and_a_bad_standard_value_nothin
     assert sandbox.count() == 0                                   # the definitions are cached
 
 
-def test_deal_custom_fields_are_null_when_the_values_are_too_many_to_read(connected, monkeypatch):
+def test_deal_custom_fields_are_null_when_the_values_are_too_many_to_read(connected):
     sandbox = connected.sandbox
-    ignore_deal_include(sandbox, monkeypatch)
+    ignore_deal_include(sandbox)
     connected.env(LOCAL_SCAN_LIMIT="10", **{"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local"})
     deals = connected.export("deals", "limit=20").json()["data"]
     assert deals and all(d["customFields"] is None for d in deals)

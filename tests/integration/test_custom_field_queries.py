@@ -285,3 +285,33 @@ def test_deal_custom_fields_are_null_when_the_values_are_too_many_to_read(connec
     connected.env(LOCAL_SCAN_LIMIT="10", **{"AC_RATE_LIMIT_PER_SECOND": "1000", "AC_RATE_BUDGET": "local"})
     deals = connected.export("deals", "limit=20").json()["data"]
     assert deals and all(d["customFields"] is None for d in deals)
+
+
+# ---- full-export jobs: the same custom-field filters, applied to each page the walk reads -----------------
+
+@pytest.mark.slow   # jobs: a few seconds
+def test_jobs_accept_custom_field_filters(kit):
+    from tests.integration.jobs_kit import ids as job_ids
+
+    sandbox = kit.sandbox
+    values, _ = contact_values(sandbox, "Interests")
+    industry, _ = contact_values(sandbox, "Industry")
+    wanted = [c["id"] for c in sandbox.contacts
+              if "offers" in [o.casefold() for o in options(values.get(c["id"], "||"))]
+              and industry.get(c["id"]) == "Finance"]
+    assert wanted
+    _, records = kit.run("contacts", {"filters": {"interests": "Offers", "INDUSTRY": "finance"}})
+    assert job_ids(records) == wanted
+    kit.sandbox.ignore_include("/deals", "dealCustomFieldData")
+    seats = deal_values(sandbox, "Competitor")
+    _, deals = kit.run("deals", {"filters": {"Competitor": "globex"}})
+    assert sorted(job_ids(deals), key=int) == sorted((d for d, v in seats.items() if v == "Globex"), key=int)
+    assert all(d["customFields"]["Competitor"] == "Globex" for d in deals)
+
+
+@pytest.mark.slow   # jobs: a few seconds
+def test_a_job_with_an_unknown_custom_field_fails_naming_it(kit):
+    job = kit.wait(kit.start("accounts", {"filters": {"Colour": "red"}})["id"])
+    assert job["status"] == "failed"
+    assert "Unsupported filter 'Colour' for accounts" in job["error"]["message"]
+    assert "Custom fields: " in job["error"]["message"]

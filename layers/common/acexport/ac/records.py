@@ -170,6 +170,17 @@ def attach_custom_values(client: ACClient, resource: Resource, records: list[Rec
             record[custom_fields.VALUES] = values
 
 
+def keep_custom_matches(client: ACClient, resource: Resource, records: list[Record],
+                        filters: list[tuple[str, str]]) -> list[Record]:
+    """The records whose custom fields match every (name, value) filter, as the page exports match them
+    (jobs: applied to each page read; the names are resolved against the cached definitions, a 400 when
+    unknown or ambiguous)."""
+    extended = custom_fields.with_custom_fields(client, resource, filters, ())
+    specs = [(extended.filters[name], value) for name, value in filters]
+    attach_custom_values(client, resource, records)
+    return [r for r in records if all(spec.matches(r, value) for spec, value in specs)]
+
+
 def _take_values(client: ACClient, resource: Resource, records: list[Record]) -> list[dict | None]:
     if all(custom_fields.VALUES in r for r in records):
         return [r.pop(custom_fields.VALUES) for r in records]

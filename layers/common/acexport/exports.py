@@ -116,15 +116,15 @@ def _read_by_ids(client: ACClient, resource: Resource, steps: Plan, cap: int) ->
 
 
 def read_scan(client: ACClient, resource: Resource, steps: Plan, page: int, limit: int, *,
-              custom: bool = False):
+              custom: set[str] | None = None):
     cap = get_settings().local_scan_limit
     if steps.lookups:
         found = _read_by_ids(client, resource, steps, cap)
     else:
         found = _read_all(client, resource.path, steps.params, lambda body: page_records(resource, body), cap,
                           _too_many(resource, cap))
-    if custom:      # custom-field filters and orders read the values first
-        attach_custom_values(client, resource, found)
+    if custom:      # custom-field filters and orders read those fields' values first
+        attach_custom_values(client, resource, found, custom)
     matched = [r for r in found if all(spec.matches(r, value) for spec, value in steps.local_filters)]
     if steps.local_orders:
         sort_locally(matched, steps.local_orders)
@@ -145,9 +145,9 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
     credentials = store.credentials(doc)
     client = ACClient(credentials.base_url, credentials.api_key, deadline=deadline)
     try:
-        custom = bool(filter_names or order_names)
-        if custom:      # the account's custom fields named: one cached reference call
-            extended = custom_fields.with_custom_fields(client, resource, query.filters, query.orders)
+        custom: set[str] = set()
+        if filter_names or order_names:    # the account's custom fields named: one cached reference call
+            extended, custom = custom_fields.with_custom_fields(client, resource, query.filters, query.orders)
             steps = plan(extended, query.filters, query.orders)
         if steps.scans:
             records, total = read_scan(client, resource, steps, query.page, query.limit, custom=custom)

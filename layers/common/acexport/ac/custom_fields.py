@@ -199,24 +199,27 @@ def custom_names(resource: Resource, filters, orders) -> tuple[list[str], list[s
             [name for name, _ in orders if name not in resource.orders])
 
 
-def with_custom_fields(client: ACClient, resource: Resource, filters, orders) -> Resource:
+def with_custom_fields(client: ACClient, resource: Resource, filters, orders) -> tuple[Resource, set[str]]:
     """The resource extended with the query's custom-field filters and orders (one cached reference call
     when the query names any; none otherwise). Contacts' single-value fields are narrowed by AC's
-    /fieldValues (`Filter.field_value`); every custom filter is then checked here."""
+    /fieldValues (`Filter.field_value`); every custom filter is then checked here. Also the ids of the
+    fields the query names (the values records.attach_custom_values must read)."""
     filter_names, order_names = custom_names(resource, filters, orders)
     if not filter_names and not order_names:
-        return resource
+        return resource, set()
     fields = definitions(client, resource.name)
-    extra_filters, extra_orders = {}, {}
+    extra_filters, extra_orders, used = {}, {}, set()
     for name in filter_names:
         field = resolve(fields, resource, "filter", name)
         extra_filters[name] = Filter(lambda value: [], matcher(field), field_value=(
             at_ac(field) if resource.name == "contacts" else None))
+        used.add(field.id)
     for name in order_names:
         field = resolve(fields, resource, "order", name)
         extra_orders[name] = Order(key=sort_key(field))
+        used.add(field.id)
     return dataclasses.replace(resource, filters={**resource.filters, **extra_filters},
-                               orders={**resource.orders, **extra_orders})
+                               orders={**resource.orders, **extra_orders}), used
 
 
 def at_ac(field: CustomField):

@@ -79,16 +79,17 @@ def _is_disabled(deal: Record) -> bool:
 
 
 def _values(meta: dict[str, dict], items: list[dict] | None, field_key: str, value_key: str,
-            type_key: str) -> dict[str, object] | None:
-    """{field id: value as exported} of one record's custom field value items (None: not known). Deal and
-    account items name their field `customFieldId` (or `<kind>CustomFieldMetumId`, AC reference)."""
+            type_key: str, wanted: set[str] | None = None) -> dict[str, object] | None:
+    """{field id: value as exported} of one record's custom field value items (None: not known), of the
+    `wanted` fields only when given. Deal and account items name their field `customFieldId` (or
+    `<kind>CustomFieldMetumId`, AC reference)."""
     if items is None:
         return None
     out = {}
     for item in items:
         field_id = str(item.get(field_key) or item.get("dealCustomFieldMetumId")
                        or item.get("accountCustomFieldMetumId"))
-        definition = meta.get(field_id)
+        definition = meta.get(field_id) if wanted is None or field_id in wanted else None
         if definition is not None:
             out[field_id] = multi_value(item.get(value_key), definition.get(type_key))
     return out
@@ -102,7 +103,7 @@ def _by_deal(data: list[dict]) -> dict[str, list[dict]]:
     return values
 
 
-def _deal_values(client: ACClient, records: list[Record]) -> list[dict | None]:
+def _deal_values(client: ACClient, records: list[Record], wanted: set[str] | None = None) -> list[dict | None]:
     """From the sideloaded dealCustomFieldData; when AC ignored `include=dealCustomFieldData` (its answer has
     no top-level `dealCustomFieldData`: page_records leaves None), from /dealCustomFieldData read whole (100
     per call) and cached like account values, up to LOCAL_SCAN_LIMIT values (beyond: null)."""
@@ -124,7 +125,7 @@ def _deal_values(client: ACClient, records: list[Record]) -> list[dict | None]:
             continue
         if items is None:
             items = None if index is None else index.get(str(record.get("id")), [])
-        out.append(_values(meta, items, "customFieldId", "fieldValue", "fieldType"))
+        out.append(_values(meta, items, "customFieldId", "fieldValue", "fieldType", wanted))
     return out
 
 
@@ -138,7 +139,7 @@ def _by_account(data: list[dict]) -> dict[str, list[dict]]:
     return values
 
 
-def _account_values(client: ACClient, records: list[Record]) -> list[dict | None]:
+def _account_values(client: ACClient, records: list[Record], wanted: set[str] | None = None) -> list[dict | None]:
     """From /accountCustomFieldMeta and /accountCustomFieldData (AC has no include on /accounts, and
     `filters[customerAccountId]` is one account per call): the account's values are read whole and cached
     like reference data, up to LOCAL_SCAN_LIMIT values (beyond: null, docs/query.md)."""
@@ -149,24 +150,26 @@ def _account_values(client: ACClient, records: list[Record]) -> list[dict | None
                                    cap=get_settings().local_scan_limit)
         values = None if data is None else reference.derived(data, _by_account)
     return [None if values is None else
-            _values(meta, values.get(str(r.get("id")), []), "customFieldId", "fieldValue", "fieldType")
+            _values(meta, values.get(str(r.get("id")), []), "customFieldId", "fieldValue", "fieldType", wanted)
             for r in records]
 
 
-def _contact_values(client: ACClient, records: list[Record]) -> list[dict | None]:
+def _contact_values(client: ACClient, records: list[Record], wanted: set[str] | None = None) -> list[dict | None]:
     """From the contacts' (sideloaded) fieldValues and /fields."""
     fields = reference.by_id(custom_fields.meta(client, CONTACTS.name))
-    return [_values(fields, r.get("fieldValues") or [], "field", "value", "type") for r in records]
+    return [_values(fields, r.get("fieldValues") or [], "field", "value", "type", wanted) for r in records]
 
 
 _VALUES = {CONTACTS.name: _contact_values, DEALS.name: _deal_values, ACCOUNTS.name: _account_values}
 
 
-def attach_custom_values(client: ACClient, resource: Resource, records: list[Record]) -> None:
+def attach_custom_values(client: ACClient, resource: Resource, records: list[Record],
+                         wanted: set[str] | None = None) -> None:
     """Each record's custom field values {field id: value as exported} (or None: not known) under
-    custom_fields.VALUES, for the custom-field filters and orders applied before enrich() (which pops them)."""
+    custom_fields.VALUES, of the `wanted` fields (all when None), for the custom-field filters and orders
+    applied before enrich() (which drops them)."""
     if records:
-        for record, values in zip(records, _VALUES[resource.name](client, records), strict=True):
+        for record, values in zip(records, _VALUES[resource.name](client, records, wanted), strict=True):
             record[custom_fields.VALUES] = values
 
 
@@ -175,15 +178,19 @@ def keep_custom_matches(client: ACClient, resource: Resource, records: list[Reco
     """The records whose custom fields match every (name, value) filter, as the page exports match them
     (jobs: applied to each page read; the names are resolved against the cached definitions, a 400 when
     unknown or ambiguous)."""
-    extended = custom_fields.with_custom_fields(client, resource, filters, ())
+    extended, wanted = custom_fields.with_custom_fields(client, resource, filters, ())
     specs = [(extended.filters[name], value) for name, value in filters]
-    attach_custom_values(client, resource, records)
-    return [r for r in records if all(spec.matches(r, value) for spec, value in specs)]
+    attach_custom_values(client, resource, records, wanted)
+    kept = [r for r in records if all(spec.matches(r, value) for spec, value in specs)]
+    for record in records:
+        record.pop(custom_fields.VALUES, None)
+    return kept
 
 
 def _take_values(client: ACClient, resource: Resource, records: list[Record]) -> list[dict | None]:
-    if all(custom_fields.VALUES in r for r in records):
-        return [r.pop(custom_fields.VALUES) for r in records]
+    """Every custom field value of the records (those a query attached may be only the fields it names)."""
+    for record in records:
+        record.pop(custom_fields.VALUES, None)
     return _VALUES[resource.name](client, records)
 
 

@@ -31,6 +31,7 @@ from bench_export import event, load_handler, real_budget_shape  # noqa: E402
 from devstack.stack import LocalStack, mint_token  # noqa: E402
 
 QUERIES = [
+    ("contacts", "filters[Birthday]={birthday}", "a selective filter (one day): one lookup, one read by id"),
     ("contacts", "filters[Lead Source]=Referral", "text field: AC's /fieldValues, then /contacts?ids[]"),
     ("contacts", "filters[Lead Source]=Referral&filters[Company Size]=1000%2B",
      "two fields: two lookups (the dropdown asked in both forms), ids intersected"),
@@ -131,7 +132,9 @@ def main() -> None:
         real_budget_shape()
         spans = ac_intervals()
         handlers = {name: load_handler(name) for name in ("contacts", "deals", "accounts")}
+        birthday = next(v["value"] for v in sandbox.field_values if v["field"] == "3")
         for resource, query, what in QUERIES:
+            query = query.format(birthday=birthday)
             ignored = "ignoring include" in what
             if ignored:
                 sandbox.ignore_include("/deals", "dealCustomFieldData")

@@ -315,3 +315,20 @@ def test_a_job_with_an_unknown_custom_field_fails_naming_it(kit):
     assert job["status"] == "failed"
     assert "Unsupported filter 'Colour' for accounts" in job["error"]["message"]
     assert "Custom fields: " in job["error"]["message"]
+
+
+def test_an_ac_that_ignores_ids_or_val_gives_the_same_answer(connected):
+    sandbox = connected.sandbox
+    expected = ids(connected.export("contacts", "filters[Lead Source]=Trade Show&limit=100"))
+    assert expected
+    for path, dropped in (("_contacts", "ids[]"), ("_field_values", "filters[val]")):
+        real = getattr(sandbox, path)
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(sandbox, path, lambda q, ql, real=real, dropped=dropped: real(
+                {k: v for k, v in q.items() if k != dropped}, [p for p in ql if p[0] != dropped]))
+            sandbox.requests.clear()
+            reply = connected.export("contacts", "filters[Lead Source]=Trade Show&limit=100")
+        assert ids(reply) == expected, dropped
+        assert reply.json()["pagination"]["total"] == str(len(expected))
+        if dropped == "ids[]":     # the answer held contacts not asked for: every contact read instead
+            assert any("ids[]" not in dict(q) for q in (r.query for r in sandbox.requests if r.path == "/contacts"))

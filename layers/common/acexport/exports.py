@@ -89,15 +89,19 @@ def _field_value_contacts(client: ACClient, lookups: tuple[tuple[str, str], ...]
         items = _read_all(client, "/fieldValues", [("filters[fieldid]", field_id), ("filters[val]", value)],
                           lambda body: [i for i in body.get("fieldValues") or [] if isinstance(i, dict)],
                           cap, too_many)
-        ids.update(str(i.get("contact")) for i in items if str(i.get("contact") or "").isdigit())
+        # AC's answer checked item by item: an AC that ignored a filter can cost calls, never wrong ids
+        ids.update(str(i.get("contact")) for i in items if str(i.get("contact") or "").isdigit()
+                   and str(i.get("field")) == field_id
+                   and str(i.get("value") or "").strip().casefold() == value.casefold())
         if len(ids) > cap:
             raise too_many
     return ids
 
 
-def _read_by_ids(client: ACClient, resource: Resource, steps: Plan, cap: int) -> list[Record]:
+def _read_by_ids(client: ACClient, resource: Resource, steps: Plan, cap: int) -> list[Record] | None:
     """The contacts every /fieldValues lookup holds (their ids intersected), read 100 ids a call with the
-    plan's other AC parameters (`ids[]=` repeatable, AC reference, list all contacts), in id order."""
+    plan's other AC parameters (`ids[]=` repeatable, AC reference, list all contacts), in id order.
+    None when AC's answer holds a contact it was not asked for (it ignored `ids[]`): the caller scans."""
     too_many = _too_many(resource, cap)
     wanted: set[str] | None = None
     for lookups in steps.lookups:
@@ -106,11 +110,15 @@ def _read_by_ids(client: ACClient, resource: Resource, steps: Plan, cap: int) ->
     ids = sorted(wanted or (), key=int)
     chunks = [ids[i:i + AC_PAGE] for i in range(0, len(ids), AC_PAGE)]
 
-    def read(chunk: list[str]) -> list[Record]:
+    def read(chunk: list[str]) -> list[Record] | None:
         params = [*steps.params, *[("ids[]", i) for i in chunk], ("limit", str(AC_PAGE)), ("offset", "0")]
-        return page_records(resource, client.get(resource.path, params))
+        batch = page_records(resource, client.get(resource.path, params))
+        asked = set(chunk)
+        return batch if all(str(r.get("id")) in asked for r in batch) else None
     records: list[Record] = []
     for batch in (_pool.map(read, chunks) if len(chunks) > 1 else map(read, chunks)):
+        if batch is None:
+            return None
         records.extend(batch)
     return records
 
@@ -118,9 +126,8 @@ def _read_by_ids(client: ACClient, resource: Resource, steps: Plan, cap: int) ->
 def read_scan(client: ACClient, resource: Resource, steps: Plan, page: int, limit: int, *,
               custom: set[str] | None = None):
     cap = get_settings().local_scan_limit
-    if steps.lookups:
-        found = _read_by_ids(client, resource, steps, cap)
-    else:
+    found = _read_by_ids(client, resource, steps, cap) if steps.lookups else None
+    if found is None:
         found = _read_all(client, resource.path, steps.params, lambda body: page_records(resource, body), cap,
                           _too_many(resource, cap))
     if custom:      # custom-field filters and orders read those fields' values first

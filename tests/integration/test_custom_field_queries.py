@@ -69,6 +69,7 @@ def test_warm_custom_filter_costs_the_lookup_and_the_read(connected):
     assert [r.path for r in connected.sandbox.requests] == ["/fieldValues", "/contacts"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_personalisation_tag_and_id_form_name_the_same_field(connected):
     sandbox = connected.sandbox
     _, field = contact_values(sandbox, "Lead Source")
@@ -127,6 +128,7 @@ def test_two_custom_filters_intersect(connected):
     assert ids(reply) == wanted
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_order_by_a_date_field_puts_contacts_without_one_last_both_ways(connected):
     sandbox = connected.sandbox
     values, _ = contact_values(sandbox, "Birthday")

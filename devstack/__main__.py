@@ -9,7 +9,7 @@
         (not with --no-sandbox or --aws-endpoint: a server sharing another stack's services).
         AC_SANDBOX_CONTACTS=5000 gives the sandbox 5,000 contacts (a job long enough to watch and cancel).
 
-    python -m devstack invoke <function> [-e events/<function>.json] [--as-is] [--no-running]
+    python -m devstack invoke <function> [-e events/<function>.json] [--as-is] [--arrange] [--no-running]
         Invoke one function with one event, like `sam local invoke`, without Docker (devstack/invoke.py);
         prints the function's answer as JSON. <function>: its directory under functions/ or its logical id.
 
@@ -90,6 +90,9 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("-e", "--event", help="event file (JSON; '-' reads stdin); default: an empty event")
     run.add_argument("--as-is", action="store_true",
                      help="send the event unchanged: no connection, job or base_url is put in place for it")
+    run.add_argument("--arrange", action="store_true",
+                     help="against a running make dev, also replace or remove its data to put the event's "
+                          "preconditions in place (the save's connection, the sample job, the live secret)")
     run.add_argument("--no-running", action="store_true",
                      help="start a stack for this call even when a make dev is running")
     put = sub.add_parser("put-event", help="put an event on the running make dev's EventBridge bus")
@@ -106,9 +109,12 @@ def _port(args: argparse.Namespace, option: str) -> int:
 
 
 def _busy(port: int) -> bool:
+    """Whether something listens on `port`. SO_REUSEADDR, as the servers themselves bind: the connections of a
+    `make dev` stopped a moment ago linger in TIME_WAIT for a minute and must not count as a running server."""
     if not port:
         return False
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind(("127.0.0.1", port))
         except OSError:
@@ -125,6 +131,14 @@ def _busy_port_message(ports: dict[str, int]) -> str | None:
             return (f"port {port} ({what}) is in use: another `make dev`? Stop it, or choose another port with "
                     f"{variable}=... or {flag} ... (0 picks a free one)")
     return None
+
+
+def _seeded(stack: LocalStack) -> str:
+    if stack.seed_refused:
+        return f"Not seeded: {stack.seed_refused}"
+    return (f"Seeded: a sandbox connection of this caller, sub-account {DEV_SUB_ACCOUNT} (with its own connection) "
+            f"and job {SAMPLE_JOB_ID}"
+            + (f" ({'; '.join(stack.seeded)})" if stack.seeded else " (kept from an earlier run)"))
 
 
 def _banner(stack: LocalStack, token: str) -> str:
@@ -147,11 +161,10 @@ def _banner(stack: LocalStack, token: str) -> str:
         "(docs/jobs.md)",
         "",
         f"Dev token (uid {DEV_UID}, account_id {DEV_ACCOUNT}, valid 12 h); more with "
-        "`python -m devstack token --uid U --account-id A`. Seeded: a sandbox connection of this caller, "
-        f"sub-account {DEV_SUB_ACCOUNT} (with its own connection) and job {SAMPLE_JOB_ID}"
-        + (f" ({'; '.join(stack.seeded)})" if stack.seeded else " (kept from an earlier run)") + ":",
+        "`python -m devstack token --uid U --account-id A`. " + _seeded(stack) + ":",
         "",
         f"  export API={api}{BASE}",
+        *([f"  export AC={stack.sandbox.base_url}"] if stack.sandbox is not None else []),
         f"  export TOKEN={token}",
         "",
         "Try it:",
@@ -197,7 +210,7 @@ def _banner(stack: LocalStack, token: str) -> str:
         "  .venv/bin/python -m devstack invoke export_contacts -e events/export_contacts.json",
         "  # live changes: register the webhook, change contact 3 in the sandbox, read the change feed",
         """  curl -s -X PUT "$API/live" -H "Authorization: Bearer $TOKEN\"""",
-        f"""  curl -s -X PATCH {base_url}/_sandbox/contacts/3 -H "Content-Type: application/json" """
+        """  curl -s -X PATCH "$AC/_sandbox/contacts/3" -H "Content-Type: application/json" """
         """-d '{"firstName": "Ada"}'""",
         """  curl -s "$API/changes" -H "Authorization: Bearer $TOKEN\"""",
         "  # delete the connection",
@@ -291,7 +304,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _invoke(args: argparse.Namespace) -> int:
     try:
         with contextlib.redirect_stdout(sys.stderr):   # handler logs to stderr; stdout holds only the answer
-            answer = local_invoke.invoke(args.function, args.event, as_is=args.as_is,
+            answer = local_invoke.invoke(args.function, args.event, as_is=args.as_is, arrange=args.arrange,
                                          use_running=not args.no_running)
     except local_invoke.InvokeError as exc:
         print(f"devstack invoke: {exc}", file=sys.stderr)

@@ -375,70 +375,80 @@ def load_api(template_path: str | os.PathLike[str], *,
     `Function.skipped_environment` — the local stack supplies those values.
     """
     path = Path(template_path).resolve()
-    base = path.parent
-    template = load_template(path)
-    region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+    reader = _TemplateReader(path, load_template(path), parameter_overrides)
+    routes = reader.routes()
+    seen: dict[str, str] = {}
+    for route in routes:
+        if route.route_key in seen:
+            raise ValueError(f"route {route.route_key} is defined twice ({seen[route.route_key]} and "
+                             f"{route.function_logical_id})")
+        seen[route.route_key] = route.function_logical_id
+    return Api(template_path=path, routes=routes, functions=reader.functions,
+               authorizers={a.name: a for a in reader.authorizers.values()}, parameters=reader.parameters)
 
-    parameters: dict[str, str] = {}
-    for name, spec in (template.get("Parameters") or {}).items():
-        if isinstance(spec, dict) and "Default" in spec:
-            default = spec["Default"]
-            parameters[name] = ",".join(map(str, default)) if isinstance(default, list) else str(default)
-    parameters.update({k: str(v) for k, v in (parameter_overrides or {}).items()})
 
-    resources: dict[str, Any] = template.get("Resources") or {}
-    globals_ = template.get("Globals") or {}
-    global_fn = globals_.get("Function") or {}
-    global_api = globals_.get("HttpApi") or {}
+class _TemplateReader:
+    """One pass over a SAM template for `load_api`: parameters, layers, functions, then routes and the
+    authorizers they name."""
 
-    layers: dict[str, Path] = {}
-    for lid, res in resources.items():
-        if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::LayerVersion":
+    def __init__(self, path: Path, template: dict[str, Any], overrides: Mapping[str, str] | None) -> None:
+        self.base = path.parent
+        self.region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self.parameters = _parameters(template, overrides)
+        self.resources: dict[str, Any] = template.get("Resources") or {}
+        globals_ = template.get("Globals") or {}
+        self.global_api = globals_.get("HttpApi") or {}
+        self.layers = self._layers()
+        self.function_props = {lid: _merge_globals(globals_.get("Function") or {}, res.get("Properties") or {})
+                               for lid, res in self._of_type("AWS::Serverless::Function")}
+        self.functions = {lid: self._function(lid, props) for lid, props in self.function_props.items()}
+        self.http_apis = {lid: _merge_globals(self.global_api, res.get("Properties") or {})
+                          for lid, res in self._of_type("AWS::Serverless::HttpApi")}
+        self.authorizers: dict[str, Authorizer] = {}
+
+    def _of_type(self, kind: str) -> list[tuple[str, dict[str, Any]]]:
+        return [(lid, res) for lid, res in self.resources.items() if isinstance(res, dict) and res.get("Type") == kind]
+
+    def _resolve(self, value: Any) -> Any:
+        return _resolve(value, self.parameters, self.region)
+
+    def _layers(self) -> dict[str, Path]:
+        layers: dict[str, Path] = {}
+        for lid, res in self._of_type("AWS::Serverless::LayerVersion"):
             content = (res.get("Properties") or {}).get("ContentUri")
             if not isinstance(content, str):
                 continue
-            layer_dir = (base / content).resolve()
-            build_method = (res.get("Metadata") or {}).get("BuildMethod")
+            layer_dir = (self.base / content).resolve()
             # Without a BuildMethod, the zip must hold python/ itself (that is what lands on /opt/python).
-            if not build_method and (layer_dir / "python").is_dir():
+            if not (res.get("Metadata") or {}).get("BuildMethod") and (layer_dir / "python").is_dir():
                 layer_dir = layer_dir / "python"
             layers[lid] = layer_dir
+        return layers
 
-    functions: dict[str, Function] = {}
-    function_props: dict[str, dict[str, Any]] = {}
-    for lid, res in resources.items():
-        if not isinstance(res, dict) or res.get("Type") != "AWS::Serverless::Function":
-            continue
-        props = _merge_globals(global_fn, res.get("Properties") or {})
-        function_props[lid] = props
+    def _function(self, lid: str, props: dict[str, Any]) -> Function:
         if props.get("PackageType") == "Image":
             raise ValueError(f"{lid}: image functions are not supported by the local API Gateway")
-        code_uri = props.get("CodeUri")
-        handler = props.get("Handler")
+        code_uri, handler = props.get("CodeUri"), props.get("Handler")
         if not isinstance(code_uri, str) or not isinstance(handler, str) or "." not in handler:
             raise ValueError(f"{lid}: needs a local CodeUri directory and a Handler like "
                              "'app.lambda_handler'")
-        env_vars = ((props.get("Environment") or {}).get("Variables")) or {}
         environment: dict[str, str] = {}
         skipped: list[str] = []
-        for name, raw in env_vars.items():
-            text = _env_text(_resolve(raw, parameters, region))
+        for name, raw in (((props.get("Environment") or {}).get("Variables")) or {}).items():
+            text = _env_text(self._resolve(raw))
             if text is None:
                 skipped.append(name)
             else:
                 environment[name] = text
-        layer_dirs = []
-        for ref in props.get("Layers") or []:
-            target = ref.get("Ref") if isinstance(ref, dict) else None
-            if target in layers:
-                layer_dirs.append(layers[target])
-            # Layer ARNs (public layers such as Powertools) are served by the local virtualenv instead.
-        timeout = _resolve(props.get("Timeout", DEFAULT_FUNCTION_TIMEOUT), parameters, region)
-        memory = _resolve(props.get("MemorySize", DEFAULT_MEMORY_SIZE), parameters, region)
+        # Layer ARNs (public layers such as Powertools) are served by the local virtualenv instead.
+        refs = [ref.get("Ref") if isinstance(ref, dict) else None for ref in props.get("Layers") or []]
+        layer_dirs = [self.layers[ref] for ref in refs if ref in self.layers]
+        timeout = self._resolve(props.get("Timeout", DEFAULT_FUNCTION_TIMEOUT))
+        memory = self._resolve(props.get("MemorySize", DEFAULT_MEMORY_SIZE))
         name = props.get("FunctionName")
-        functions[lid] = Function(
+        return Function(
             logical_id=lid,
-            code_uri=(base / code_uri).resolve(),
+            code_uri=(self.base / code_uri).resolve(),
             handler=handler,
             environment=environment,
             skipped_environment=tuple(skipped),
@@ -449,19 +459,13 @@ def load_api(template_path: str | os.PathLike[str], *,
             function_name=name if isinstance(name, str) else lid,
         )
 
-    http_apis: dict[str, dict[str, Any]] = {
-        lid: _merge_globals(global_api, res.get("Properties") or {})
-        for lid, res in resources.items()
-        if isinstance(res, dict) and res.get("Type") == "AWS::Serverless::HttpApi"
-    }
-    implicit_api = copy.deepcopy(dict(global_api))  # events without ApiId go to SAM's implicit API
-
-    authorizers: dict[str, Authorizer] = {}
-
-    def authorizer_for(api_id: str, api_props: Mapping[str, Any], name: str) -> Authorizer:
+    def authorizer(self, api_id: str, api_props: Mapping[str, Any], name: str) -> Authorizer:
         key = f"{api_id}.{name}"
-        if key in authorizers:
-            return authorizers[key]
+        if key not in self.authorizers:
+            self.authorizers[key] = self._authorizer(api_id, api_props, name)
+        return self.authorizers[key]
+
+    def _authorizer(self, api_id: str, api_props: Mapping[str, Any], name: str) -> Authorizer:
         spec = ((api_props.get("Auth") or {}).get("Authorizers") or {}).get(name)
         if not isinstance(spec, dict):
             raise ValueError(f"{api_id}: authorizer {name!r} is not defined under Auth.Authorizers")
@@ -469,7 +473,7 @@ def load_api(template_path: str | os.PathLike[str], *,
             raise ValueError(f"{api_id}: JWT authorizer {name!r} is not supported locally "
                              "(Lambda authorizers are)")
         fn_id = _getatt_target(spec.get("FunctionArn"))
-        if fn_id not in functions:
+        if fn_id is None or fn_id not in self.functions:
             raise ValueError(f"{api_id}: authorizer {name!r} FunctionArn must be !GetAtt <Function>.Arn "
                              "of a function in this template")
         version = _version_text(spec.get("AuthorizerPayloadFormatVersion", "2.0"))
@@ -477,63 +481,65 @@ def load_api(template_path: str | os.PathLike[str], *,
             raise ValueError(f"{api_id}: authorizer {name!r} uses payload format {version}; "
                              "only 2.0 is emulated")
         identity = spec.get("Identity") or {}
-        ttl = _resolve(identity.get("ReauthorizeEvery", 0), parameters, region)
+        ttl = self._resolve(identity.get("ReauthorizeEvery", 0))
         try:
             ttl_seconds = max(0, min(MAX_AUTHORIZER_TTL, int(float(ttl or 0))))
         except (TypeError, ValueError):
             raise ValueError(f"{api_id}: authorizer {name!r} ReauthorizeEvery cannot be resolved: {ttl!r}") \
                 from None
-        auth = Authorizer(
+        return Authorizer(
             name=name,
             function_logical_id=fn_id,
-            function=functions[fn_id],
+            function=self.functions[fn_id],
             identity_headers=tuple(str(h) for h in identity.get("Headers") or ()),
             identity_query_strings=tuple(str(q) for q in identity.get("QueryStrings") or ()),
             ttl_seconds=ttl_seconds,
             simple_responses=bool(spec.get("EnableSimpleResponses", False)),
             payload_format_version=version,
         )
-        authorizers[key] = auth
-        return auth
 
-    routes: list[Route] = []
-    for lid, props in function_props.items():
-        for event_name, event in (props.get("Events") or {}).items():
-            if not isinstance(event, dict) or event.get("Type") != "HttpApi":
-                continue
-            ev = event.get("Properties") or {}
-            api_ref = ev.get("ApiId")
-            api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
-            if api_ref is not None and api_id not in http_apis:
-                raise ValueError(f"{lid}.{event_name}: ApiId must be !Ref to an AWS::Serverless::HttpApi")
-            api_props = http_apis[api_id] if api_id else implicit_api
-            version = _version_text(ev.get("PayloadFormatVersion", "2.0"))
-            if version != "2.0":
-                raise ValueError(f"{lid}.{event_name}: payload format {version}; only 2.0 is emulated")
-            auth_cfg = ev.get("Auth") or {}
-            auth_name = auth_cfg.get("Authorizer") or (api_props.get("Auth") or {}).get("DefaultAuthorizer")
-            authorizer = None
-            if auth_name and auth_name not in ("NONE", "AWS_IAM"):
-                authorizer = authorizer_for(api_id or "ServerlessHttpApi", api_props, auth_name)
-            path_ = ev.get("Path", "$default") if ev else "$default"
-            method = str(ev.get("Method", "ANY") if ev else "ANY").upper()
-            if method == "X-AMAZON-APIGATEWAY-ANY-METHOD":
-                method = "ANY"
-            fn = functions[lid]
-            routes.append(Route(
-                method=method, path=str(path_), function_logical_id=lid, code_uri=fn.code_uri,
-                handler=fn.handler, environment=fn.environment, function=fn, authorizer=authorizer,
-                event_name=event_name,
-                integration_timeout_ms=int(ev.get("TimeoutInMillis") or DEFAULT_INTEGRATION_TIMEOUT_MS),
-            ))
-    seen: dict[str, str] = {}
-    for route in routes:
-        if route.route_key in seen:
-            raise ValueError(f"route {route.route_key} is defined twice ({seen[route.route_key]} and "
-                             f"{route.function_logical_id})")
-        seen[route.route_key] = route.function_logical_id
-    return Api(template_path=path, routes=routes, functions=functions,
-               authorizers={a.name: a for a in authorizers.values()}, parameters=parameters)
+    def routes(self) -> list[Route]:
+        implicit_api = copy.deepcopy(dict(self.global_api))  # events without ApiId go to SAM's implicit API
+        routes: list[Route] = []
+        for lid, props in self.function_props.items():
+            for event_name, event in (props.get("Events") or {}).items():
+                if isinstance(event, dict) and event.get("Type") == "HttpApi":
+                    routes.append(self._route(lid, event_name, event.get("Properties") or {}, implicit_api))
+        return routes
+
+    def _route(self, lid: str, event_name: str, ev: dict[str, Any], implicit_api: dict[str, Any]) -> Route:
+        api_ref = ev.get("ApiId")
+        api_id = api_ref.get("Ref") if isinstance(api_ref, dict) else None
+        if api_ref is not None and api_id not in self.http_apis:
+            raise ValueError(f"{lid}.{event_name}: ApiId must be !Ref to an AWS::Serverless::HttpApi")
+        api_props = self.http_apis[api_id] if api_id else implicit_api
+        version = _version_text(ev.get("PayloadFormatVersion", "2.0"))
+        if version != "2.0":
+            raise ValueError(f"{lid}.{event_name}: payload format {version}; only 2.0 is emulated")
+        auth_name = (ev.get("Auth") or {}).get("Authorizer") or (api_props.get("Auth") or {}).get("DefaultAuthorizer")
+        authorizer = None
+        if auth_name and auth_name not in ("NONE", "AWS_IAM"):
+            authorizer = self.authorizer(api_id or "ServerlessHttpApi", api_props, auth_name)
+        method = str(ev.get("Method", "ANY")).upper()
+        fn = self.functions[lid]
+        return Route(
+            method="ANY" if method == "X-AMAZON-APIGATEWAY-ANY-METHOD" else method,
+            path=str(ev.get("Path", "$default")), function_logical_id=lid, code_uri=fn.code_uri,
+            handler=fn.handler, environment=fn.environment, function=fn, authorizer=authorizer,
+            event_name=event_name,
+            integration_timeout_ms=int(ev.get("TimeoutInMillis") or DEFAULT_INTEGRATION_TIMEOUT_MS),
+        )
+
+
+def _parameters(template: dict[str, Any], overrides: Mapping[str, str] | None) -> dict[str, str]:
+    """Each parameter's Default (a list joined with commas, as CloudFormation does), then the overrides."""
+    parameters: dict[str, str] = {}
+    for name, spec in (template.get("Parameters") or {}).items():
+        if isinstance(spec, dict) and "Default" in spec:
+            default = spec["Default"]
+            parameters[name] = ",".join(map(str, default)) if isinstance(default, list) else str(default)
+    parameters.update({k: str(v) for k, v in (overrides or {}).items()})
+    return parameters
 
 
 # --------------------------------------------------------------------------------------------------

@@ -15,6 +15,12 @@ way a test arranges its fixture, and each is printed on stderr:
   caller, so cancelling or working on it does what the event shows;
 * the sample hook secret of hooks_receiver.json names the dev tenant's live subscription (docs/live.md).
 `--as-is` skips all of it.
+
+Against a running `make dev` the data is yours: only what adds (a connection for a caller that has none, the
+sample job when it is missing) is put in place. What would replace or remove something (the save's caller's
+connection, a finished sample job, the live subscription's secret) is left as it is and named on stderr, with
+the flag that does it: `--arrange`. A stack started for the one call is thrown away after it, so there
+everything is put in place.
 """
 
 from __future__ import annotations
@@ -126,8 +132,9 @@ def running_dev_stack(path: Path = STATE_FILE) -> dict | None:
 
 
 @contextlib.contextmanager
-def environment(*, use_running: bool = True, log=print) -> Iterator[tuple[LocalApiGateway, str | None]]:
-    """A gateway whose functions see the stack's environment, and the AC sandbox's URL."""
+def environment(*, use_running: bool = True, log=print) -> Iterator[tuple[LocalApiGateway, str | None, bool]]:
+    """A gateway whose functions see the stack's environment, the AC sandbox's URL, and whether the data is a
+    running make dev's (shared) rather than a stack's started for this call."""
     if str(LAYER) not in sys.path:   # the preconditions use the layer (as /opt/python in Lambda)
         sys.path.append(str(LAYER))
     state = running_dev_stack() if use_running else None
@@ -138,7 +145,7 @@ def environment(*, use_running: bool = True, log=print) -> Iterator[tuple[LocalA
             env["JWT_SECRET"] = os.environ["JWT_SECRET"]
         gateway = LocalApiGateway(TEMPLATE, env=env).start()
         try:
-            yield gateway, state.get("sandbox_url")
+            yield gateway, state.get("sandbox_url"), True
         finally:
             gateway.stop()
         return
@@ -147,7 +154,7 @@ def environment(*, use_running: bool = True, log=print) -> Iterator[tuple[LocalA
     with LocalStack(event_sources=False, seed=True, sandbox_contacts=contacts) as stack:
         assert stack.api is not None
         _create_bus(stack)
-        yield stack.api, stack.sandbox.base_url if stack.sandbox is not None else None
+        yield stack.api, stack.sandbox.base_url if stack.sandbox is not None else None, False
 
 
 def _create_bus(stack: LocalStack) -> None:
@@ -180,8 +187,9 @@ def _job_id(event: dict) -> str | None:
     return None
 
 
-def prepare(logical_id: str, event: Any, sandbox_url: str | None, log=print) -> Any:
-    """Put the event's preconditions in place (see the module docstring); returns the event to send."""
+def prepare(logical_id: str, event: Any, sandbox_url: str | None, log=print, *, replace: bool = True) -> Any:
+    """Put the event's preconditions in place (see the module docstring); returns the event to send. Without
+    `replace`, only what adds: each step that would replace or remove data is skipped and said on `log`."""
     from devstack import seed
 
     if not isinstance(event, dict) or sandbox_url is None:
@@ -196,7 +204,11 @@ def prepare(logical_id: str, event: Any, sandbox_url: str | None, log=print) -> 
         if caller is not None:
             from acexport.credentials import store
 
-            if store.delete(caller):
+            if not replace:
+                if store.exists(caller):
+                    log(f"devstack: {caller.owner} on {caller.account_id} is connected in the running make dev, "
+                        "so this save answers 409; --arrange removes that connection first")
+            elif store.delete(caller):
                 log(f"devstack: removed the connection of {caller.owner} on {caller.account_id} "
                     "so that this save is a new one")
         return event
@@ -205,16 +217,25 @@ def prepare(logical_id: str, event: Any, sandbox_url: str | None, log=print) -> 
     if logical_id == "HooksReceiverFunction" and (event.get("pathParameters") or {}).get("secret") \
             == seed.SAMPLE_HOOK_SECRET:
         seed.connection(seed.tenant(), sandbox_url)
-        seed.live_subscription(seed.tenant())
-        log("devstack: the sample hook secret names the live subscription of dev-user on dev-account")
+        if replace:
+            seed.live_subscription(seed.tenant())
+            log("devstack: the sample hook secret names the live subscription of dev-user on dev-account")
+        else:
+            log("devstack: the running make dev's live subscription keeps its own secret, so the sample secret is "
+                "answered 410; --arrange gives dev-user's subscription the sample secret (replacing its own)")
     if logical_id in JOB_FUNCTIONS:
         job_id = _job_id(event)
         if job_id == seed.SAMPLE_JOB_ID:
             owner = caller or seed.tenant()   # queue messages name no caller: the job is the dev tenant's
             if caller is None:
                 seed.connection(owner, sandbox_url)
-            seed.sample_job(owner, sandbox_url, fresh=True)
-            log(f"devstack: job {job_id} is a fresh queued contacts export of {owner.owner} on {owner.account_id}")
+            doc = seed.sample_job(owner, sandbox_url, fresh=replace)
+            if replace:
+                log(f"devstack: job {job_id} is a fresh queued contacts export of {owner.owner} on "
+                    f"{owner.account_id}")
+            else:
+                log(f"devstack: job {job_id} is {doc['status']} in the running make dev and is left so; "
+                    "--arrange replaces it with a fresh queued one")
     return event
 
 
@@ -233,12 +254,13 @@ def _point_at_sandbox(event: dict, sandbox_url: str, log) -> dict:
 
 
 def invoke(name: str, event_path: str | None, *, as_is: bool = False, use_running: bool = True,
-           log=None) -> Any:
-    """Invoke one function with one event; the function's answer (what Lambda would return)."""
+           arrange: bool = False, log=None) -> Any:
+    """Invoke one function with one event; the function's answer (what Lambda would return). `arrange`:
+    also replace or remove data of a running make dev to put the event's preconditions in place."""
     log = log or (lambda line: print(line, file=sys.stderr, flush=True))
     logical_id = resolve_function(name)
     event = load_event(event_path)
-    with environment(use_running=use_running, log=log) as (gateway, sandbox_url):
+    with environment(use_running=use_running, log=log) as (gateway, sandbox_url, shared):
         if not as_is:
-            event = prepare(logical_id, event, sandbox_url, log)
+            event = prepare(logical_id, event, sandbox_url, log, replace=arrange or not shared)
         return gateway.invoke(logical_id, event)

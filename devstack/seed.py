@@ -90,9 +90,29 @@ def sample_job(who, ac_base_url: str, *, fresh: bool = False, queue: bool = Fals
     return doc
 
 
+def sandbox_refused() -> str | None:
+    """Why the service, as configured, would refuse a connection to the sandbox; None when it accepts one.
+
+    With ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL=false the service applies production's host rules, which refuse
+    the sandbox's plain-http loopback address: a seeded connection would be one it rejects on every request."""
+    from acexport.settings import get_settings
+
+    if get_settings().allow_local_base_url:
+        return None
+    return ("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL=false: the service applies production's host rules and refuses "
+            "the sandbox's http://127.0.0.1 address, so no sandbox connection and no sample job were seeded; "
+            "POST /auth with a real AC account's key and https://<account>.api-us1.com URL to try it")
+
+
 def seed_dev(sandbox_url: str, *, queue_sample_job: bool = True) -> list[str]:
-    """Everything above for the dev tenant; what was created, as lines to print."""
-    done = []
+    """Everything above for the dev tenant; what was created, as lines to print. Only the sub-account when
+    the service refuses the sandbox (`sandbox_refused`)."""
+    done: list[str] = []
+    refused = sandbox_refused()
+    if refused:
+        sub_account()
+        log.warning("not seeded: %s", refused)
+        return done
     if connection(tenant(), sandbox_url):
         done.append(f"connection of {DEV_UID} on {DEV_ACCOUNT} -> {sandbox_url}")
     sub_account()

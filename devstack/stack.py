@@ -137,6 +137,7 @@ class LocalStack:
         self._sandbox_contacts = sandbox_contacts
         self._want_seed = seed
         self.seeded: list[str] = []
+        self.seed_refused: str | None = None   # why nothing naming the sandbox was seeded (seed.sandbox_refused)
         self._mongo_uri_arg = mongo_uri
         # An AWS endpoint (a moto server) and KMS key shared with other local servers, e.g. the two
         # "containers" of benchmarks/load: then no moto is started here. kms_key_id None -> one is created.
@@ -191,6 +192,7 @@ class LocalStack:
             if self._want_seed and self.sandbox is not None:
                 from devstack import seed
 
+                self.seed_refused = seed.sandbox_refused()
                 self.seeded = seed.seed_dev(self.sandbox.base_url, queue_sample_job=self._want_event_sources)
             if self._want_event_sources:
                 self.events.start()

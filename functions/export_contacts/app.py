@@ -1,11 +1,8 @@
 """GET /v1/integrations/activecampaign/export/contacts — one page of the caller's AC contacts."""
 
-from acexport import snapstart
 from acexport.ac.resources import CONTACTS
 from acexport.api import EXPORT_PATH, deadline, http_app, lambda_handler_for, tenant
 from acexport.exports import export_page
-
-snapstart.register()   # Lambda SnapStart hooks when the stack enables it (no-op elsewhere)
 
 app = http_app()
 

@@ -3,13 +3,12 @@
 Batch size 1 (a step uses the whole invocation); a failed message is reported as a batch item failure
 and comes back after the delay the worker set, or ends in the DLQ after maxReceiveCount deliveries."""
 
-from acexport import metrics, snapstart
+from acexport import metrics
 from acexport.jobs import worker
 from acexport.logs import logger
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
-snapstart.register()   # Lambda SnapStart hooks when the stack enables it (no-op elsewhere)
 processor = SqsFifoPartialProcessor()
 SQS_MESSAGE_ID = "Records[0].messageId"   # BatchSize 1: the correlation id of the step's log lines
 

@@ -1,11 +1,8 @@
 """POST /v1/integrations/activecampaign/auth — validate an AC base URL + api key and store them."""
 
-from acexport import snapstart
 from acexport.ac import client as ac_client
 from acexport.api import AUTH_PATH, deadline, http_app, json_object, lambda_handler_for, ok, tenant
 from acexport.credentials import connections
-
-snapstart.register()   # Lambda SnapStart hooks when the stack enables it (no-op elsewhere)
 
 ac_client.session()   # at init: every save calls AC (GET /auth never does, and skips `requests`)
 

@@ -132,3 +132,35 @@ def test_redirects_are_never_followed(connected, location):
     reply = connected.export("contacts")
     assert reply.status_code == 403 and reply.json()["reconnect"] is True
     assert connected.sandbox.count() == 1
+
+
+# Every route that calls AC with the stored key. A route that builds its own AC client, or catches the refusal
+# without marking, leaves the user without the reconnect prompt: credentials.store.client is the one place.
+STORED_KEY_ROUTES = [("GET", "/export/contacts", False), ("GET", "/export/deals", False),
+                     ("GET", "/export/accounts", False), ("GET", "/export/contacts?orders[email]=ASC", False),
+                     ("PUT", "/live", False), ("GET", "/live", True), ("DELETE", "/live", True)]
+
+
+@pytest.mark.slow   # >= 0.3 s each (one retried 403)
+@pytest.mark.parametrize("method, path, live", STORED_KEY_ROUTES)
+def test_every_route_that_calls_ac_with_a_revoked_key_shows_the_reconnect_prompt(api, method, path, live):
+    api.connect()
+    if live:
+        assert api.call("PUT", "/live").status_code == 200
+    api.sandbox.remove_key("sandbox-key")
+    reply = api.call(method, path)
+    if reply.status_code != 200:    # DELETE /live turns live off even when AC refuses the key
+        assert reply.status_code == 403
+        assert reply.json() == {"success": False, "errno": 403, "message": "Invalid base_url or api_key",
+                                "reconnect": True}
+    status = api.call("GET", "/auth").json()["data"]
+    assert status["connected"] is True and status["needs_reconnect"] is True
+
+
+@pytest.mark.slow   # a job runs
+def test_an_export_job_with_a_revoked_key_fails_with_the_reconnect_prompt(kit):
+    kit.sandbox.remove_key("sandbox-key")
+    done = kit.wait(kit.start("deals")["id"])
+    assert done["status"] == "failed"
+    assert done["error"] == {"message": "Invalid base_url or api_key", "reconnect": True}
+    assert kit.api.call("GET", "/auth").json()["data"]["needs_reconnect"] is True

@@ -14,6 +14,7 @@ import urllib3.util.connection
 from acexport.ac import base_url
 from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.reference import fetch_all
+from acexport.errors import UpstreamTimeout
 
 
 @pytest.fixture
@@ -78,8 +79,8 @@ def test_the_connection_goes_to_the_checked_address_with_the_host_named(api, dns
         real = socket.getaddrinfo
         monkeypatch.setattr(socket, "getaddrinfo", lambda host, *a, **k: real(host, *a, **k) if host == "127.0.0.1"
                             else pytest.fail(f"second lookup of {host}"))
-        client = ACClient(f"http://acme.api-us1.com:{port}", "key", deadline=time.monotonic() + 10, validating=True)
-        assert client.get("/users/me") == {"user": {"id": "1"}}
+        client = ACClient(f"http://acme.api-us1.com:{port}", "key", deadline=time.monotonic() + 10)
+        assert client.validate() == {"user": {"id": "1"}}
         assert seen == [(f"acme.api-us1.com:{port}", "/api/3/users/me")]
         assert ("127.0.0.1", port) in connections
     finally:
@@ -138,3 +139,151 @@ def test_a_contacts_walk_that_does_not_advance_fails_at_once(kit):
     assert job["status"] == "failed"
     assert "cannot advance" in job["error"]["message"]
     assert kit.sandbox.count("/contacts") == 2
+
+
+class Trickle:
+    """A host that answers one byte every `gap` seconds, for at most `lasts` seconds: after the headers
+    (`body`), or from the status line on (`headers`). A socket timeout of seconds never trips on it."""
+
+    def __init__(self, where: str, gap: float = 0.3, lasts: float = 9.0):
+        self.where, self.gap, self.lasts = where, gap, lasts
+        self.stop = threading.Event()
+        trickle = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_GET(self):
+                body = json.dumps({"user": {"id": "1", "pad": "x" * 500}}).encode()
+                head = (f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+                        "\r\n").encode()
+                if trickle.where == "body":
+                    self.wfile.write(head)
+                    self.wfile.flush()
+                    head = b""
+                ends = time.monotonic() + trickle.lasts
+                for byte in (head + body):
+                    if trickle.stop.is_set() or time.monotonic() > ends:
+                        break
+                    try:
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    except OSError:        # the client shut the connection: what the test wants
+                        return
+                    time.sleep(trickle.gap)
+                self.close_connection = True
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.base_url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self):
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.mark.slow   # 2 s of real waiting each
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_a_trickled_answer_ends_at_the_deadline(api, where):
+    """Before the deadline watch, each read waited up to AC_READ_TIMEOUT and the deadline was checked only
+    between 64 KiB chunks: this 2 s call took as long as the host kept trickling (9 s here)."""
+    with Trickle(where) as host:
+        client = ACClient(host.base_url, "key", deadline=time.monotonic() + 2)
+        started = time.monotonic()
+        with pytest.raises(UpstreamTimeout) as raised:
+            client.validate()
+        assert time.monotonic() - started < 2.6
+        assert raised.value.status == 504 and client.calls == 1
+
+
+@pytest.mark.slow   # 3 s of real waiting
+def test_post_auth_against_a_trickling_host_is_a_504_in_time_and_stores_nothing(api, mongo):
+    api.env(REQUEST_BUDGET_SECONDS="3")
+    with Trickle("body") as host:
+        started = time.monotonic()
+        reply = api.call("POST", "/auth", json={"base_url": host.base_url, "api_key": "k" * 40})
+        took = time.monotonic() - started
+    assert reply.status_code == 504, reply.text
+    assert reply.json() == {"success": False, "errno": 504,
+                            "message": "ActiveCampaign did not answer in time; retry later"}
+    assert took < 4.5
+    assert api.call("GET", "/auth").json()["data"] == {"connected": False}
+
+
+def _self_signed(directory) -> tuple[str, str]:
+    """A certificate for 127.0.0.1 and its key, as PEM files (cryptography, already a test dependency)."""
+    import datetime as dt
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(minutes=1))
+            .not_valid_after(now + dt.timedelta(hours=1))
+            .add_extension(x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
+                           critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = directory / "cert.pem", directory / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return str(cert_path), str(key_path)
+
+
+@pytest.mark.slow   # 1.5 s of real waiting each
+@pytest.mark.parametrize("where", ["body", "headers"])
+def test_the_deadline_watch_cuts_a_trickle_under_tls_too(tmp_path, monkeypatch, where):
+    """The watch shuts the plain socket under the TLS one (ac/transport.py): a blocked TLS read returns too."""
+    import socket
+    import ssl
+
+    from acexport.ac.transport import PinnedAdapter, deadline_watch
+
+    monkeypatch.setattr(base_url, "public", lambda address: True)   # the loopback stands in for AC
+    cert, key = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert, key)
+    listener = socket.create_server(("127.0.0.1", 0))
+    port, stop = listener.getsockname()[1], threading.Event()
+
+    def serve():
+        with listener, context.wrap_socket(listener.accept()[0], server_side=True) as conn:
+            conn.recv(65536)
+            head = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: 300\r\n\r\n"
+            if where == "body":
+                conn.sendall(head)
+            for byte in (b"" if where == "body" else head) + b" " * 300:
+                if stop.is_set():
+                    return
+                try:
+                    conn.sendall(bytes([byte]))
+                except OSError:
+                    return
+                time.sleep(0.3)
+
+    threading.Thread(target=serve, daemon=True).start()
+    session = requests.Session()
+    session.mount("https://", PinnedAdapter(max_retries=0))
+    started = time.monotonic()
+    try:
+        with deadline_watch(1.5) as watch, pytest.raises(requests.RequestException):
+            body = session.get(f"https://127.0.0.1:{port}/api/3/users/me", verify=cert, timeout=(2, 10)).content
+            pytest.fail(f"a whole answer came: {body!r}")
+        assert watch.expired and time.monotonic() - started < 2.5
+    finally:
+        stop.set()
+        session.close()

@@ -31,7 +31,7 @@ from devstack import invoke as inv
 from devstack.seed import SAMPLE_JOB_ID
 
 out = {}
-with inv.environment(use_running=False, log=lambda line: print(line, file=sys.stderr)) as (gateway, sandbox):
+with inv.environment(use_running=False, log=lambda line: print(line, file=sys.stderr)) as (gateway, sandbox, _):
     from acexport.jobs import store as jobs
     for path in sys.argv[1:]:
         name = Path(path).stem
@@ -157,6 +157,17 @@ def test_invoke_uses_a_running_make_dev(tmp_path):
 
         check_env_json_matches(state)
 
+        # The running stack's data is the developer's: a save's caller keeps its connection unless asked
+        save = run(["-m", "devstack", "invoke", "save_auth", "-e", "events/save_auth.json"], env=env)
+        assert save.returncode == 0, save.stderr[-3000:]
+        assert json.loads(save.stdout)["statusCode"] == 409 and "--arrange removes that connection" in save.stderr
+        mine = requests.get(f"{base}/auth", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert mine.json()["data"]["connected"] is True
+        arranged = run(["-m", "devstack", "invoke", "save_auth", "-e", "events/save_auth.json", "--arrange"],
+                       env=env)
+        assert json.loads(arranged.stdout)["statusCode"] == 200, arranged.stderr[-3000:]   # saved
+        assert "removed the connection of dev-user on dev-account" in arranged.stderr
+
         put = run(["-m", "devstack", "put-event"], env=env)
         assert put.returncode == 0, put.stderr
         deadline = time.monotonic() + 60
@@ -236,3 +247,43 @@ def test_the_kms_alias_of_env_json_encrypts(api):
     api.connect()
     reply = api.export("contacts", "limit=2")
     assert reply.status_code == 200 and len(reply.json()["data"]) == 2
+
+
+def test_a_port_left_in_time_wait_by_a_stopped_server_is_not_busy():
+    """`make dev` right after stopping one: the old server's connections linger in TIME_WAIT, nothing listens."""
+    from devstack.__main__ import _busy
+
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert _busy(port)                                   # listening: busy
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()                                     # the server closes first: its side waits in TIME_WAIT
+        client.close()
+    assert not _busy(port)
+
+
+PRODUCTION_HOST_RULES = r"""
+import json
+from devstack.__main__ import _banner
+from devstack.stack import LocalStack
+from devstack import seed
+
+with LocalStack(seed=True, event_sources=False, env={"ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL": "false"}) as stack:
+    from acexport.credentials import store
+    print(json.dumps({"refused": stack.seed_refused, "connected": store.exists(seed.tenant()),
+                      "banner": _banner(stack, "TOKEN")}))
+"""
+
+
+@pytest.mark.slow   # multi-process
+def test_make_dev_with_production_host_rules_starts_without_the_seeded_connection_and_says_why():
+    reply = run(["-c", PRODUCTION_HOST_RULES], env=clean_env())
+    assert reply.returncode == 0, reply.stderr[-3000:]
+    out = json.loads(reply.stdout.strip().splitlines()[-1])
+    assert out["connected"] is False
+    assert "ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL=false" in out["refused"]
+    assert "Not seeded: ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL=false" in out["banner"]

@@ -102,6 +102,10 @@ def test_a_job_publishes_records_duration_and_ac_calls_and_logs_info_as_json(kit
     assert succeeded[0]["level"] == "INFO" and succeeded[0]["records"] == len(rows)
     assert (succeeded[0]["job_id"], succeeded[0]["account_id"], succeeded[0]["owner"]) == (
         job["id"], "account-1", "user-1")
+    # Each function's lines carry its own name, also with the functions running at once in one process.
+    assert succeeded[0]["function_name"] == "ExportWorkerFunction"
+    (started,) = [line for line in log_lines() if line["message"] == "export job started"]
+    assert (started["job_id"], started["function_name"]) == (job["id"], "ExportJobStartFunction")
 
 
 @pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)

@@ -1,6 +1,7 @@
 """The AC client's retry policy and retry loop (acexport.ac.client).
 
-`ACClient._classify` is checked on `requests.Response` objects built here, one per kind of answer AC gives
+`ACClient._classify` judges one answer into an `Outcome` (AC's answer, a retry after a wait, or a failure now);
+it is checked on `requests.Response` objects built here, one per kind of answer AC gives
 (docs/ac-behaviour.md: 429 + Retry-After, a 403 without Content-Type, a redirect or an
 HTML 404 for a wrong host). The retry loop talks real HTTP to the AC stand-in (devstack/ac_sandbox.py, with
 injected faults) on a fake clock shared by the client and its rate limiter: back-off, Retry-After and
@@ -18,10 +19,11 @@ import pytest
 import requests
 from acexport import caches
 from acexport.ac import client as ac_client
-from acexport.ac.client import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, ACClient
+from acexport.ac.client import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, ACClient, Outcome, Verdict
 from acexport.ac.ratelimit import SlidingWindowLimiter
 from acexport.errors import (
     InvalidCredentials,
+    PermissionDenied,
     StoredCredentialsRejected,
     UpstreamThrottled,
     UpstreamTimeout,
@@ -67,9 +69,25 @@ def limiter(monkeypatch, clock):
     caches.reset()
 
 
-def make_client(clock, base_url="https://acme.api-us1.com", *, seconds=30.0, validating=False) -> ACClient:
-    return ACClient(base_url, KEY, deadline=clock() + seconds, validating=validating, clock=clock,
-                    sleep=clock.sleep)
+def make_client(clock, base_url="https://acme.api-us1.com", *, seconds=30.0) -> ACClient:
+    return ACClient(base_url, KEY, deadline=clock() + seconds, clock=clock, sleep=clock.sleep)
+
+
+def retried(outcome: Outcome):
+    """(the error if no retry is left, the wait) of an outcome that must be a retry."""
+    assert outcome.verdict is Verdict.RETRY, outcome
+    return outcome.error, outcome.wait
+
+
+def failed(outcome: Outcome):
+    """The error of an outcome that must fail at once."""
+    assert outcome.verdict is Verdict.FAIL, outcome
+    return outcome.error
+
+
+def answered(outcome: Outcome):
+    assert outcome.verdict is Verdict.ANSWER, outcome
+    return outcome.body
 
 
 def response(status: int, body=b"", headers=None) -> requests.Response:
@@ -90,7 +108,7 @@ def in_bounds(wait: float, attempt: int) -> bool:
 
 def test_a_2xx_json_object_is_the_answer(clock):
     body = {"contacts": [{"id": "1"}], "meta": {"total": "1"}}
-    assert make_client(clock)._classify(response(200, body, {"Content-Type": "application/json"}), 1) == body
+    assert answered(make_client(clock)._classify(response(200, body, {"Content-Type": "application/json"}), 1)) == body
 
 
 @pytest.mark.parametrize("text", [b'{"meta": {"total": 123456789012345678901234567890}}',   # beyond 64 bits
@@ -99,14 +117,14 @@ def test_what_orjson_refuses_and_json_reads_is_still_the_answer(clock, text):
     """AC's answers are parsed with orjson; what it refuses and json reads is read as before (ac/client._json)."""
     built = response(200, text, {"Content-Type": "application/json"})
     built.encoding = None                                 # requests then detects UTF-16 itself, as for AC
-    body = make_client(clock)._classify(built, 1)
+    body = answered(make_client(clock)._classify(built, 1))
     assert isinstance(body, dict) and "total" in body["meta"]
 
 
 @pytest.mark.parametrize("status", [429, 503])
 def test_throttled_waits_retry_after_and_holds_the_account(clock, limiter, status):
     client = make_client(clock)
-    failure, wait = client._classify(response(status, {"message": "slow down"}, {"Retry-After": "7"}), 1)
+    failure, wait = retried(client._classify(response(status, {"message": "slow down"}, {"Retry-After": "7"}), 1))
     assert isinstance(failure, UpstreamThrottled) and failure.headers == {"Retry-After": "7"}
     assert wait == 7.0 and client.throttled == 1
     start = clock()
@@ -116,26 +134,26 @@ def test_throttled_waits_retry_after_and_holds_the_account(clock, limiter, statu
 
 def test_retry_after_as_an_http_date(clock):
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
-    failure, wait = make_client(clock)._classify(response(429, b"", {"Retry-After": when}), 1)
+    failure, wait = retried(make_client(clock)._classify(response(429, b"", {"Retry-After": when}), 1))
     assert isinstance(failure, UpstreamThrottled) and 27 <= wait <= 30
 
 
 def test_429_without_retry_after_backs_off(clock):
     client = make_client(clock)
-    failure, wait = client._classify(response(429, {"message": "Too Many Requests"}), 3)
+    failure, wait = retried(client._classify(response(429, {"message": "Too Many Requests"}), 3))
     assert isinstance(failure, UpstreamThrottled) and in_bounds(wait, 3) and client.throttled == 1
 
 
 def test_503_without_retry_after_is_an_outage_not_a_throttle(clock):
     client = make_client(clock)
-    failure, wait = client._classify(response(503, {"message": "Service Unavailable"}), 2)
+    failure, wait = retried(client._classify(response(503, {"message": "Service Unavailable"}), 2))
     assert isinstance(failure, UpstreamUnavailable) and "503" in failure.message
     assert in_bounds(wait, 2) and client.throttled == 0
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
 def test_5xx_is_retried_with_backoff(clock, status):
-    failure, wait = make_client(clock)._classify(response(status, b"<html>oops</html>"), 1)
+    failure, wait = retried(make_client(clock)._classify(response(status, b"<html>oops</html>"), 1))
     assert isinstance(failure, UpstreamUnavailable) and str(status) in failure.message and in_bounds(wait, 1)
 
 
@@ -143,53 +161,48 @@ def test_5xx_is_retried_with_backoff(clock, status):
 @pytest.mark.parametrize("status", [301, 302, 307])
 def test_a_redirect_is_rejected_at_once(clock, status, validating, error):
     answer = response(status, b"<html>login</html>", {"Location": "https://www.activecampaign.com/login/"})
-    with pytest.raises(error) as raised:
-        make_client(clock, validating=validating)._classify(answer, 1)
-    assert type(raised.value) is error and KEY not in str(raised.value)
+    raised = failed(make_client(clock)._classify(answer, 1, validating=validating))
+    assert type(raised) is error and KEY not in str(raised)
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_refused_key_gets_one_more_try_then_is_rejected(clock, status):
     client = make_client(clock)
     answer = response(status, b'{"message": "Forbidden"}')    # AC's 403 comes without a Content-Type
-    failure, wait = client._classify(answer, 1)
+    failure, wait = retried(client._classify(answer, 1))
     assert isinstance(failure, StoredCredentialsRejected) and in_bounds(wait, 1)
     assert failure.body()["reconnect"] is True
-    with pytest.raises(StoredCredentialsRejected):
-        client._classify(answer, 2)
+    assert isinstance(failed(client._classify(answer, 2)), StoredCredentialsRejected)
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_refused_key_is_rejected_at_once_when_validating(clock, status):
-    with pytest.raises(InvalidCredentials) as raised:
-        make_client(clock, validating=True)._classify(response(status, b'{"message": "Forbidden"}'), 1)
-    assert type(raised.value) is InvalidCredentials and raised.value.status == 400
+    raised = failed(make_client(clock)._classify(response(status, b'{"message": "Forbidden"}'), 1, validating=True))
+    assert type(raised) is InvalidCredentials and raised.status == 400
 
 
 @pytest.mark.parametrize("body", [b"<html>not AC</html>", b"", b'{"contacts": [', b'["a list"]'])
 def test_a_2xx_that_is_not_a_json_object_is_retried(clock, body):
-    failure, wait = make_client(clock)._classify(response(200, body, {"Content-Type": "text/html"}), 1)
+    failure, wait = retried(make_client(clock)._classify(response(200, body, {"Content-Type": "text/html"}), 1))
     assert isinstance(failure, UpstreamUnavailable) and "unreadable" in failure.message and in_bounds(wait, 1)
 
 
 def test_a_2xx_that_is_not_a_json_object_fails_validation(clock):
-    with pytest.raises(InvalidCredentials):
-        make_client(clock, validating=True)._classify(response(200, b"<html>welcome</html>"), 1)
+    outcome = make_client(clock)._classify(response(200, b"<html>welcome</html>"), 1, validating=True)
+    assert isinstance(failed(outcome), InvalidCredentials)
 
 
 @pytest.mark.parametrize("validating, error", [(False, StoredCredentialsRejected), (True, InvalidCredentials)])
 def test_a_4xx_without_json_means_the_host_is_not_acs_api(clock, validating, error):
-    with pytest.raises(error) as raised:
-        make_client(clock, validating=validating)._classify(response(404, b"<html>Not Found</html>"), 1)
-    assert type(raised.value) is error
+    outcome = make_client(clock)._classify(response(404, b"<html>Not Found</html>"), 1, validating=validating)
+    assert type(failed(outcome)) is error
 
 
 def test_a_4xx_with_json_is_refused_without_retry(clock):
     answer = response(422, {"errors": [{"title": "The filter is invalid"}]})
-    with pytest.raises(UpstreamUnavailable, match=r"refused the request \(422\)"):
-        make_client(clock)._classify(answer, 1)
-    with pytest.raises(InvalidCredentials):
-        make_client(clock, validating=True)._classify(answer, 1)
+    refused = failed(make_client(clock)._classify(answer, 1))
+    assert isinstance(refused, UpstreamUnavailable) and "refused the request (422)" in refused.message
+    assert isinstance(failed(make_client(clock)._classify(answer, 1, validating=True)), InvalidCredentials)
 
 
 # ---- the retry loop, against the AC stand-in over HTTP, on the fake clock
@@ -308,3 +321,49 @@ def test_the_read_timeout_is_the_time_left_on_the_clients_clock(clock, sandbox):
     with pytest.raises(UpstreamTimeout):
         client.get("/contacts")
     assert time.monotonic() - began < 3 and client.calls == 1
+
+
+# ---- a refused stored key is marked in one place
+
+def test_a_refused_stored_key_calls_on_rejected_once_and_other_failures_never(clock, sandbox):
+    marked = []
+    client = ACClient(sandbox.base_url, KEY, deadline=clock() + 30, clock=clock, sleep=clock.sleep,
+                      on_rejected=lambda: marked.append(1))
+    sandbox.inject(500, times=MAX_ATTEMPTS, path="/contacts")
+    with pytest.raises(UpstreamUnavailable):
+        client.get("/contacts")
+    sandbox.inject(403, path="/deals", body=b'{"errors":[{"detail":"You do not have permission to view deals."}]}')
+    with pytest.raises(PermissionDenied):
+        client.get("/deals")
+    assert marked == []
+    sandbox.remove_key(KEY)
+    with pytest.raises(StoredCredentialsRejected):
+        client.get("/contacts")
+    assert marked == [1]
+
+
+def test_only_the_credential_store_and_the_save_build_an_ac_client():
+    """Every AC call with a stored key goes through `credentials.store.client` (which marks a refused key for
+    reconnecting); a save validates a new pair (connections.save). A module building its own client would
+    let its route forget the reconnect prompt."""
+    import ast
+    from pathlib import Path
+
+    package = Path(ac_client.__file__).resolve().parents[1]
+    builders = set()
+    for path in package.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "ACClient":
+                builders.add(path.relative_to(package).as_posix())
+    assert builders == {"credentials/store.py", "credentials/connections.py"}
+
+
+def test_one_watchdog_thread_keeps_every_attempts_deadline(clock, sandbox):
+    """Each attempt runs under a deadline watch (ac/transport.py); the watches share one thread, however many
+    calls are made."""
+    import threading
+
+    client = make_client(clock, sandbox.base_url)
+    for _ in range(20):
+        assert client.get("/contacts")["contacts"]
+    assert [t.name for t in threading.enumerate()].count("ac-deadline-watch") == 1

@@ -10,7 +10,7 @@ from acexport.ac.client import permission_refused
 from acexport.errors import PermissionDenied, StoredCredentialsRejected
 from requests.structures import CaseInsensitiveDict
 
-from tests.unit.test_ac_client import clock, limiter, make_client  # noqa: F401  (fixtures and helper)
+from tests.unit.test_ac_client import clock, failed, limiter, make_client, retried  # noqa: F401  (fixtures, helpers)
 
 
 def answer(status: int, body, content_type: str | None = "text/plain") -> requests.Response:
@@ -27,9 +27,8 @@ DOCUMENTED = {"errors": [{"status": 403, "title": "Forbidden", "detail": "You do
 
 def test_the_permission_body_is_permission_denied_at_once_without_reconnect(clock, limiter):  # noqa: F811
     client = make_client(clock)
-    with pytest.raises(PermissionDenied) as caught:
-        client._classify(answer(403, DOCUMENTED), 1, "/deals")
-    error = caught.value
+    error = failed(client._classify(answer(403, DOCUMENTED), 1, "/deals"))
+    assert isinstance(error, PermissionDenied)
     assert error.status == 403 and "reconnect" not in error.body()
     assert "permission to view deals (AC: GET /deals)" in error.message
 
@@ -38,7 +37,7 @@ def test_the_permission_body_is_permission_denied_at_once_without_reconnect(cloc
                                   json.dumps({"errors": [{"detail": "Invalid API key"}]}).encode()])
 def test_any_other_403_is_still_a_rejected_key(clock, limiter, body):  # noqa: F811
     client = make_client(clock)
-    failure, _ = client._classify(answer(403, body, None), 1, "/deals")
+    failure, _ = retried(client._classify(answer(403, body, None), 1, "/deals"))
     assert isinstance(failure, StoredCredentialsRejected)
 
 

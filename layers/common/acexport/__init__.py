@@ -20,6 +20,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
 
     ac/           the ActiveCampaign side
       client        the HTTP client of AC's v3 API (timeouts, retry policy, Retry-After, deadlines)
+      transport     where its requests go (the checked address only) and the watch that ends them at the deadline
       ratelimit     the limiter interface, BudgetExhausted and the in-process sliding window
       budget        the per-AC-account budget shared through Mongo by every container and job
       base_url      normalisation and SSRF guard of user-supplied AC base URLs

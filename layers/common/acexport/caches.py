@@ -11,12 +11,16 @@ list, and a new cache cannot be missed by one of them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TypeVar
 
-_resets: dict[str, Callable[[], None]] = {}
+Forget = TypeVar("Forget", bound=Callable[..., object])
+
+_resets: dict[str, Callable[[], object]] = {}
 
 
-def register(forget: Callable[[], None]) -> Callable[[], None]:
-    """Register `forget` (a function of no arguments) to be called by `reset()`; returns it unchanged."""
+def register(forget: Forget) -> Forget:
+    """Register `forget` (a function of no arguments, or an lru_cache-wrapped one: its cache_clear) to be called
+    by `reset()`; returns it unchanged, with its type (so `get_settings()` stays typed for its callers)."""
     _resets[f"{forget.__module__}.{getattr(forget, '__qualname__', repr(forget))}"] = (
         getattr(forget, "cache_clear", forget))
     return forget

@@ -5,7 +5,7 @@ Connections (docs/architecture.md, "Mongo connections"): a Lambda container serv
 time and uses at most a few threads that touch Mongo (the worker's page prefetch, the budget), so the
 pool is small: MONGODB_MAX_POOL_SIZE (default 4), idle connections closed after 60 s. Per server a
 container opens at most maxPoolSize + 2 (pymongo's monitor and RTT connections); the whole service at
-most (14 functions' warm containers) x (maxPoolSize + 2) per replica-set member.
+most (the functions' warm containers) x (maxPoolSize + 2) per replica-set member.
 
 Indexes are not created here, nor anywhere in a request: `python -m acexport.setup_db` (acexport.setup_db)
 creates them at deploy time, and the local stack runs it when it starts. A missing index is not fatal to

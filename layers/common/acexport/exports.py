@@ -22,7 +22,7 @@ from acexport.ac.client import AC_PAGE, ACClient
 from acexport.ac.records import attach_custom_values, enrich, page_records, parse_total
 from acexport.ac.resources import Plan, Record, Resource, plan, sort_locally
 from acexport.credentials import store
-from acexport.errors import BadRequest, NotConnected, StoredCredentialsRejected
+from acexport.errors import BadRequest, NotConnected
 from acexport.query import pagination
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
@@ -149,8 +149,7 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
     doc = store.find(tenant)
     if doc is None:
         raise NotConnected()
-    credentials = store.credentials(doc)
-    client = ACClient(credentials.base_url, credentials.api_key, deadline=deadline)
+    client = store.client(doc, deadline=deadline)   # marks the connection if AC refuses its key
     try:
         custom: set[str] = set()
         if filter_names or order_names:    # the account's custom fields named: one cached reference call
@@ -161,9 +160,6 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
         else:
             records, total = read_direct(client, resource, steps, query.page, query.limit)
         enrich(client, resource, records)
-    except StoredCredentialsRejected:
-        store.mark_rejected(tenant)
-        raise
     finally:
         metrics.add("ACCalls", metrics.MetricUnit.Count, client.calls)
         if client.throttled:

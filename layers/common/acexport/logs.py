@@ -17,19 +17,51 @@ id and the tenant (`account_id`, `owner`, `agency_account_id` for a sub-account)
 secret: `bind()` takes only those names. Bound keys are per thread (`thread_safe_append_keys`): Lambda runs
 one invocation per container, while the local stack runs concurrent invocations in threads of one process.
 Each invocation starts clean (`clear_state=True` in the handlers' decorators clears them).
+
+The keys Powertools itself sets per invocation (`function_name`, `function_request_id`, `cold_start`,
+`correlation_id`: `inject_lambda_context`) live in the formatter, one dict per process: right in Lambda, wrong
+locally, where a status request's keys landed on the lines of a worker running at the same time.
+`InvocationFormatter` keeps that dict per invocation context (a ContextVar); a thread that no invocation
+started (a pool thread) reads the latest invocation's keys, which in Lambda is the one running.
 """
 
 from __future__ import annotations
 
 import logging
+from contextvars import ContextVar
+from typing import Any
 
 from aws_lambda_powertools import Logger
+from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 
 PACKAGE = "acexport"
 BINDABLE = frozenset({"job_id", "account_id", "owner", "agency_account_id", "resource"})
 
-logger = Logger()   # service = POWERTOOLS_SERVICE_NAME; every function's Logger() is this same one
+
+
+class InvocationFormatter(LambdaPowertoolsFormatter):
+    """Powertools' JSON formatter with its keys (`log_format`) per invocation context instead of per process."""
+
+    def __init__(self, **options: Any) -> None:
+        self._keys: ContextVar[dict[str, Any]] = ContextVar(f"log_keys_{id(self)}")
+        self._latest: dict[str, Any] = {}
+        super().__init__(**options)
+
+    @property   # type: ignore[override]
+    def log_format(self) -> dict[str, Any]:
+        try:
+            return self._keys.get()
+        except LookupError:   # no invocation started this thread: the latest one's keys
+            return self._latest
+
+    @log_format.setter
+    def log_format(self, value: dict[str, Any]) -> None:
+        self._keys.set(value)
+        self._latest = value
+
+
+logger = Logger(logger_formatter=InvocationFormatter())   # every function's Logger() is this same one
 
 logging.getLogger(PACKAGE)   # registered, so the copy below finds it (module loggers are its children)
 copy_config_to_registered_loggers(source_logger=logger, include={PACKAGE})

@@ -28,7 +28,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterable
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from acexport import caches
 from acexport.errors import BadRequest
@@ -79,27 +79,36 @@ def valid_suffix(suffix: str) -> bool:
     return bool(_SUFFIX.match(suffix)) and len(suffix) <= 200
 
 
+def _parts(raw: str) -> tuple[SplitResult, int | None]:
+    """The URL's parts and port, or BadRequest for text no AC base URL has: too long, not ASCII, spaces,
+    control characters or a backslash, a port that is not a number."""
+    text = raw.strip() if isinstance(raw, str) else ""
+    if len(text) > _MAX_LENGTH or not text.isascii() or "\\" in text or any(c.isspace() or ord(c) < 32 for c in text):
+        raise BadRequest(INVALID_BASE_URL)
+    try:
+        parts = urlsplit(text)
+        return parts, parts.port
+    except ValueError as exc:
+        raise BadRequest(INVALID_BASE_URL) from exc
+
+
+def _extras(parts: SplitResult) -> bool:
+    """Anything an AC base URL never has: credentials, a query, a fragment, a path but /api/3."""
+    return (parts.username is not None or parts.password is not None or "@" in parts.netloc
+            or bool(parts.query or parts.fragment)
+            or parts.path.rstrip("/").lower() not in {"", "/api/3"})
+
+
 def normalise_base_url(raw: str, *, allow_local: bool = False, suffixes: Iterable[str] | None = None) -> str:
     """Return the canonical `https://<host>` for an AC base URL, or raise BadRequest.
 
     With `allow_local` (ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL, local runs and tests only) a plain-http
     loopback URL with a port is accepted too and kept as `http://127.0.0.1:<port>`.
     """
-    text = raw.strip() if isinstance(raw, str) else ""
-    if len(text) > _MAX_LENGTH or not text.isascii() or any(c.isspace() or ord(c) < 32 for c in text):
+    parts, port = _parts(raw)
+    if _extras(parts):
         raise BadRequest(INVALID_BASE_URL)
-    try:
-        parts = urlsplit(text)
-        port = parts.port
-    except ValueError as exc:
-        raise BadRequest(INVALID_BASE_URL) from exc
     host = (parts.hostname or "").lower()
-    if (
-        parts.username is not None or parts.password is not None or "@" in parts.netloc
-        or parts.query or parts.fragment or "\\" in text
-        or parts.path.rstrip("/").lower() not in {"", "/api/3"}
-    ):
-        raise BadRequest(INVALID_BASE_URL)
     if allow_local and host in _LOCAL_HOSTS and parts.scheme == "http" and port:
         return f"http://{host}:{port}"
     suffixes = allowed_suffixes() if suffixes is None else tuple(suffixes)

@@ -69,6 +69,7 @@ TTL_INDEX = "expires_ttl"
 MIN_MONGO_SECONDS = 0.05           # the least time a Mongo call is given, even right at the deadline
 MIN_SLEEP = 0.002                  # between tries when a slot looked free but another container won it
 JITTER = 0.005                     # spread the containers that wake for the same slot
+_jitter = random.SystemRandom()   # from os.urandom: SnapStart-restored containers spread apart too
 FOREIGN_SLACK = 0.5                # AC's window full and fewer than `rate` of ours in the 1.5 s before: not ours
 
 
@@ -179,6 +180,10 @@ class MongoBudget:
         finally:
             lock.release()
 
+    def now(self) -> float:
+        """The wall clock slots are stamped on (time.time()): a request's `sent` for `observe`."""
+        return self._clock()
+
     def observe(self, key: str, *, stamp: float | None, sent: float, remaining: int | None) -> None:
         """A request taken at `stamp` left at `sent` (both wall clock) and AC answered with
         `RateLimit-Remaining: remaining` (None: no such header). With `adapt`: the lag feeds the margin;
@@ -250,7 +255,7 @@ class MongoBudget:
             self._next_free[key] = now + wait
             if now + wait > deadline:
                 raise BudgetExhausted(wait)
-            self._sleep(max(MIN_SLEEP, wait + random.uniform(0.0, JITTER)))
+            self._sleep(max(MIN_SLEEP, wait + _jitter.uniform(0.0, JITTER)))
 
     def _try(self, key: str, slots: list[str], deadline: float) -> tuple[float | None, float]:
         """Take a free slot (its stamp, 0), or say how long until the oldest slot frees (None, seconds)."""

@@ -10,39 +10,48 @@ What AC really does (docs/ac-behaviour.md) and how this client answers it:
   (`deadline`, a value of the client's `clock`, time.monotonic by default), and every attempt, retries
   included, goes through the per-account request budget (ratelimit.py). That is why the retry loop is
   written here rather than left to urllib3's Retry, which knows neither the budget nor the deadline
-  (docs/decisions.md). The loop reads time through `clock` and waits through `sleep` (injected like
+  (docs/decisions.md). The client reads time through `clock` only and waits through `sleep` (injected like
   `ac.ratelimit.SlidingWindowLimiter`'s), so its tests run on a fake clock instead of sleeping.
+Each answer is judged once, by `_classify`, into an `Outcome`: AC's answer, a retry after a wait, or a
+failure now. Validation (saving a connection: any refusal is "Invalid base_url or api_key") is a
+parameter of the call (`validate()`), not a mode of the client.
 The api key travels only in the `Api-Token` header; it is never logged and never part of an error.
 
-What a hostile "AC" host cannot do (docs/assurance.md, issue 9): make us connect to a non-public
-address (`PinnedAdapter`: the name is resolved and checked by `base_url.public_address`, and the
+What a hostile "AC" host cannot do (docs/assurance.md): make us connect to a non-public address
+(`transport.PinnedAdapter`: the name is resolved and checked by `base_url.public_address`, and the
 connection goes to the checked address with TLS verified for the name); send an answer larger than
-AC_MAX_RESPONSE_BYTES or trickle one past the deadline (`_read_capped`); hold a host's budget with a
-`Retry-After` of `inf` or a day (`retry_after` caps it at MAX_RETRY_AFTER). Validation calls (saving a
-connection) pass a lane of AC_VALIDATIONS_PER_SECOND per AC account before they take a budget slot like
+AC_MAX_RESPONSE_BYTES (`_read_capped`); trickle an answer (headers or body) past the deadline (every
+attempt runs under `transport.deadline_watch`, which shuts its connection at the deadline: 504); hold a
+host's budget with a `Retry-After` of `inf` or a day (`retry_after` caps it at MAX_RETRY_AFTER).
+Validation calls pass a lane of AC_VALIDATIONS_PER_SECOND per AC account before they take a budget slot like
 any call (`validation_lane`, decision 36): AC counts them, and callers without a connection cannot take
 more of the account's budget than the lane; POST /auth also has a per-caller limit (credentials/attempts.py).
+A client of a stored connection is made by `credentials.store.client`, which gives it `on_rejected`: when AC
+refuses the stored key, the connection is marked for reconnecting there, whoever called.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import email.utils
+import enum
 import hashlib
 import logging
 import math
 import random
 import re
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import orjson
 import requests
-from requests.adapters import HTTPAdapter
 
-from acexport import caches
+from acexport import caches, snapstart
 from acexport.ac import base_url
 from acexport.ac.ratelimit import BudgetExhausted, Limiter, SlidingWindowLimiter
+from acexport.ac.transport import PinnedAdapter, Watch, deadline_watch
 from acexport.errors import (
     ApiError,
     InvalidCredentials,
@@ -71,27 +80,6 @@ class UpstreamInvalid(ApiError):
 
     status = 502
     message = "ActiveCampaign sent an answer this service cannot use"
-
-
-class PinnedAdapter(HTTPAdapter):
-    """Connects to the address `base_url.public_address` checked, never to what a second lookup says.
-
-    The pool is chosen by that address, with SNI and certificate checks for the host name, and the Host
-    header names the host: TLS and AC's virtual hosting work as if requests had resolved the name."""
-
-    def build_connection_pool_key_attributes(self, request, verify, cert=None):
-        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
-        host, scheme = host_params["host"], host_params["scheme"]
-        port = host_params["port"] or (443 if scheme == "https" else 80)
-        host_params["host"] = base_url.public_address(host, port, scheme=scheme)
-        if scheme == "https":
-            pool_kwargs["server_hostname"] = host
-            pool_kwargs["assert_hostname"] = host
-        return host_params, pool_kwargs
-
-    def send(self, request, *args, **kwargs):
-        request.headers["Host"] = urlsplit(request.url).netloc
-        return super().send(request, *args, **kwargs)
 
 
 _session: requests.Session | None = None
@@ -173,7 +161,7 @@ def _retry_after(response: requests.Response) -> float | None:
             return None
         if when.tzinfo is None:
             when = when.replace(tzinfo=dt.UTC)
-        seconds = when.timestamp() - time.time()
+        seconds = when.timestamp() - time.time()   # an HTTP date is on the wall clock, whatever the client's clock
     if not math.isfinite(seconds):
         return None
     return min(MAX_RETRY_AFTER, max(0.0, seconds))
@@ -235,6 +223,8 @@ def _is_json(response: requests.Response) -> bool:
         return isinstance(_json(response), dict)
     except ValueError:
         return False
+
+
 def _remaining(response: requests.Response) -> int | None:
     """AC's `RateLimit-Remaining` (documented with `RateLimit-Limit` and `Retry-After` on AC's "Rate
     limits" page; seen on 200s and 429s by the public Go SDK's example): None when absent or unreadable."""
@@ -244,23 +234,70 @@ def _remaining(response: requests.Response) -> int | None:
         return None
 
 
+_jitter = random.SystemRandom()   # from os.urandom: containers restored from one SnapStart snapshot differ
+
+
 def _backoff(attempt: int) -> float:
-    return min(4.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + random.random() / 2)
+    return min(4.0, 0.25 * 2 ** (attempt - 1)) * (0.5 + _jitter.random() / 2)
+
+
+class Verdict(enum.Enum):
+    ANSWER = "answer"   # AC's JSON object (None: a 404 the caller allowed)
+    RETRY = "retry"     # worth another attempt after `wait` seconds; `error` when none is left
+    FAIL = "fail"       # `error`, at once: another attempt would get the same answer
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one attempt came to (`ACClient._classify`, `ACClient._attempt`)."""
+
+    verdict: Verdict
+    body: dict | None = None
+    error: ApiError | None = None
+    wait: float = 0.0
+
+    @classmethod
+    def answer(cls, body: dict | None) -> Outcome:
+        return cls(Verdict.ANSWER, body=body)
+
+    @classmethod
+    def retry(cls, error: ApiError, wait: float) -> Outcome:
+        return cls(Verdict.RETRY, error=error, wait=wait)
+
+    @classmethod
+    def fail(cls, error: ApiError) -> Outcome:
+        return cls(Verdict.FAIL, error=error)
+
+
+@dataclass(frozen=True)
+class _Call:
+    method: str
+    path: str
+    params: list[tuple[str, str]] | None = None
+    json: dict | None = None
+    idempotent: bool = True
+    missing_ok: bool = False
+    validating: bool = False
+
+
+def _rejected(validating: bool) -> ApiError:
+    """AC refuses the pair: while saving it, the 400 of a bad pair; for a stored one, the 403 `reconnect`."""
+    return InvalidCredentials() if validating else StoredCredentialsRejected()
 
 
 class ACClient:
     """Calls on one AC account with one key, for one request (or job step) that ends at `deadline`
     (a `clock()` value). `clock` and `sleep` drive the retry loop: time.monotonic and time.sleep unless a
-    test gives a fake clock."""
+    test gives a fake clock. `on_rejected` is called when AC refuses the key of a stored connection
+    (`credentials.store.client` passes the marking for reconnecting)."""
 
-    def __init__(self, url: str, api_key: str, *, deadline: float, validating: bool = False,
-                 clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, url: str, api_key: str, *, deadline: float, clock: Callable[[], float] = time.monotonic,
+                 sleep: Callable[[float], None] = time.sleep, on_rejected: Callable[[], None] | None = None):
         settings = get_settings()
         self.root = url.rstrip("/") + settings.api_version
         self.host = urlsplit(url).netloc.lower()
         self.budget_key = base_url.account_key(self.host)   # one budget per AC account, whichever name
         self.deadline = deadline
-        self.validating = validating
         self.calls = 0          # HTTP requests sent (retries included)
         self.throttled = 0      # 429s seen
         self.answer_seconds: float | None = None   # AC's answer time, smoothed (EWMA 0.2) over this client's calls
@@ -268,6 +305,7 @@ class ACClient:
         self._timeouts = (settings.connect_timeout, settings.read_timeout)
         self._clock, self._sleep = clock, sleep
         self._max_bytes = settings.max_response_bytes
+        self._on_rejected = on_rejected
 
     @property
     def key_fingerprint(self) -> str:
@@ -276,111 +314,151 @@ class ACClient:
 
     def validate(self) -> dict:
         """Check the pair with GET /users/me: any refusal is `Invalid base_url or api_key` (400)."""
-        self.validating = True
-        return self.get("/users/me")
-
-    def _rejected(self):
-        return InvalidCredentials() if self.validating else StoredCredentialsRejected()
-
-    def _answered(self, stamp: float | None, sent: float, response: requests.Response) -> None:
-        """AC's answer time (smoothed: the job walk sizes its slices by it) and, for the budget's margin,
-        the slot-to-send lag and AC's RateLimit-Remaining."""
-        answered = time.time() - sent
-        self.answer_seconds = answered if self.answer_seconds is None else 0.8 * self.answer_seconds + 0.2 * answered
-        limiter().observe(self.budget_key, stamp=stamp, sent=sent, remaining=_remaining(response))
+        return self._call(_Call("GET", "/users/me", validating=True)) or {}
 
     def get(self, path: str, params: list[tuple[str, str]] | None = None) -> dict:
         """GET a JSON object from AC, retrying what is worth retrying while time allows."""
-        return self.request("GET", path, params)
+        return self._call(_Call("GET", path, params)) or {}   # None only answers a `missing_ok` call
 
     def request(self, method: str, path: str, params: list[tuple[str, str]] | None = None, *,
                 json: dict | None = None, idempotent: bool = True, missing_ok: bool = False) -> dict | None:
         """Call AC and return its JSON object. `idempotent=False` (a POST that creates something): only
         answers that say AC did nothing (429) are retried, never a timeout or a 5xx, which may have created
         it. `missing_ok`: AC's 404 with a JSON body (e.g. a webhook already deleted) is None, not an error."""
-        url = self.root + path
-        failure: Exception = UpstreamTimeout()
+        return self._call(_Call(method, path, params, json, idempotent, missing_ok))
+
+    # ---- the retry loop
+    def _call(self, call: _Call) -> dict | None:
+        failure: ApiError = UpstreamTimeout()
         for attempt in range(1, MAX_ATTEMPTS + 1):
-            remaining = self.deadline - self._clock()
-            if remaining < MIN_ATTEMPT_SECONDS:
+            if self.deadline - self._clock() < MIN_ATTEMPT_SECONDS:
                 break
-            try:
-                if self.validating:   # at most AC_VALIDATIONS_PER_SECOND of the budget, waiting briefly
-                    validation_lane().acquire(f"validate:{self.budget_key}",
-                                              min(self.deadline, self._clock() + VALIDATION_WAIT_SECONDS))
-                stamp = limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
-            except BudgetExhausted as exc:
-                raise UpstreamThrottled(exc.wait) from None
-            self.calls += 1
-            read_timeout = max(0.1, min(self._timeouts[1], self.deadline - self._clock()))
-            sent = time.time()
-            try:
-                with session().request(method, url, params=params, json=json, headers=self._headers,
-                                       allow_redirects=False, timeout=(self._timeouts[0], read_timeout),
-                                       stream=True) as response:
-                    _read_capped(response, self._max_bytes, self.deadline, self._clock)
-                self._answered(stamp, sent, response)
-            except base_url.UnsafeAddress:
-                logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
-                if self.validating:
-                    raise InvalidCredentials() from None
-                raise StoredCredentialsRejected(base_url.STORED_BASE_URL_REFUSED) from None
-            except requests.Timeout:
-                failure, wait = UpstreamTimeout(), _backoff(attempt)
-            except requests.RequestException:
-                failure, wait = UpstreamUnavailable("ActiveCampaign could not be reached; retry later"), \
-                    _backoff(attempt)
-            else:
-                if missing_ok and response.status_code == 404 and _is_json(response):
-                    return None
-                outcome = self._classify(response, attempt, path)
-                if isinstance(outcome, dict):
-                    return outcome
-                failure, wait = outcome
-            if not idempotent and not isinstance(failure, UpstreamThrottled):
-                raise failure  # a timeout or a dropped connection: AC may have acted; never send it twice
-            logger.info("ac retry", extra={"ac_host": self.host, "path": path, "attempt": attempt,
-                                           "error": type(failure).__name__, "wait": round(wait, 3)})
-            if attempt == MAX_ATTEMPTS or self._clock() + wait > self.deadline - MIN_ATTEMPT_SECONDS:
-                break  # no attempt left, or none would fit: answer now rather than after a useless wait
-            self._sleep(wait)
+            outcome = self._attempt(call, attempt)
+            if outcome.verdict is Verdict.ANSWER:
+                return outcome.body
+            failure = outcome.error or failure
+            if outcome.verdict is Verdict.FAIL or not self._may_retry(call, failure, outcome.wait, attempt):
+                break
+            self._sleep(outcome.wait)
+        if isinstance(failure, StoredCredentialsRejected) and self._on_rejected is not None:
+            self._on_rejected()
         raise failure
 
-    def _classify(self, response: requests.Response, attempt: int, path: str = ""):
-        """A JSON dict on success; else (error to raise if no retry, seconds to wait before retrying).
-        Errors that must not be retried are raised here."""
+    def _may_retry(self, call: _Call, failure: ApiError, wait: float, attempt: int) -> bool:
+        if not call.idempotent and not isinstance(failure, UpstreamThrottled):
+            return False  # a timeout or a dropped connection: AC may have acted; never send it twice
+        logger.info("ac retry", extra={"ac_host": self.host, "path": call.path, "attempt": attempt,
+                                       "error": type(failure).__name__, "wait": round(wait, 3)})
+        # no attempt left, or none would fit: answer now rather than after a useless wait
+        return attempt < MAX_ATTEMPTS and self._clock() + wait <= self.deadline - MIN_ATTEMPT_SECONDS
+
+    def _slot(self, validating: bool) -> float | None:
+        """A slot of the account's budget (validations pass their lane first, waiting briefly)."""
+        if validating:   # at most AC_VALIDATIONS_PER_SECOND of the budget
+            validation_lane().acquire(f"validate:{self.budget_key}",
+                                      min(self.deadline, self._clock() + VALIDATION_WAIT_SECONDS))
+        return limiter().acquire(self.budget_key, self.deadline - MIN_ATTEMPT_SECONDS)
+
+    def _attempt(self, call: _Call, attempt: int) -> Outcome:
+        """One request, within the budget and the deadline, judged."""
+        try:
+            stamp = self._slot(call.validating)
+        except BudgetExhausted as exc:
+            return Outcome.fail(UpstreamThrottled(exc.wait))
+        self.calls += 1
+        left = self.deadline - self._clock()
+        timeouts = (max(0.1, min(self._timeouts[0], left)), max(0.1, min(self._timeouts[1], left)))
+        started, sent = self._clock(), limiter().now()
+        with deadline_watch(left) as watch:
+            try:
+                response = self._send(call, timeouts, watch)
+            except base_url.UnsafeAddress:
+                logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
+                refused = InvalidCredentials() if call.validating else \
+                    StoredCredentialsRejected(base_url.STORED_BASE_URL_REFUSED)
+                return Outcome.fail(refused)
+            except (requests.RequestException, UpstreamTimeout) as exc:
+                if watch.expired or isinstance(exc, UpstreamTimeout):
+                    return Outcome.fail(UpstreamTimeout())   # the deadline passed: no time for another
+                if isinstance(exc, requests.Timeout):
+                    return Outcome.retry(UpstreamTimeout(), _backoff(attempt))
+                return Outcome.retry(UpstreamUnavailable("ActiveCampaign could not be reached; retry later"),
+                                     _backoff(attempt))
+            except UpstreamInvalid as exc:
+                return Outcome.fail(exc)
+        if watch.expired:   # the connection was shut at the deadline while the answer came: it is not whole
+            return Outcome.fail(UpstreamTimeout())
+        self._answered(stamp, sent, self._clock() - started, response)
+        return self._classify(response, attempt, call.path, validating=call.validating, missing_ok=call.missing_ok)
+
+    def _send(self, call: _Call, timeouts: tuple[float, float], watch: Watch) -> requests.Response:
+        with session().request(call.method, self.root + call.path, params=call.params, json=call.json,
+                               headers=self._headers, allow_redirects=False, timeout=timeouts,
+                               stream=True) as response:
+            try:
+                _read_capped(response, self._max_bytes, self.deadline, self._clock)
+            finally:
+                watch.done()   # before the connection goes back to the pool, where another call may take it
+        return response
+
+    def _answered(self, stamp: float | None, sent: float, seconds: float, response: requests.Response) -> None:
+        """AC's answer time (smoothed: the job walk sizes its slices by it) and, for the budget's margin,
+        the slot-to-send lag (on the budget's clock) and AC's RateLimit-Remaining."""
+        self.answer_seconds = seconds if self.answer_seconds is None else 0.8 * self.answer_seconds + 0.2 * seconds
+        limiter().observe(self.budget_key, stamp=stamp, sent=sent, remaining=_remaining(response))
+
+    # ---- the retry policy: one answer judged
+    def _classify(self, response: requests.Response, attempt: int, path: str = "", *,
+                  validating: bool = False, missing_ok: bool = False) -> Outcome:
         status = response.status_code
         if status == 429 or (status == 503 and response.headers.get("Retry-After")):
-            self.throttled += 1
-            wait = _retry_after(response)
-            wait = _backoff(attempt) if wait is None else wait
-            if not self.validating:   # a caller without a connection must not hold the host's budget
-                limiter().penalise(self.budget_key, wait)
-            return UpstreamThrottled(wait), wait
+            return self._throttled(response, attempt, validating)
         if 300 <= status < 400:
-            raise self._rejected()  # AC bounces a wrong account host to its login page
-        if status == 403 and not self.validating and (denied := permission_refused(response, path)):
-            raise denied  # a good key without a permission: not retried, never marks reconnect
+            return Outcome.fail(_rejected(validating))  # AC bounces a wrong account host to its login page
         if status in (401, 403):
-            if self.validating or attempt >= 2:
-                raise self._rejected()
-            return self._rejected(), _backoff(attempt)  # AC's 403s can be intermittent: one more try
+            return self._refused(response, attempt, path, validating)
         if status >= 500:
             failure = UpstreamUnavailable(f"ActiveCampaign is unavailable (it answered {status}); retry later")
-            return failure, _backoff(attempt)
+            return Outcome.retry(failure, _backoff(attempt))
+        if missing_ok and status == 404 and _is_json(response):
+            return Outcome.answer(None)
+        return self._read(response, attempt, validating)
+
+    def _throttled(self, response: requests.Response, attempt: int, validating: bool) -> Outcome:
+        self.throttled += 1
+        wait = _retry_after(response)
+        wait = _backoff(attempt) if wait is None else wait
+        if not validating:   # a caller without a connection must not hold the host's budget
+            limiter().penalise(self.budget_key, wait)
+        return Outcome.retry(UpstreamThrottled(wait), wait)
+
+    @staticmethod
+    def _refused(response: requests.Response, attempt: int, path: str, validating: bool) -> Outcome:
+        if validating:
+            return Outcome.fail(InvalidCredentials())
+        if response.status_code == 403 and (denied := permission_refused(response, path)):
+            return Outcome.fail(denied)  # a good key without a permission: not retried, never marks reconnect
+        if attempt >= 2:
+            return Outcome.fail(StoredCredentialsRejected())
+        return Outcome.retry(StoredCredentialsRejected(), _backoff(attempt))  # AC's 403s can be intermittent
+
+    @staticmethod
+    def _read(response: requests.Response, attempt: int, validating: bool) -> Outcome:
+        """A 2xx or 4xx (not 401/403) answer's body."""
         try:
             body = _json(response)
         except ValueError:
             body = None
-        if 200 <= status < 300:
+        if 200 <= response.status_code < 300:
             if isinstance(body, dict):
-                return body
-            if self.validating:
-                raise InvalidCredentials()  # a 2xx that isn't AC's JSON: not an AC API host
-            return UpstreamUnavailable("ActiveCampaign sent an unreadable answer; retry later"), \
-                _backoff(attempt)
-        if body is None:
-            raise self._rejected()  # an HTML 404 and the like: the base URL is not AC's API
-        if self.validating:
-            raise InvalidCredentials()
-        raise UpstreamUnavailable(f"ActiveCampaign refused the request ({status})")
+                return Outcome.answer(body)
+            if validating:
+                return Outcome.fail(InvalidCredentials())  # a 2xx that isn't AC's JSON: not an AC API host
+            return Outcome.retry(UpstreamUnavailable("ActiveCampaign sent an unreadable answer; retry later"),
+                                 _backoff(attempt))
+        if body is None or validating:
+            return Outcome.fail(_rejected(validating))  # an HTML 404 and the like: the base URL is not AC's API
+        return Outcome.fail(UpstreamUnavailable(f"ActiveCampaign refused the request ({response.status_code})"))
+
+
+snapstart.register(before=session)   # one place: every function that calls AC imports this module at init

@@ -2,8 +2,8 @@
 integration of that account, and answers 429 beyond it. Calls wait for a slot instead of collecting
 429s; a call that cannot get a slot before its deadline is told so at once.
 
-Two limiters share one interface (`Limiter`: `acquire(key, deadline)`, `penalise(key, seconds)`; the key is
-the AC host, `deadline` a time.monotonic() value):
+Two limiters share one interface (`Limiter`: `acquire(key, deadline)`, `now()`, `observe(...)`,
+`penalise(key, seconds)`; the key is the AC host, `deadline` a time.monotonic() value):
 - `acexport.ac.budget.MongoBudget` (AC_RATE_BUDGET=shared, the default): one budget per AC account shared by
   every container, function and job, kept in Mongo; concurrent Lambdas together stay within AC's limit.
 - `SlidingWindowLimiter` (AC_RATE_BUDGET=local): within one process only (one warm container, or the
@@ -32,8 +32,12 @@ class Limiter(Protocol):
         """Return when a request to `key` may be sent (with the slot's wall-clock stamp, if the limiter
         keeps one); raise BudgetExhausted if not before `deadline`."""
 
+    def now(self) -> float:
+        """This limiter's clock, the one its stamps are on (the client reads `sent` from it)."""
+
     def observe(self, key: str, *, stamp: float | None, sent: float, remaining: int | None) -> None:
-        """The request of `stamp` left at `sent` (time.time()); AC's RateLimit-Remaining, if it sent one."""
+        """The request of `stamp` left at `sent` (both on `now()`'s clock); AC's RateLimit-Remaining, if
+        it sent one."""
 
     def penalise(self, key: str, seconds: float) -> None:
         """AC answered 429 + Retry-After: hold every caller of `key` for `seconds`."""
@@ -63,6 +67,9 @@ class SlidingWindowLimiter:
             if now + wait > deadline:
                 raise BudgetExhausted(wait)
             self._sleep(wait)
+
+    def now(self) -> float:
+        return self._clock()
 
     def observe(self, key: str, *, stamp: float | None, sent: float, remaining: int | None) -> None:
         """Nothing to adapt: this limiter's window is exact within its process."""

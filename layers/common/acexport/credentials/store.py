@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from bson.binary import Binary
@@ -28,6 +29,9 @@ from acexport.credentials import crypto
 from acexport.errors import AlreadyExists, BadRequest, StoredCredentialsRejected
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
+
+if TYPE_CHECKING:
+    from acexport.ac.client import ACClient
 
 UNIQUE_INDEX = "account_id_1_owner_1"
 
@@ -64,7 +68,7 @@ def checked_base_url(doc: dict) -> str:
     try:
         return normalise_base_url(str(doc.get("base_url") or ""), allow_local=get_settings().allow_local_base_url)
     except BadRequest:
-        mark_rejected(Tenant(account_id=doc["account_id"], owner=doc["owner"]))   # GET /auth: reconnect
+        mark_rejected(_tenant(doc))   # GET /auth: reconnect
         raise StoredCredentialsRejected(STORED_BASE_URL_REFUSED) from None
 
 
@@ -124,11 +128,35 @@ def mark_rejected(tenant: Tenant) -> None:
         collection().update_one(_key(tenant), {"$set": {"rejected_at": _now(), "updated_at": _now()}})
 
 
+def _tenant(doc: dict) -> Tenant:
+    return Tenant(account_id=doc["account_id"], owner=doc["owner"])
+
+
 def credentials(doc: dict) -> Credentials:
-    """Decrypt a stored record's key (legacy plaintext records are read as they are)."""
+    """Decrypt a stored record's key (legacy plaintext records are read as they are). A key that cannot be
+    this tenant's (KMS refuses the ciphertext in its context) or a refused base URL marks the connection
+    for reconnecting, like a key AC refuses."""
     stored = doc.get("api_key")
-    if doc.get("key_encryption") == "kms":
+    if doc.get("key_encryption") != "kms":
+        return Credentials(base_url=checked_base_url(doc), api_key=str(stored or ""))
+    base_url = checked_base_url(doc)
+    try:
         api_key = crypto.decrypt(stored, account_id=doc["account_id"], owner=doc["owner"])
-    else:
-        api_key = str(stored or "")
-    return Credentials(base_url=checked_base_url(doc), api_key=api_key)
+    except StoredCredentialsRejected:
+        mark_rejected(_tenant(doc))
+        raise
+    return Credentials(base_url=base_url, api_key=api_key)
+
+
+def client(doc: dict, *, deadline: float) -> ACClient:
+    """The AC client of a stored connection: every caller that calls AC with a stored key makes it here.
+
+    When AC refuses the key (StoredCredentialsRejected: 401/403 twice, a redirect, an HTML 404, a stored host
+    that resolves to a non-public address), the client marks the connection for reconnecting (GET /auth:
+    `needs_reconnect`) before the error reaches the caller: a route cannot forget it (docs/decisions.md,
+    "One place marks a refused stored key")."""
+    from acexport.ac.client import ACClient  # here: GET /auth never calls AC (no `requests` at its start)
+
+    found = credentials(doc)
+    tenant = _tenant(doc)
+    return ACClient(found.base_url, found.api_key, deadline=deadline, on_rejected=lambda: mark_rejected(tenant))

@@ -17,6 +17,7 @@ accounts collection, before anything is stored.
 
 from __future__ import annotations
 
+import logging
 import re
 import secrets
 
@@ -27,12 +28,15 @@ from acexport.errors import ApiError, BadRequest, Forbidden, NotConnected, Servi
 from acexport.jobs import store as jobs
 from acexport.jobs.messages import REJECTED, emit, send_work
 from acexport.jobs.spec import JobSpec, parse
+from acexport.logs import bind
 from acexport.query import pagination
 from acexport.settings import job_settings
 from acexport.tenancy import Tenant, stored_sub_account
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 LIST_FILTERS = ("status", "resource")
+
+logger = logging.getLogger(__name__)
 
 
 class JobNotFound(ApiError):
@@ -96,6 +100,9 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
         if created:
             jobs.settle(doc["_id"], "failed", {"error": {"message": "The export could not be queued; start it again"}})
         raise
+    bind(job_id=doc["_id"])
+    logger.info("export job started" if created else "export job start repeated",
+                extra={"resource": doc["resource"], "format": doc["format"], "source": source})
     return doc
 
 

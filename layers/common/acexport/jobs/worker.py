@@ -279,8 +279,7 @@ class Step:
             self._stopped()
         except JobFailed as failure:
             self._fail(failure)
-        except StoredCredentialsRejected:
-            store.mark_rejected(self.tenant)
+        except StoredCredentialsRejected:      # the client marked the connection for reconnecting
             self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
         except (UpstreamUnavailable, UpstreamTimeout, UpstreamInvalid) as exc:   # beyond patience, or never usable
             self._fail(JobFailed(exc.message))
@@ -346,8 +345,7 @@ class Step:
         recorded = self.doc.get("connection")
         if recorded and store.identity(connection) != recorded:
             raise JobFailed(CONNECTION_CHANGED)
-        credentials = store.credentials(connection)
-        self.client = ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
+        self.client = store.client(connection, deadline=self.deadline)
         return self.client
 
     def _upload(self) -> Upload:

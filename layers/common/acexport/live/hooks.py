@@ -24,7 +24,6 @@ from acexport.credentials import store
 from acexport.errors import (
     ApiError,
     NotConnected,
-    StoredCredentialsRejected,
     UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -85,8 +84,7 @@ def _client(tenant: Tenant, deadline: float) -> tuple[ACClient, dict]:
     conn = store.find(tenant)
     if conn is None:
         raise NotConnected()
-    credentials = store.credentials(conn)
-    return ACClient(credentials.base_url, credentials.api_key, deadline=deadline), conn
+    return store.client(conn, deadline=deadline), conn
 
 
 def _exists(client: ACClient, webhook_id: str) -> bool:
@@ -108,39 +106,31 @@ def _events(client: ACClient) -> list[str]:
     return [name for name in WANTED_EVENTS if name in offered] or list(REQUIRED_EVENTS)
 
 
-def _rejected(tenant: Tenant):
-    store.mark_rejected(tenant)
-
-
 def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
     """PUT /live: idempotent. An enabled subscription whose webhook AC still has is answered as it is."""
     client, _ = _client(tenant, deadline)
+    current = subscriptions.find(tenant)
+    if (current and current.get("state") == subscriptions.ENABLED and current.get("ac_host") == client.host
+            and current.get("webhook_ids") and all(_exists(client, i) for i in current["webhook_ids"])):
+        return describe(subscriptions.checked(current, gone=False))
+    events = _events(client)
+    secret = subscriptions.new_secret()
+    doc = subscriptions.prepare(tenant, secret)
+    old_ids = list((current or {}).get("webhook_ids") or []) if (current or {}).get("ac_host") == client.host \
+        else []
+    name = f"activecampaign-integration live {doc['_id']}"
     try:
-        current = subscriptions.find(tenant)
-        if (current and current.get("state") == subscriptions.ENABLED and current.get("ac_host") == client.host
-                and current.get("webhook_ids") and all(_exists(client, i) for i in current["webhook_ids"])):
-            return describe(subscriptions.checked(current, gone=False))
-        events = _events(client)
-        secret = subscriptions.new_secret()
-        doc = subscriptions.prepare(tenant, secret)
-        old_ids = list((current or {}).get("webhook_ids") or []) if (current or {}).get("ac_host") == client.host \
-            else []
-        name = f"activecampaign-integration live {doc['_id']}"
-        try:
-            created = client.request("POST", "/webhooks", idempotent=False, json={"webhook": {
-                "name": name, "url": f"{url_base}/{secret}", "events": events, "sources": SOURCES}})
-            webhook_id = str(((created or {}).get("webhook") or {}).get("id") or "")
-            if not webhook_id:
-                raise UpstreamUnavailable("ActiveCampaign did not confirm the webhook; retry later")
-        except ApiError:
-            subscriptions.disable(doc)
-            raise
-        _remove(client, [i for i in old_ids if i != webhook_id])
-        return describe(subscriptions.enabled(doc, ac_host=client.host, webhook_ids=[webhook_id],
-                                              webhook_name=name, events=events, sources=SOURCES))
-    except StoredCredentialsRejected:
-        _rejected(tenant)
+        created = client.request("POST", "/webhooks", idempotent=False, json={"webhook": {
+            "name": name, "url": f"{url_base}/{secret}", "events": events, "sources": SOURCES}})
+        webhook_id = str(((created or {}).get("webhook") or {}).get("id") or "")
+        if not webhook_id:
+            raise UpstreamUnavailable("ActiveCampaign did not confirm the webhook; retry later")
+    except ApiError:
+        subscriptions.disable(doc)
         raise
+    _remove(client, [i for i in old_ids if i != webhook_id])
+    return describe(subscriptions.enabled(doc, ac_host=client.host, webhook_ids=[webhook_id],
+                                          webhook_name=name, events=events, sources=SOURCES))
 
 
 def status(tenant: Tenant, *, deadline: float) -> dict:
@@ -151,8 +141,7 @@ def status(tenant: Tenant, *, deadline: float) -> dict:
     conn = store.find(tenant)
     if conn is None:
         return describe(doc)
-    credentials = store.credentials(conn)
-    client = ACClient(credentials.base_url, credentials.api_key, deadline=deadline)
+    client = store.client(conn, deadline=deadline)
     if client.host != doc.get("ac_host"):
         return describe(subscriptions.checked(doc, gone=True))
     try:
@@ -160,9 +149,6 @@ def status(tenant: Tenant, *, deadline: float) -> dict:
     except _AC_TROUBLE as exc:
         logger.info("live status not checked at AC", extra={"error": type(exc).__name__})
         return describe(doc)
-    except StoredCredentialsRejected:
-        _rejected(tenant)
-        raise
     return describe(subscriptions.checked(doc, gone=not present))
 
 
@@ -177,8 +163,7 @@ def disable(tenant: Tenant, *, deadline: float, connection: dict | None = None) 
     conn = connection if connection is not None else store.find(tenant)
     if conn is not None and doc.get("webhook_ids"):
         try:
-            credentials = store.credentials(conn)
-            client = ACClient(credentials.base_url, credentials.api_key, deadline=deadline)
+            client = store.client(conn, deadline=deadline)
             if client.host == doc.get("ac_host"):
                 _remove(client, doc["webhook_ids"])
             else:

@@ -725,7 +725,8 @@ class _Handler(BaseHTTPRequestHandler):
 _ROUTES = {"/": "_root", "/users/me": "_users_me", "/contacts": "_contacts", "/fields": "_fields",
            "/fieldValues": "_field_values", "/deals": "_deals", "/dealGroups": "_deal_groups",
            "/dealStages": "_deal_stages", "/accounts": "_accounts", "/tags": "_tags", "/lists": "_lists",
-           "/users": "_users", "/accountContacts": "_account_contacts",
+           "/users": "_users", "/accountContacts": "_account_contacts", "/contactTags": "_contact_tags",
+           "/contactLists": "_contact_lists",
            "/dealCustomFieldMeta": "_deal_custom_field_meta", "/dealCustomFieldData": "_deal_custom_field_data",
            "/accountCustomFieldMeta": "_account_custom_field_meta",
            "/accountCustomFieldData": "_account_custom_field_data"}
@@ -1710,6 +1711,12 @@ class ACSandbox(WebhooksMixin):
 
     def _users(self, q, ql) -> dict:
         return self._listed(list(self.users), "users", q)
+
+    def _contact_tags(self, q, ql) -> dict:      # Singer's contact_tags stream reads the whole collection
+        return self._listed(list(self.contact_tags), "contactTags", q)
+
+    def _contact_lists(self, q, ql) -> dict:     # Singer's contact_lists stream
+        return self._listed(list(self.contact_lists), "contactLists", q)
 
     def _account_contacts(self, q, ql) -> dict:
         wanted = {k: q[f"filters[{k}]"].strip() for k in ("contact", "account") if q.get(f"filters[{k}]")}

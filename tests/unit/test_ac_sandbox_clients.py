@@ -85,3 +85,16 @@ def test_the_shape_check_catches_drift():
     assert _shape_problems({"lists": [{"id": "1"}], "meta": {"total": "1"}},
                            {"collection": "lists", "record_keys": ["updated_timestamp"]}) != []
     assert _shape_problems({"tag": {"id": "2"}}, {"record": "tag"}) == []
+
+
+def test_make_ac_clients_says_why_a_client_cannot_run(monkeypatch):
+    from devstack import ac_clients
+    from devstack.ac_clients import __main__ as runner
+
+    assert "ac-clients" in ac_clients.__doc__ or "make ac-clients" in ac_clients.__doc__
+    monkeypatch.setattr(runner, "find_python", lambda version: None)
+    python, why = runner.install(runner.Client("nowhere", "no-such-client==0.0.1", "3.10", "run_none.py"))
+    assert python is None and "no Python 3.10" in why and "no-such-client==0.0.1" in why
+    rows = [{"name": "contacts", "outcome": "ok", "detail": "120 records"}]
+    assert "contacts" in runner.table(runner.CLIENTS[0], rows) and "tap-activecampaign" in runner.table(
+        runner.CLIENTS[0], rows)

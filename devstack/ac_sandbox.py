@@ -94,7 +94,7 @@ from socketserver import TCPServer
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["ACSandbox", "RecordedRequest", "most_in_any_window"]
+__all__ = ["ACSandbox", "RecordedRequest", "deal_created", "most_in_any_window"]
 T = TypeVar("T")
 
 JSON = "application/json"
@@ -305,9 +305,20 @@ def _deals_by_id(deals: list[dict]) -> list[dict]:
     return sorted(deals, key=lambda d: _int(d.get("id"), 0))
 
 
+def deal_created(deal: dict) -> float:
+    """When a deal was created, as AC's `orders[cdate]` sorts it: its `cdate`. A disabled stub (a deal in a
+    pipeline the key's user may not see) carries no cdate, but AC has one and sorts by it; the stand-in gives
+    each stub a fixed one, derived from its id, in the later half of the data's span, so the first page in
+    creation order (what the README's deals example shows) is real deals, with stubs further on."""
+    if deal.get("cdate") or "isDisabled" not in deal or "group" in deal:
+        return _ts(deal.get("cdate"))
+    share = int(_md5(str(deal.get("id")))[:8], 16) / 0x100000000
+    return (EPOCH + (NOW - EPOCH) * (0.5 + share / 2)).timestamp()
+
+
 def _deals_by_cdate(deals: list[dict]) -> list[dict]:
-    """Deals in `orders[cdate]=ASC`: creation date (none first), ties by id, as `_sorted` would."""
-    return sorted(_deals_by_id(deals), key=lambda d: _ts(d.get("cdate")))
+    """Deals in `orders[cdate]=ASC`: creation date (`deal_created`), ties by id, as `_sorted` would."""
+    return sorted(_deals_by_id(deals), key=deal_created)
 
 
 def _currencies(deals: list[dict]) -> dict[str, dict]:
@@ -1589,7 +1600,7 @@ class ACSandbox(WebhooksMixin):
             return contacts().get(d.get("contact")) or {}
 
         keys = {"title": lambda d: str(d.get("title") or "").lower(),
-                "value": lambda d: _int(d.get("value"), 0), "cdate": lambda d: _ts(d.get("cdate")),
+                "value": lambda d: _int(d.get("value"), 0), "cdate": deal_created,
                 "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
                                           f"{contact_of(d).get('lastName') or ''}".strip().lower(),
                 "contact_orgname": lambda d: str(contact_of(d).get("orgname") or "").lower()}

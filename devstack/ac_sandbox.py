@@ -812,6 +812,22 @@ SINGLE_READS = {
     "/accountCustomFieldMeta": ("account_custom_field_meta", "accountCustomFieldMetum", "AccountCustomFieldMetum"),
     "/accountCustomFieldData": ("account_custom_field_data", "accountCustomFieldDatum", "AccountCustomFieldDatum"),
 }
+# A record's links the stand-in serves, GET /<collection>/<id>/<link> (AC reference: "Retrieve a contact's
+# tags", "... field values", "... contact lists", a pipeline's stages, ...): (collection, link) -> (the data
+# list, the field naming the record, the answer's key). Its other links answer the "not modelled" JSON 404.
+LINKS = {
+    ("/contacts", "fieldValues"): ("field_values", "contact", "fieldValues"),
+    ("/contacts", "contactTags"): ("contact_tags", "contact", "contactTags"),
+    ("/contacts", "contactLists"): ("contact_lists", "contact", "contactLists"),
+    ("/contacts", "deals"): ("deals", "contact", "deals"),
+    ("/contacts", "accountContacts"): ("account_contacts", "contact", "accountContacts"),
+    ("/accounts", "accountContacts"): ("account_contacts", "account", "accountContacts"),
+    ("/accounts", "accountCustomFieldData"): ("account_custom_field_data", "accountId", "accountCustomFieldData"),
+    ("/deals", "dealCustomFieldData"): ("deal_custom_field_data", "dealId", "dealCustomFieldData"),
+    ("/dealGroups", "stages"): ("deal_stages", "group", "dealStages"),
+    ("/fields", "options"): ("field_options", "field", "fieldOptions"),
+    ("/fields", "relations"): ("field_rels", "field", "fieldRels"),
+}
 # AC v3 collections this stand-in does not model (the product does not read them; the real clients do:
 # Singer's streams, Airbyte's manifest, ActiveCampaign's own MCP server): answered with a JSON 404 that says
 # so, where a path AC does not have gets AC's HTML 404.
@@ -824,11 +840,12 @@ NOT_MODELLED = frozenset({
     "messages", "notes", "savedResponses", "scores", "segments", "siteMessages", "sms", "templates"})
 
 
-def _single_path(rel: str) -> tuple[str, str] | None:
-    """("/contacts", "7") for "/contacts/7" when the sandbox serves single reads of that collection."""
+def _single_path(rel: str) -> tuple[str, str, str | None] | None:
+    """("/contacts", "7", None) for "/contacts/7", ("/contacts", "7", "contactTags") for "/contacts/7/contactTags"
+    (a record's link), when the sandbox serves single reads of that collection."""
     parts = rel.split("/")
-    if len(parts) == 3 and parts[2] and f"/{parts[1]}" in SINGLE_READS:
-        return f"/{parts[1]}", parts[2]
+    if len(parts) in (3, 4) and all(parts[2:]) and f"/{parts[1]}" in SINGLE_READS:
+        return f"/{parts[1]}", parts[2], parts[3] if len(parts) == 4 else None
     return None
 
 
@@ -1500,18 +1517,28 @@ class ACSandbox(WebhooksMixin):
         self._take_time(len(records) if isinstance(records, list) else 1)
         return 200, JSON, json.dumps(payload).encode()
 
-    def _single(self, collection: str, rid: str) -> tuple[int, dict]:
-        """GET /<collection>/<id>: `{"<singular>": {...}}` and what AC sends beside it, or AC's JSON 404."""
+    def _single(self, collection: str, rid: str, link: str | None) -> tuple[int, dict]:
+        """GET /<collection>/<id>: `{"<singular>": {...}}` and what AC sends beside it, or AC's JSON 404; with
+        a link (`/contacts/7/contactTags`) the record's related items, or the "not modelled" 404."""
         data, singular, entity = SINGLE_READS[collection]
         record = self._indexed(data, _by_key).get(rid)
         if record is None:
             return 404, {"message": f"No Result found for {entity} with id {rid}"}
+        if link is not None:
+            return self._linked(collection, rid, link)
         out = {singular: record}
         if collection == "/contacts":
             out = {**self._contact_sideloads(rid), **out}
         elif collection == "/fields":
             out = {**self._field_sideloads([record]), **out}
         return 200, out
+
+    def _linked(self, collection: str, rid: str, link: str) -> tuple[int, dict]:
+        """A record's link (the URLs in its `links`) for the relations the stand-in models (`LINKS`)."""
+        if (collection, link) not in LINKS:
+            return 404, {"message": f"The ActiveCampaign sandbox does not model {collection}/{{id}}/{link}"}
+        data, owner, key = LINKS[(collection, link)]
+        return 200, {key: [item for item in getattr(self, data) if str(item.get(owner)) == rid]}
 
     def _contact_sideloads(self, cid: str) -> dict:
         """What AC's "Retrieve a contact" example sends beside the contact [SPEC]: its list memberships, field

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke setup-db
+.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke setup-db ac-clients
 
 help:                  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
@@ -46,6 +46,10 @@ load: $(STAMP)         ## 60 s, 50 users, 2 server processes sharing one Mongo (
 smoke: $(STAMP)        ## save, read, export a page, delete against a deployed (or `make dev`) API
 	@API_URL="$(API_URL)" AC_URL="$(AC_URL)" AC_KEY="$(AC_KEY)" JWT_SECRET="$(JWT_SECRET)" $(BIN)/python scripts/smoke.py
 
+# Outside `make test`: each client is installed from PyPI into its own venv under .clients/ (one needs Python 3.10).
+ac-clients: $(STAMP)   ## run Singer's tap, Airbyte's source and AC's MCP server against the sandbox; a table each
+	$(BIN)/python -m devstack.ac_clients
+
 setup-db: $(STAMP)     ## create the MongoDB indexes (python -m acexport.setup_db; MONGODB_URI or MONGODB_URI_SECRET_ARN)
 	PYTHONPATH=layers/common $(BIN)/python -m acexport.setup_db
 
@@ -53,4 +57,4 @@ build: $(STAMP)        ## sam build (needs the SAM CLI and python3.13 on PATH; n
 	sam build
 
 clean:                 ## remove the venv, SAM build output and caches
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .clients

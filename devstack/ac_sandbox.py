@@ -94,7 +94,7 @@ from socketserver import TCPServer
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["ACSandbox", "RecordedRequest", "most_in_any_window"]
+__all__ = ["ACSandbox", "RecordedRequest", "deal_created", "most_in_any_window"]
 T = TypeVar("T")
 
 JSON = "application/json"
@@ -305,9 +305,20 @@ def _deals_by_id(deals: list[dict]) -> list[dict]:
     return sorted(deals, key=lambda d: _int(d.get("id"), 0))
 
 
+def deal_created(deal: dict) -> float:
+    """When a deal was created, as AC's `orders[cdate]` sorts it: its `cdate`. A disabled stub (a deal in a
+    pipeline the key's user may not see) carries no cdate, but AC has one and sorts by it; the stand-in gives
+    each stub a fixed one, derived from its id, in the later half of the data's span, so the first page in
+    creation order (what the README's deals example shows) is real deals, with stubs further on."""
+    if deal.get("cdate") or "isDisabled" not in deal or "group" in deal:
+        return _ts(deal.get("cdate"))
+    share = int(_md5(str(deal.get("id")))[:8], 16) / 0x100000000
+    return (EPOCH + (NOW - EPOCH) * (0.5 + share / 2)).timestamp()
+
+
 def _deals_by_cdate(deals: list[dict]) -> list[dict]:
-    """Deals in `orders[cdate]=ASC`: creation date (none first), ties by id, as `_sorted` would."""
-    return sorted(_deals_by_id(deals), key=lambda d: _ts(d.get("cdate")))
+    """Deals in `orders[cdate]=ASC`: creation date (`deal_created`), ties by id, as `_sorted` would."""
+    return sorted(_deals_by_id(deals), key=deal_created)
 
 
 def _currencies(deals: list[dict]) -> dict[str, dict]:
@@ -339,6 +350,59 @@ def _per_account(items: list[dict]) -> dict:
 
 def _contains(needle: str, *hay) -> bool:
     return any(needle in str(h or "").lower() for h in hay)
+
+
+def _contact_text_filters(q: dict[str, str], status_of: dict[str, int]) -> list[Callable[[dict], bool]]:
+    """One test per text filter of /contacts (AC reference, list all contacts): `email` exact, `email_like`
+    contains, `search` in names, email, phone and organisation, `phone` starts with, `status` (-1 = any)."""
+    keep: list[Callable[[dict], bool]] = []
+    if email := q.get("email", "").strip().lower():
+        keep.append(lambda c: str(c.get("email") or "").lower() == email)
+    if like := q.get("email_like", "").lower():
+        keep.append(lambda c: _contains(like, c.get("email")))
+    if search := q.get("search", "").strip().lower():
+        keep.append(lambda c: _contains(search, c.get("firstName"), c.get("lastName"), c.get("email"),
+                                        f"{c.get('firstName') or ''} {c.get('lastName') or ''}",
+                                        c.get("phone"), c.get("orgname")))
+    if phone := q.get("phone", ""):
+        keep.append(lambda c: str(c.get("phone") or "").startswith(phone))
+    if (status := _int(q.get("status"), -1)) != -1:
+        keep.append(lambda c: status_of.get(str(c.get("id")), 1) == status)
+    return keep
+
+
+def _page_input(q: dict[str, str], ql: list[tuple[str, str]], limit: int, offset: int) -> dict:
+    """`meta.page_input` of /contacts: the request echoed as AC's example shows it [SPEC]."""
+    echoed = {name: _int(q.get(name), 0) for name in ("segmentid", "formid", "listid", "tagid")}
+    return {**echoed, "limit": limit, "offset": offset, "search": q.get("search") or None, "sort": None,
+            "seriesid": _int(q.get("seriesid"), 0), "waitid": _int(q.get("waitid"), 0),
+            "status": _int(q.get("status"), -1), "forceQuery": 0, "cacheid": _md5(urlencode(sorted(ql)))}
+
+
+def _lower(key: str) -> Callable[[dict], str]:
+    return lambda record: str(record.get(key) or "").lower()
+
+
+# /contacts orders (AC reference, list all contacts); no scores are modelled: every contact's is 0 (AC wants
+# sortId with orders[score] too)
+CONTACT_ORDERS: dict[str, Callable[[dict], object]] = {
+    "id": lambda c: _int(c.get("id"), 0), "cdate": lambda c: _ts(c.get("cdate")), "score": lambda c: 0,
+    "email": _lower("email"), "first_name": _lower("firstName"), "last_name": _lower("lastName"),
+    "name": lambda c: (_lower("firstName")(c), _lower("lastName")(c))}
+
+
+def _value_bounds(q: dict[str, str]) -> list[Callable[[dict], bool]]:
+    """`filters[minimum_value|maximum_value]` (AC reference: an integer, "In USD with dollar portion"; a deal's
+    value is in cents); a bound AC cannot read is ignored, as AC ignores it."""
+    keep: list[Callable[[dict], bool]] = []
+    for name, within in (("minimum_value", lambda cents, v: cents >= v),
+                         ("maximum_value", lambda cents, v: cents <= v)):
+        try:
+            bound = int(q[f"filters[{name}]"].strip()) * 100
+        except (KeyError, ValueError):
+            continue
+        keep.append(lambda d, b=bound, w=within: d.get("value") is not None and w(_int(d["value"], 0), b))
+    return keep
 
 
 def _weight(term: str, name) -> int:
@@ -725,7 +789,8 @@ class _Handler(BaseHTTPRequestHandler):
 _ROUTES = {"/": "_root", "/users/me": "_users_me", "/contacts": "_contacts", "/fields": "_fields",
            "/fieldValues": "_field_values", "/deals": "_deals", "/dealGroups": "_deal_groups",
            "/dealStages": "_deal_stages", "/accounts": "_accounts", "/tags": "_tags", "/lists": "_lists",
-           "/users": "_users", "/accountContacts": "_account_contacts",
+           "/users": "_users", "/accountContacts": "_account_contacts", "/contactTags": "_contact_tags",
+           "/contactLists": "_contact_lists",
            "/dealCustomFieldMeta": "_deal_custom_field_meta", "/dealCustomFieldData": "_deal_custom_field_data",
            "/accountCustomFieldMeta": "_account_custom_field_meta",
            "/accountCustomFieldData": "_account_custom_field_data"}
@@ -747,6 +812,22 @@ SINGLE_READS = {
     "/accountCustomFieldMeta": ("account_custom_field_meta", "accountCustomFieldMetum", "AccountCustomFieldMetum"),
     "/accountCustomFieldData": ("account_custom_field_data", "accountCustomFieldDatum", "AccountCustomFieldDatum"),
 }
+# A record's links the stand-in serves, GET /<collection>/<id>/<link> (AC reference: "Retrieve a contact's
+# tags", "... field values", "... contact lists", a pipeline's stages, ...): (collection, link) -> (the data
+# list, the field naming the record, the answer's key). Its other links answer the "not modelled" JSON 404.
+LINKS = {
+    ("/contacts", "fieldValues"): ("field_values", "contact", "fieldValues"),
+    ("/contacts", "contactTags"): ("contact_tags", "contact", "contactTags"),
+    ("/contacts", "contactLists"): ("contact_lists", "contact", "contactLists"),
+    ("/contacts", "deals"): ("deals", "contact", "deals"),
+    ("/contacts", "accountContacts"): ("account_contacts", "contact", "accountContacts"),
+    ("/accounts", "accountContacts"): ("account_contacts", "account", "accountContacts"),
+    ("/accounts", "accountCustomFieldData"): ("account_custom_field_data", "accountId", "accountCustomFieldData"),
+    ("/deals", "dealCustomFieldData"): ("deal_custom_field_data", "dealId", "dealCustomFieldData"),
+    ("/dealGroups", "stages"): ("deal_stages", "group", "dealStages"),
+    ("/fields", "options"): ("field_options", "field", "fieldOptions"),
+    ("/fields", "relations"): ("field_rels", "field", "fieldRels"),
+}
 # AC v3 collections this stand-in does not model (the product does not read them; the real clients do:
 # Singer's streams, Airbyte's manifest, ActiveCampaign's own MCP server): answered with a JSON 404 that says
 # so, where a path AC does not have gets AC's HTML 404.
@@ -759,11 +840,12 @@ NOT_MODELLED = frozenset({
     "messages", "notes", "savedResponses", "scores", "segments", "siteMessages", "sms", "templates"})
 
 
-def _single_path(rel: str) -> tuple[str, str] | None:
-    """("/contacts", "7") for "/contacts/7" when the sandbox serves single reads of that collection."""
+def _single_path(rel: str) -> tuple[str, str, str | None] | None:
+    """("/contacts", "7", None) for "/contacts/7", ("/contacts", "7", "contactTags") for "/contacts/7/contactTags"
+    (a record's link), when the sandbox serves single reads of that collection."""
     parts = rel.split("/")
-    if len(parts) == 3 and parts[2] and f"/{parts[1]}" in SINGLE_READS:
-        return f"/{parts[1]}", parts[2]
+    if len(parts) in (3, 4) and all(parts[2:]) and f"/{parts[1]}" in SINGLE_READS:
+        return f"/{parts[1]}", parts[2], parts[3] if len(parts) == 4 else None
     return None
 
 
@@ -1435,18 +1517,28 @@ class ACSandbox(WebhooksMixin):
         self._take_time(len(records) if isinstance(records, list) else 1)
         return 200, JSON, json.dumps(payload).encode()
 
-    def _single(self, collection: str, rid: str) -> tuple[int, dict]:
-        """GET /<collection>/<id>: `{"<singular>": {...}}` and what AC sends beside it, or AC's JSON 404."""
+    def _single(self, collection: str, rid: str, link: str | None) -> tuple[int, dict]:
+        """GET /<collection>/<id>: `{"<singular>": {...}}` and what AC sends beside it, or AC's JSON 404; with
+        a link (`/contacts/7/contactTags`) the record's related items, or the "not modelled" 404."""
         data, singular, entity = SINGLE_READS[collection]
         record = self._indexed(data, _by_key).get(rid)
         if record is None:
             return 404, {"message": f"No Result found for {entity} with id {rid}"}
+        if link is not None:
+            return self._linked(collection, rid, link)
         out = {singular: record}
         if collection == "/contacts":
             out = {**self._contact_sideloads(rid), **out}
         elif collection == "/fields":
             out = {**self._field_sideloads([record]), **out}
         return 200, out
+
+    def _linked(self, collection: str, rid: str, link: str) -> tuple[int, dict]:
+        """A record's link (the URLs in its `links`) for the relations the stand-in models (`LINKS`)."""
+        if (collection, link) not in LINKS:
+            return 404, {"message": f"The ActiveCampaign sandbox does not model {collection}/{{id}}/{link}"}
+        data, owner, key = LINKS[(collection, link)]
+        return 200, {key: [item for item in getattr(self, data) if str(item.get(owner)) == rid]}
 
     def _contact_sideloads(self, cid: str) -> dict:
         """What AC's "Retrieve a contact" example sends beside the contact [SPEC]: its list memberships, field
@@ -1470,67 +1562,49 @@ class ACSandbox(WebhooksMixin):
         return {"user": {**user, "phone": "", "signature": None, "links": links, "id": "1"}}
 
     def _contacts(self, q, ql) -> dict:
-        # The id range first, from an index (a page of a 100,000-contact account costs this stand-in ~1 ms, not
-        # ~190 ms of scanning: the benchmarks measure the walk, not the stand-in; issue 12).
+        items = self._contacts_in_id_range(q)
+        for keep in [*_contact_text_filters(q, self._contact_status), *self._contact_memberships(q, ql)]:
+            items = [c for c in items if keep(c)]
+        items = _sorted(_dated(items, q, "cdate", "udate"), _orders(ql, CONTACT_ORDERS), CONTACT_ORDERS, by_id=True)
+        limit, offset = _page(q)
+        page = items[offset:offset + limit]
+        out = {"scoreValues": [], "contacts": page,
+               "meta": {"total": str(len(items)), "page_input": _page_input(q, ql, limit, offset)}}
+        return self._with_contact_sideloads(out, q)
+
+    def _contacts_in_id_range(self, q) -> list[dict]:
+        """Contacts in id order within `id_greater`/`id_less`, from an index (a page of a 100,000-contact account
+        costs this stand-in ~1 ms, not ~190 ms of scanning: the benchmarks measure the walk, not the stand-in)."""
         ids, rows = self._indexed("contacts", _by_id)
         first = bisect.bisect_right(ids, gt) if (gt := _int(q.get("id_greater"), -1)) >= 0 else 0
         end = bisect.bisect_left(ids, lt) if (lt := _int(q.get("id_less"), -1)) >= 0 else len(ids)
-        items = rows[first:end]
-        if q.get("email"):
-            items = [c for c in items if str(c.get("email") or "").lower() == q["email"].strip().lower()]
-        if q.get("email_like"):
-            items = [c for c in items if _contains(q["email_like"].lower(), c.get("email"))]
-        if q.get("search"):
-            s = q["search"].strip().lower()
-            items = [c for c in items if _contains(s, c.get("firstName"), c.get("lastName"), c.get("email"),
-                                                   f"{c.get('firstName') or ''} {c.get('lastName') or ''}",
-                                                   c.get("phone"), c.get("orgname"))]
-        if q.get("phone"):
-            items = [c for c in items if str(c.get("phone") or "").startswith(q["phone"])]
-        if (status := _int(q.get("status"), -1)) != -1:
-            items = [c for c in items if self._contact_status.get(str(c.get("id")), 1) == status]
+        return rows[first:end]
+
+    def _contact_memberships(self, q, ql) -> list[Callable[[dict], bool]]:
+        """One test per membership filter of /contacts (AC reference, list all contacts): on a list, with a tag,
+        among `ids[]`, subscribed through a form, in a segment; automations (`seriesid`, `waitid`) hold nobody."""
+        wanted: list[set[str]] = []
         if (listid := _int(q.get("listid"), 0)) > 0:
-            on_list = {m["contact"] for m in self.contact_lists if m["list"] == str(listid)}
-            items = [c for c in items if c.get("id") in on_list]
+            wanted.append({m["contact"] for m in self.contact_lists if m["list"] == str(listid)})
         if (tagid := _int(q.get("tagid"), 0)) > 0:
-            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tagid)}
-            items = [c for c in items if c.get("id") in tagged]
-        ids = {i.strip() for k, v in ql if k in ("ids", "ids[]") for i in v.split(",") if i.strip()}
-        if ids:
-            items = [c for c in items if str(c.get("id")) in ids]
+            wanted.append({t["contact"] for t in self.contact_tags if t["tag"] == str(tagid)})
+        if ids := {i.strip() for k, v in ql if k in ("ids", "ids[]") for i in v.split(",") if i.strip()}:
+            wanted.append(ids)
         if (formid := _int(q.get("formid"), 0)) > 0:   # subscribed through that form (contactLists' `form`)
-            by_form = {m["contact"] for m in self.contact_lists if _int(m.get("form"), 0) == formid}
-            items = [c for c in items if c.get("id") in by_form]
+            wanted.append({m["contact"] for m in self.contact_lists if _int(m.get("form"), 0) == formid})
         if (segment := _int(q.get("segmentid"), 0)) > 0:
-            in_segment = {t["contact"] for t in self.contact_tags if t["tag"] == SEGMENT_TAGS.get(segment)}
-            items = [c for c in items if c.get("id") in in_segment]
+            wanted.append({t["contact"] for t in self.contact_tags if t["tag"] == SEGMENT_TAGS.get(segment)})
         if any(_int(q.get(name), 0) > 0 for name in UNMODELLED_MEMBERSHIPS):
-            items = []    # segments and automations are not modelled here: no contact is in one
-        items = _dated(items, q, "cdate", "udate")
+            wanted.append(set())    # automations are not modelled here: no contact is in one
+        return [lambda c, ids=ids: str(c.get("id")) in ids for ids in wanted]
 
-        def low(k):
-            return lambda c: str(c.get(k) or "").lower()
-
-        keys = {"id": lambda c: _int(c.get("id"), 0), "cdate": lambda c: _ts(c.get("cdate")),
-                "score": lambda c: 0,     # no scores are modelled: every contact's is 0 (AC wants sortId too)
-                "email": low("email"), "first_name": low("firstName"), "last_name": low("lastName"),
-                "name": lambda c: (low("firstName")(c), low("lastName")(c))}
-        items = _sorted(items, _orders(ql, keys), keys, by_id=True)
-        limit, offset = _page(q)
-        page = items[offset:offset + limit]
-        page_input = {"segmentid": _int(q.get("segmentid"), 0), "formid": _int(q.get("formid"), 0),
-                      "listid": _int(q.get("listid"), 0),
-                      "tagid": _int(q.get("tagid"), 0), "limit": limit, "offset": offset,
-                      "search": q.get("search") or None, "sort": None, "seriesid": _int(q.get("seriesid"), 0),
-                      "waitid": _int(q.get("waitid"), 0),
-                      "status": status, "forceQuery": 0, "cacheid": _md5(urlencode(sorted(ql)))}
-        out = {"scoreValues": [], "contacts": page,
-               "meta": {"total": str(len(items)), "page_input": page_input}}
-        # `include=` sideloads (AC reference, "Side Loading"): a top-level collection per include, and on each
-        # record the ids of its items; an include AC does not know is ignored.
+    def _with_contact_sideloads(self, out: dict, q) -> dict:
+        """`include=` sideloads (AC reference, "Side Loading"): a top-level collection per include, and on each
+        record the ids of its items; an include AC does not know is ignored."""
         included = self._includes("/contacts", q)
         sources = {"fieldValues": self.field_values, "contactTags": self.contact_tags,
                    "contactLists": self.contact_lists}
+        page = out["contacts"]
         for name in [n for n in sources if n in included]:
             of_contact = self._indexed(sources[name], _by_contact)
             out[name] = [item for c in page for item in of_contact.get(c.get("id"), ())]
@@ -1578,49 +1652,16 @@ class ACSandbox(WebhooksMixin):
 
     def _deals(self, q, ql) -> dict:
         # The orders a full export uses (none, orders[cdate]=ASC) come from an index kept until the deals change
-        # (a page of 10,000 deals cost this stand-in ~55 ms of sorting and scanning; issue 12). Sorting first
-        # and filtering after gives the same list: every sort here is stable and ids are unique. Orders on
-        # fields an edit may change in place (title, value) or on contacts are sorted per call, as before.
-        def contacts():
-            return self._indexed("contacts", _by_key)
-
-        def contact_of(d):
-            return contacts().get(d.get("contact")) or {}
-
-        keys = {"title": lambda d: str(d.get("title") or "").lower(),
-                "value": lambda d: _int(d.get("value"), 0), "cdate": lambda d: _ts(d.get("cdate")),
-                "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
-                                          f"{contact_of(d).get('lastName') or ''}".strip().lower(),
-                "contact_orgname": lambda d: str(contact_of(d).get("orgname") or "").lower()}
+        # (a page of 10,000 deals cost this stand-in ~55 ms of sorting and scanning). Sorting first and
+        # filtering after gives the same list: every sort here is stable and ids are unique. Orders on fields an
+        # edit may change in place (title, value) or on contacts are sorted per call.
+        keys = self._deal_order_keys()
         orders = _orders(ql, keys)
         indexed = {(): _deals_by_id, (("cdate", False),): _deals_by_cdate}.get(tuple(orders))
         items = self._indexed("deals", indexed) if indexed else list(self.deals)
-        if q.get("filters[title]"):
-            items = [d for d in items if _contains(q["filters[title]"].lower(), d.get("title"))]
-        if q.get("filters[search]"):
-            # AC reference (deal parameters): search_field all = title, contact and org; title; contact =
-            # the primary contact's first and last name; org = the primary contact's organisation name.
-            # Without search_field AC's choice is undocumented; this stand-in searches all.
-            needle, where = q["filters[search]"].strip().lower(), q.get("filters[search_field]", "all").strip()
-            hay = {"title": lambda d: [d.get("title")],
-                   "contact": lambda d: [" ".join(str(contact_of(d).get(k) or "") for k in ("firstName", "lastName"))],
-                   "org": lambda d: [contact_of(d).get("orgname")]}
-            fields = [hay[where]] if where in hay else list(hay.values())
-            items = [d for d in items if any(_contains(needle, *f(d)) for f in fields)]
-        for name in ("stage", "group", "status", "owner"):
-            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
-                items = [d for d in items if d.get(name) is not None and _int(d.get(name), -2) == wanted]
+        for keep in self._deal_filters(q):
+            items = [d for d in items if keep(d)]
         items = _dated(items, q, "cdate", "mdate")
-        if (tag := _int(q.get("filters[tag]"), 0)) > 0:
-            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tag)}
-            items = [d for d in items if d.get("contact") in tagged]
-        for name, keep in (("minimum_value", lambda cents, v: cents >= v), ("maximum_value",
-                                                                           lambda cents, v: cents <= v)):
-            try:   # AC reference: an integer, "In USD with dollar portion"; a deal's value is in cents
-                bound = int(q[f"filters[{name}]"].strip()) * 100
-            except (KeyError, ValueError):  # AC ignores what it cannot read; so does this
-                continue
-            items = [d for d in items if d.get("value") is not None and keep(_int(d["value"], 0), bound)]
         if not indexed:
             items = _sorted(items, orders, keys)
         currencies = self._indexed("deals", _currencies) if len(items) == len(self.deals) else _currencies(items)
@@ -1630,17 +1671,60 @@ class ACSandbox(WebhooksMixin):
                "meta": {"currencies": {k: {"currency": k, "total": str(v["total"]), "value": str(v["value"])}
                                        for k, v in currencies.items()}, "total": len(items)}}
         if "dealCustomFieldData" in self._includes("/deals", q):
-            # observed, not documented: lib-go-activecampaign Deal.go (DealIncludeFieldValues); joined on dealId
-            wanted = {_int(d.get("id"), 0) for d in page if "group" in d}
-            of_deal = self._indexed("deal_custom_field_data", _data_by_deal)
-            out["dealCustomFieldData"] = [v for _, v in sorted((pair for w in wanted for pair in of_deal.get(w, ())),
-                                                               key=lambda pair: pair[0])]
-            by_deal: dict[int, list[str]] = {}
-            for v in out["dealCustomFieldData"]:
-                by_deal.setdefault(v["dealId"], []).append(v["id"])
-            out["deals"] = [{**d, "dealCustomFieldData": by_deal.get(_int(d["id"], 0), [])} if "group" in d else d
-                            for d in page]
+            out.update(self._deal_field_data(page))
         return out
+
+    def _contact_of(self, deal: dict) -> dict:
+        """A deal's primary contact ({} when none)."""
+        return self._indexed("contacts", _by_key).get(deal.get("contact")) or {}
+
+    def _deal_order_keys(self) -> dict[str, Callable[[dict], object]]:
+        """AC's documented deal orders (AC reference, list all deals) as sort keys."""
+        contact_of = self._contact_of
+        return {"title": lambda d: str(d.get("title") or "").lower(),
+                "value": lambda d: _int(d.get("value"), 0), "cdate": deal_created,
+                "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
+                                          f"{contact_of(d).get('lastName') or ''}".strip().lower(),
+                "contact_orgname": lambda d: str(contact_of(d).get("orgname") or "").lower()}
+
+    def _deal_filters(self, q) -> list[Callable[[dict], bool]]:
+        """One test per deal filter of the request (AC reference, list all deals; the dates are `_dated`'s)."""
+        keep: list[Callable[[dict], bool]] = []
+        if title := q.get("filters[title]", "").lower():
+            keep.append(lambda d: _contains(title, d.get("title")))
+        if q.get("filters[search]"):
+            keep.append(self._deal_search(q["filters[search]"], q.get("filters[search_field]", "all")))
+        for name in ("stage", "group", "status", "owner"):
+            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
+                keep.append(lambda d, n=name, w=wanted: d.get(n) is not None and _int(d.get(n), -2) == w)
+        if (tag := _int(q.get("filters[tag]"), 0)) > 0:
+            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tag)}
+            keep.append(lambda d: d.get("contact") in tagged)
+        return keep + _value_bounds(q)
+
+    def _deal_search(self, needle: str, where: str) -> Callable[[dict], bool]:
+        """AC reference (deal parameters): search_field all = title, contact and org; title; contact = the
+        primary contact's first and last name; org = the primary contact's organisation name. Without
+        search_field AC's choice is undocumented; this stand-in searches all."""
+        contact_of, needle, where = self._contact_of, needle.strip().lower(), where.strip()
+        hay = {"title": lambda d: [d.get("title")],
+               "contact": lambda d: [" ".join(str(contact_of(d).get(k) or "") for k in ("firstName", "lastName"))],
+               "org": lambda d: [contact_of(d).get("orgname")]}
+        fields = [hay[where]] if where in hay else list(hay.values())
+        return lambda d: any(_contains(needle, *f(d)) for f in fields)
+
+    def _deal_field_data(self, page: list[dict]) -> dict:
+        """`include=dealCustomFieldData`: the page's values in the data's order, and their ids on each deal;
+        observed, not documented (lib-go-activecampaign Deal.go, DealIncludeFieldValues); joined on dealId."""
+        wanted = {_int(d.get("id"), 0) for d in page if "group" in d}
+        of_deal = self._indexed("deal_custom_field_data", _data_by_deal)
+        values = [v for _, v in sorted((pair for w in wanted for pair in of_deal.get(w, ())), key=lambda p: p[0])]
+        by_deal: dict[int, list[str]] = {}
+        for v in values:
+            by_deal.setdefault(v["dealId"], []).append(v["id"])
+        return {"dealCustomFieldData": values,
+                "deals": [{**d, "dealCustomFieldData": by_deal.get(_int(d["id"], 0), [])} if "group" in d else d
+                          for d in page]}
 
     def _deal_groups(self, q, ql) -> dict:
         limit, offset = _page(q)
@@ -1710,6 +1794,12 @@ class ACSandbox(WebhooksMixin):
 
     def _users(self, q, ql) -> dict:
         return self._listed(list(self.users), "users", q)
+
+    def _contact_tags(self, q, ql) -> dict:      # Singer's contact_tags stream reads the whole collection
+        return self._listed(list(self.contact_tags), "contactTags", q)
+
+    def _contact_lists(self, q, ql) -> dict:     # Singer's contact_lists stream
+        return self._listed(list(self.contact_lists), "contactLists", q)
 
     def _account_contacts(self, q, ql) -> dict:
         wanted = {k: q[f"filters[{k}]"].strip() for k in ("contact", "account") if q.get(f"filters[{k}]")}

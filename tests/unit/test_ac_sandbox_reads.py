@@ -72,7 +72,6 @@ def test_single_reads_keep_permissions_methods_and_the_html_404(sb):
     assert refused.status_code == 403 and "view deals" in refused.json()["errors"][0]["detail"]
     assert call(sb, "/contacts/3").status_code == 200
     assert call(sb, "/contacts/3", method="DELETE").status_code == 405
-    assert call(sb, "/contacts/3/unknownThing").headers["Content-Type"] == "text/html"
     assert call(sb, "/contactz/3").status_code == 404
 
 
@@ -196,3 +195,24 @@ def test_choice_fields_carry_options_and_every_field_a_relation(sb):
     one = get(sb, "/fields", {"limit": 1})
     assert {o["field"] for o in one["fieldOptions"]} <= {one["fields"][0]["id"]}
     assert len(one["fieldRels"]) == 1
+
+
+def test_a_records_links_answer_its_related_items_or_say_they_are_not_modelled(sb):
+    contact = next(c for c in sb.contacts if any(t["contact"] == c["id"] for t in sb.contact_tags))
+    tags = get(sb, f"/contacts/{contact['id']}/contactTags")
+    assert tags == {"contactTags": [t for t in sb.contact_tags if t["contact"] == contact["id"]]}
+    assert get(sb, f"/contacts/{contact['id']}/fieldValues")["fieldValues"] == \
+        [v for v in sb.field_values if v["contact"] == contact["id"]]
+    deal = next(d for d in sb.deals if "group" in d and any(v["dealId"] == int(d["id"])
+                                                             for v in sb.deal_custom_field_data))
+    values = get(sb, f"/deals/{deal['id']}/dealCustomFieldData")["dealCustomFieldData"]
+    assert values and {v["dealId"] for v in values} == {int(deal["id"])}
+    assert len(get(sb, "/dealGroups/2/stages")["dealStages"]) == 3
+    assert get(sb, "/fields/5/options")["fieldOptions"] and get(sb, "/fields/3/options")["fieldOptions"] == []
+    # every link a contact carries answers JSON: its items, or an honest "not modelled"
+    for link in contact["links"].values():
+        reply = requests.get(link.replace("https://sandbox.api-us1.com", sb.base_url), headers=KEY, timeout=5)
+        assert reply.headers["Content-Type"] == "application/json", link
+        assert reply.status_code == 200 or "does not model" in reply.json()["message"], link
+    missing = call(sb, "/contacts/999999/contactTags")
+    assert missing.status_code == 404 and missing.json()["message"].startswith("No Result found for Subscriber")

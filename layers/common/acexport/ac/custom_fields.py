@@ -7,7 +7,7 @@ also by its personalisation tag (`perstag`, with or without the `%...%` of AC's 
 filter or order of the resource keeps its meaning; `customField:<id>` names a field by its AC id when
 names collide. An unknown or ambiguous name is a 400 that names it and lists the custom fields it could be.
 
-Values are compared as the export shows them (`records.custom_values`: multi-select `||a||b||` as a list):
+Values are compared as the export shows them (multi-select `||a||b||` as a list, as `records` reads them):
 a filter matches the value exactly, case-insensitively (a multi-select when it holds the option); an order
 sorts number fields as numbers, date fields as dates, the rest as text, records without a value last.
 Filters and orders read the values a record carries under VALUES (put there by `records.attach_custom_values`

@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke e2e setup-db
+.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke e2e setup-db ac-clients
 
 help:                  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
@@ -50,6 +50,10 @@ smoke: $(STAMP)        ## save, page, full job, live round trip, delete against 
 e2e: $(STAMP)          ## tests/e2e against API_URL (deployed or make dev): job, live round trip, tokens
 	@API_URL="$(API_URL)" AC_URL="$(AC_URL)" AC_KEY="$(AC_KEY)" JWT_SECRET="$(JWT_SECRET)" $(BIN)/python -m pytest tests/e2e
 
+# Outside `make test`: each client is installed from PyPI into its own venv under .clients/ (one needs Python 3.10).
+ac-clients: $(STAMP)   ## run Singer's tap, Airbyte's source and AC's MCP server against the sandbox; a table each
+	$(BIN)/python -m devstack.ac_clients
+
 setup-db: $(STAMP)     ## create the MongoDB indexes (python -m acexport.setup_db; MONGODB_URI or MONGODB_URI_SECRET_ARN)
 	PYTHONPATH=layers/common $(BIN)/python -m acexport.setup_db
 
@@ -57,4 +61,4 @@ build: $(STAMP)        ## sam build (needs the SAM CLI and python3.13 on PATH; n
 	sam build
 
 clean:                 ## remove the venv, SAM build output and caches
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .clients

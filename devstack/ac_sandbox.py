@@ -8,15 +8,25 @@ unknown query parameters silently ignored, a bad or missing ``Api-Token`` answer
 ``{"message": "Forbidden"}`` *without* a Content-Type header, 5 requests per sliding second per account (all
 keys are one account) answered 429 + ``Retry-After: <retry_after>`` (1 unless set; AC's documented example
 is 30) beyond that, ``RateLimit-Limit``/``RateLimit-Remaining`` headers on authorised responses, an HTML 404
-for unknown paths. Records: contacts with ``accountContacts`` and ``links``, null where AC sends null;
+for unknown paths and a JSON 404 for AC features it does not model (``NOT_MODELLED``); single records
+(``GET /contacts/7`` -> ``{"contact": {...}}``, every collection of ``SINGLE_READS``) with AC's JSON 404
+``{"message": "No Result found for Subscriber with id 7"}`` for a missing id.
+Records: contacts with ``accountContacts`` and ``links``, null where AC sends null;
 ``include=fieldValues,contactTags,contactLists`` on contacts and ``include=dealCustomFieldData`` on deals
 (top-level collections plus id lists on records); ``/tags``, ``/lists``, ``/users``, ``/accountContacts``,
 ``/dealCustomFieldMeta|Data``, ``/accountCustomFieldMeta|Data``; a multi-select field (``||a||b||``);
 many disabled deal stubs ``{id, title, isDisabled: 1}``; ``count_deals=true`` counting accountContacts and
-deals; ``listid``, ``tagid``, deal ``filters[search]`` + ``filters[search_field]``, whole-dollar value
-bounds and exclusive ``filters[*_before]`` really filtering. ``deny(path, api_key=None)`` makes AC answer
+deals; ``listid``, ``tagid``, ``formid``, ``segmentid``, ``ids[]``, deal ``filters[search]`` +
+``filters[search_field]``, whole-dollar value bounds and exclusive ``filters[*_before]`` really filtering;
+tags' ``filters[search][<op>]`` and ``orders[search]``, lists' ``filters[name|id|channel|userid]`` and
+``orders[...]``; choice fields with ``fieldOptions`` and every field with a ``fieldRels`` relation.
+docs/ac-behaviour.md ("What the stand-in answers") has the evidence for each.
+``deny(path, api_key=None)`` makes AC answer
 the permission 403 (``{"errors":[{"status":403,"title":"Forbidden","detail":"You do not have permission to
 view deals."}]}``, text/plain) for that path, for one key or all; ``reset()`` lifts it.
+``ignore_include("/deals", "dealCustomFieldData")`` (or ``ignored_includes=`` / ``--ignore-include
+/deals:dealCustomFieldData``) answers as an AC that does not know that sideload would: no top-level collection,
+no ids on the records.
 
 Usage::
 
@@ -58,9 +68,9 @@ API prefix, ``at`` = ``time.monotonic()`` on arrival, ``status`` = final status,
 ``connections`` counts the TCP connections accepted (HTTP/1.1 keep-alive, as AC's API).
 ``reset()`` clears faults, the request log and the rate-limit window, restores the original keys, answer time and
 data sizes, and regenerates the dataset.
-The data (``contacts``, ``fields``, ``field_values``, ``deals``, ``deal_groups``, ``deal_stages``,
-``accounts``, ``account_contacts``, ``tags``, ``lists``, ``contact_tags``, ``contact_lists``, ``users``,
-``deal_custom_field_meta``, ``deal_custom_field_data``, ``account_custom_field_meta``,
+The data (``contacts``, ``fields``, ``field_options``, ``field_rels``, ``field_values``, ``deals``, ``deal_groups``,
+``deal_stages``, ``accounts``, ``account_contacts``, ``tags``, ``lists``, ``contact_tags``, ``contact_lists``,
+``users``, ``deal_custom_field_meta``, ``deal_custom_field_data``, ``account_custom_field_meta``,
 ``account_custom_field_data``) are plain lists of AC-shaped dicts that tests may edit; ``generate()`` rebuilds them
 deterministically from ``seed``.
 """
@@ -84,7 +94,7 @@ from socketserver import TCPServer
 from typing import TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit
 
-__all__ = ["ACSandbox", "RecordedRequest", "most_in_any_window"]
+__all__ = ["ACSandbox", "RecordedRequest", "deal_created", "most_in_any_window"]
 T = TypeVar("T")
 
 JSON = "application/json"
@@ -118,6 +128,13 @@ FIELDS = [("Company Size", "COMPANY_SIZE", "dropdown", ["1-10", "11-50", "51-200
           ("Lead Source", "LEAD_SOURCE", "text", ["Website", "Referral", "Trade Show", "Webinar", "Partner"]),
           # multi-select: AC stores "||Option 1||Option 3||" (AC reference, create a field value)
           ("Interests", "INTERESTS", "checkbox", ["Email", "Events", "Product News", "Offers"])]
+# /contacts filters by automations, which this stand-in does not model (AC reference, list all contacts:
+# seriesid = an automation, waitid = one of its wait steps): any id > 0 matches no contact here.
+UNMODELLED_MEMBERSHIPS = ("seriesid", "waitid")
+# Segments (`/contacts?segmentid=`): AC builds them from conditions; here segment 1 holds the contacts tagged
+# "Customer" (tag 1), segment 2 those tagged "VIP" (tag 3); any other segment is empty.
+SEGMENT_TAGS = {1: "1", 2: "3"}
+CHOICE_FIELDS = ("dropdown", "listbox", "radio", "checkbox")   # the types whose values are options
 TAGS = ["Customer", "Lead", "VIP", "Newsletter", "Webinar 2025", "Trade Show", "Churn Risk", "Partner",
         "Beta Tester", "Café Owners"]
 LISTS = ["Master Contact List", "Monthly Newsletter", "Product Updates", "Events", "Partners"]
@@ -128,6 +145,14 @@ DEAL_FIELDS = [("Contract Length", "dropdown", ["12 months", "24 months", "36 mo
 ACCOUNT_FIELDS = [("Industry", "dropdown", ["Software", "Retail", "Healthcare", "Finance"]),
                   ("Employees", "number", []), ("Region", "text", ["EMEA", "AMER", "APAC"])]
 TAG_LINKS = ["contactGoalTags", "templateTags"]
+# filters[search][<op>] on /tags, ActiveCampaign's own MCP server's TagSearchOperator [AC-MCP]; names compare
+# without case (AC's collations; how AC compares is not documented)
+TAG_SEARCH: dict[str, Callable[[str, str], bool]] = {
+    "eq": lambda v, x: v == x, "neq": lambda v, x: v != x, "lt": lambda v, x: v < x, "lte": lambda v, x: v <= x,
+    "gt": lambda v, x: v > x, "gte": lambda v, x: v >= x, "contains": lambda v, x: x in v,
+    "starts_with": lambda v, x: v.startswith(x)}
+# filters[userid] (one) or filters[userid[]] (several) on /lists [AC-MCP]; requests sends a list as repeats
+LIST_USER_FILTERS = ("filters[userid]", "filters[userid[]]", "filters[userid][]")
 LIST_LINKS = ["contactGoalLists", "user", "addressLists"]
 USER_LINKS = ["lists", "userGroup", "dealGroupTotals", "dealGroupUsers", "configs"]
 PIPELINES = [("Sales Pipeline", ["To Contact", "In Contact", "Follow Up", "Closing"]),
@@ -280,9 +305,20 @@ def _deals_by_id(deals: list[dict]) -> list[dict]:
     return sorted(deals, key=lambda d: _int(d.get("id"), 0))
 
 
+def deal_created(deal: dict) -> float:
+    """When a deal was created, as AC's `orders[cdate]` sorts it: its `cdate`. A disabled stub (a deal in a
+    pipeline the key's user may not see) carries no cdate, but AC has one and sorts by it; the stand-in gives
+    each stub a fixed one, derived from its id, in the later half of the data's span, so the first page in
+    creation order (what the README's deals example shows) is real deals, with stubs further on."""
+    if deal.get("cdate") or "isDisabled" not in deal or "group" in deal:
+        return _ts(deal.get("cdate"))
+    share = int(_md5(str(deal.get("id")))[:8], 16) / 0x100000000
+    return (EPOCH + (NOW - EPOCH) * (0.5 + share / 2)).timestamp()
+
+
 def _deals_by_cdate(deals: list[dict]) -> list[dict]:
-    """Deals in `orders[cdate]=ASC`: creation date (none first), ties by id, as `_sorted` would."""
-    return sorted(_deals_by_id(deals), key=lambda d: _ts(d.get("cdate")))
+    """Deals in `orders[cdate]=ASC`: creation date (`deal_created`), ties by id, as `_sorted` would."""
+    return sorted(_deals_by_id(deals), key=deal_created)
 
 
 def _currencies(deals: list[dict]) -> dict[str, dict]:
@@ -314,6 +350,75 @@ def _per_account(items: list[dict]) -> dict:
 
 def _contains(needle: str, *hay) -> bool:
     return any(needle in str(h or "").lower() for h in hay)
+
+
+def _contact_text_filters(q: dict[str, str], status_of: dict[str, int]) -> list[Callable[[dict], bool]]:
+    """One test per text filter of /contacts (AC reference, list all contacts): `email` exact, `email_like`
+    contains, `search` in names, email, phone and organisation, `phone` starts with, `status` (-1 = any)."""
+    keep: list[Callable[[dict], bool]] = []
+    if email := q.get("email", "").strip().lower():
+        keep.append(lambda c: str(c.get("email") or "").lower() == email)
+    if like := q.get("email_like", "").lower():
+        keep.append(lambda c: _contains(like, c.get("email")))
+    if search := q.get("search", "").strip().lower():
+        keep.append(lambda c: _contains(search, c.get("firstName"), c.get("lastName"), c.get("email"),
+                                        f"{c.get('firstName') or ''} {c.get('lastName') or ''}",
+                                        c.get("phone"), c.get("orgname")))
+    if phone := q.get("phone", ""):
+        keep.append(lambda c: str(c.get("phone") or "").startswith(phone))
+    if (status := _int(q.get("status"), -1)) != -1:
+        keep.append(lambda c: status_of.get(str(c.get("id")), 1) == status)
+    return keep
+
+
+def _page_input(q: dict[str, str], ql: list[tuple[str, str]], limit: int, offset: int) -> dict:
+    """`meta.page_input` of /contacts: the request echoed as AC's example shows it [SPEC]."""
+    echoed = {name: _int(q.get(name), 0) for name in ("segmentid", "formid", "listid", "tagid")}
+    return {**echoed, "limit": limit, "offset": offset, "search": q.get("search") or None, "sort": None,
+            "seriesid": _int(q.get("seriesid"), 0), "waitid": _int(q.get("waitid"), 0),
+            "status": _int(q.get("status"), -1), "forceQuery": 0, "cacheid": _md5(urlencode(sorted(ql)))}
+
+
+def _lower(key: str) -> Callable[[dict], str]:
+    return lambda record: str(record.get(key) or "").lower()
+
+
+# /contacts orders (AC reference, list all contacts); no scores are modelled: every contact's is 0 (AC wants
+# sortId with orders[score] too)
+CONTACT_ORDERS: dict[str, Callable[[dict], object]] = {
+    "id": lambda c: _int(c.get("id"), 0), "cdate": lambda c: _ts(c.get("cdate")), "score": lambda c: 0,
+    "email": _lower("email"), "first_name": _lower("firstName"), "last_name": _lower("lastName"),
+    "name": lambda c: (_lower("firstName")(c), _lower("lastName")(c))}
+
+
+def _value_bounds(q: dict[str, str]) -> list[Callable[[dict], bool]]:
+    """`filters[minimum_value|maximum_value]` (AC reference: an integer, "In USD with dollar portion"; a deal's
+    value is in cents); a bound AC cannot read is ignored, as AC ignores it."""
+    keep: list[Callable[[dict], bool]] = []
+    for name, within in (("minimum_value", lambda cents, v: cents >= v),
+                         ("maximum_value", lambda cents, v: cents <= v)):
+        try:
+            bound = int(q[f"filters[{name}]"].strip()) * 100
+        except (KeyError, ValueError):
+            continue
+        keep.append(lambda d, b=bound, w=within: d.get("value") is not None and w(_int(d["value"], 0), b))
+    return keep
+
+
+def _weight(term: str, name) -> int:
+    """AC's "weight" order for a search term [AC-MCP]: exact matches first, then names starting with it, then
+    the others (0, 1, 2; no term: all 0)."""
+    name = str(name or "").lower()
+    return 0 if not term or name == term else 1 if name.startswith(term) else 2
+
+
+def _active_per_list(items: list[dict]) -> dict[str, int]:
+    """How many active (status 1) subscribers each list has."""
+    counted: dict[str, int] = {}
+    for item in items:
+        if str(item.get("status")) == "1":
+            counted[str(item.get("list"))] = counted.get(str(item.get("list")), 0) + 1
+    return counted
 
 
 # ---------------------------------------------------------------- data generation
@@ -388,12 +493,36 @@ def _gen_contacts(rng: random.Random, n: int, accounts: list[dict], link: str):
     return contacts, status
 
 
+def _gen_field_options(link: str) -> tuple[list[dict], list[dict]]:
+    """The allowed values of the choice fields (`fieldOptions`) and every field's relation to the lists
+    (`fieldRels`; relid 0 = all lists), as AC's "Contact Custom Fields API guide" builds them: options for
+    dropdown, listbox, radio and checkbox fields (`POST /fieldOption/bulk`), and a relation with relid 0 so the
+    field shows for every list (`POST /fieldRels`; ActiveCampaign's own MCP server always adds that one).
+    Shapes: Singer's schemas `contact_custom_field_options.json` / `contact_custom_field_rels.json`, AC's usual
+    strings for ids and numbers."""
+    created = _iso(EPOCH - timedelta(days=60))
+    options, rels = [], []
+    for fid, (_, _, kind, choices) in enumerate(FIELDS, start=1):
+        if kind in CHOICE_FIELDS:
+            for order, choice in enumerate(choices, start=1):
+                oid = str(len(options) + 1)
+                options.append({"field": str(fid), "orderid": str(order), "value": choice, "label": choice,
+                                "isdefault": "0", "cdate": created, "udate": created,
+                                "links": {"field": f"{link}/fieldOptions/{oid}/field"}, "id": oid})
+        rid = str(len(rels) + 1)
+        rels.append({"field": str(fid), "relid": "0", "dorder": "0", "cdate": created, "links": [], "id": rid})
+    return options, rels
+
+
 def _gen_fields(rng: random.Random, contacts: list[dict], link: str):
     created = EPOCH - timedelta(days=60)
+    options, rels = _gen_field_options(link)
     fields = [{"title": title, "descript": "", "type": kind, "isrequired": "0", "perstag": tag, "defval": "",
                "show_in_list": "0", "rows": "0", "cols": "0", "visible": "1", "service": "",
-               "ordernum": str(i + 1), "cdate": _iso(created), "udate": _iso(created), "options": [],
-               "relations": [], "links": {k: f"{link}/fields/{i + 1}/{k}" for k in ("options", "relations")},
+               "ordernum": str(i + 1), "cdate": _iso(created), "udate": _iso(created),
+               "options": [o["id"] for o in options if o["field"] == str(i + 1)],
+               "relations": [r["id"] for r in rels if r["field"] == str(i + 1)],
+               "links": {k: f"{link}/fields/{i + 1}/{k}" for k in ("options", "relations")},
                "id": str(i + 1)} for i, (title, tag, kind, _) in enumerate(FIELDS)]
     values = []
     for contact in contacts:
@@ -413,7 +542,7 @@ def _gen_fields(rng: random.Random, contacts: list[dict], link: str):
                            "links": {"owner": f"{link}/fieldValues/{vid}/owner",
                                      "field": f"{link}/fieldValues/{vid}/field"},
                            "id": vid, "owner": contact["id"]})
-    return fields, values
+    return fields, values, options, rels
 
 
 def _gen_pipelines(link: str):
@@ -494,6 +623,8 @@ def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
     and the contacts' links to them: contactTags and contactLists (status "1" active, "2" unsubscribed,
     "3" as in AC's example; shapes as AC's /contacts/{id}/contactLists example)."""
     created = EPOCH - timedelta(days=120)
+    # some lists edited since (without drawing from `rng`: the memberships below stay as they were)
+    edited = [created + timedelta(days=97 * i, hours=5 * i) for i in range(len(LISTS))]
     tags = [{"tagType": "contact", "tag": name, "description": "", "cdate": _iso(created),
              "subscriber_count": "0", "created_timestamp": _stamp(created), "updated_timestamp": _stamp(created),
              "created_by": None, "updated_by": None, "deleted": "0",
@@ -509,7 +640,10 @@ def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
               "sender_name": "", "sender_addr1": "", "sender_addr2": "", "sender_city": "", "sender_state": "",
               "sender_zip": "", "sender_country": "", "sender_phone": "", "sender_url": "",
               "sender_reminder": "", "fulladdress": "", "optinmessageid": "0", "optoutconf": "0",
-              "deletestamp": None, "udate": None,
+              "deletestamp": None, "udate": None, "channel": "email",
+              # singer-io tap-activecampaign schemas/lists.json; its lists stream replicates on updated_timestamp
+              "created_timestamp": _stamp(created), "updated_timestamp": _stamp(edited[i]), "created_by": None,
+              "updated_by": None,
               "links": {k: f"{link}/lists/{i + 1}/{k}" for k in LIST_LINKS}, "id": str(i + 1), "user": "1"}
              for i, name in enumerate(LISTS)]
     contact_tags, contact_lists = [], []
@@ -526,7 +660,8 @@ def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
             clid = str(len(contact_lists) + 1)
             status = rng.choices(["1", "2", "3"], weights=[85, 12, 3])[0]
             contact_lists.append({
-                "contact": contact["id"], "list": member["id"], "form": None, "seriesid": "0",
+                "contact": contact["id"], "list": member["id"], "form": _form_of(contact, member is lists[0]),
+                "seriesid": "0",
                 "sdate": _iso(stamp), "udate": _iso(stamp) if status != "1" else None, "status": status,
                 "responder": "1", "sync": "0", "unsubreason": "", "campaign": None, "message": None,
                 "first_name": contact["firstName"], "last_name": contact["lastName"], "ip4Sub": "0",
@@ -537,6 +672,14 @@ def _gen_tags_and_lists(rng: random.Random, contacts: list[dict], link: str):
                                                                            "form", "unsubscribeAutomation")},
                 "id": clid, "automation": None})
     return tags, lists, contact_tags, contact_lists
+
+
+def _form_of(contact: dict, master: bool) -> str | None:
+    """The form a contact subscribed through (contactLists' `form`; `/contacts?formid=`): every fifth contact
+    joined the first list by form 1 or 2, everybody else without a form (no random draw: the rest of the data
+    stays as it was)."""
+    cid = _int(contact.get("id"), 0)
+    return str(1 + cid // 5 % 2) if master and cid % 5 == 0 else None
 
 
 def _gen_users(link: str) -> list[dict]:
@@ -643,13 +786,78 @@ class _Handler(BaseHTTPRequestHandler):
     do_GET = do_HEAD = do_POST = do_PUT = do_PATCH = do_DELETE = _serve
 
 
-_ROUTES = {"/users/me": "_users_me", "/contacts": "_contacts", "/fields": "_fields",
+_ROUTES = {"/": "_root", "/users/me": "_users_me", "/contacts": "_contacts", "/fields": "_fields",
            "/fieldValues": "_field_values", "/deals": "_deals", "/dealGroups": "_deal_groups",
            "/dealStages": "_deal_stages", "/accounts": "_accounts", "/tags": "_tags", "/lists": "_lists",
-           "/users": "_users", "/accountContacts": "_account_contacts",
+           "/users": "_users", "/accountContacts": "_account_contacts", "/contactTags": "_contact_tags",
+           "/contactLists": "_contact_lists",
            "/dealCustomFieldMeta": "_deal_custom_field_meta", "/dealCustomFieldData": "_deal_custom_field_data",
            "/accountCustomFieldMeta": "_account_custom_field_meta",
            "/accountCustomFieldData": "_account_custom_field_data"}
+# Single-record reads, GET /<collection>/<id> (AC reference, "Retrieve a contact", "Retrieve a tag", ...):
+# collection -> (the data list, the answer's key, the entity AC's 404 names). AC's 404 text is public for
+# contacts only ("No Result found for Subscriber with id 100", AC reference, retrieve a contact); the other
+# entities' names follow that pattern and are not documented.
+SINGLE_READS = {
+    "/contacts": ("contacts", "contact", "Subscriber"), "/tags": ("tags", "tag", "Tag"),
+    "/fields": ("fields", "field", "Field"), "/fieldValues": ("field_values", "fieldValue", "FieldValue"),
+    "/lists": ("lists", "list", "List"), "/deals": ("deals", "deal", "Deal"),
+    "/accounts": ("accounts", "account", "Account"), "/users": ("users", "user", "User"),
+    "/dealGroups": ("deal_groups", "dealGroup", "Pipeline"), "/dealStages": ("deal_stages", "dealStage", "Stage"),
+    "/accountContacts": ("account_contacts", "accountContact", "AccountContact"),
+    "/contactTags": ("contact_tags", "contactTag", "ContactTag"),
+    "/contactLists": ("contact_lists", "contactList", "ContactList"),
+    "/dealCustomFieldMeta": ("deal_custom_field_meta", "dealCustomFieldMetum", "DealCustomFieldMetum"),
+    "/dealCustomFieldData": ("deal_custom_field_data", "dealCustomFieldDatum", "DealCustomFieldDatum"),
+    "/accountCustomFieldMeta": ("account_custom_field_meta", "accountCustomFieldMetum", "AccountCustomFieldMetum"),
+    "/accountCustomFieldData": ("account_custom_field_data", "accountCustomFieldDatum", "AccountCustomFieldDatum"),
+}
+# A record's links the stand-in serves, GET /<collection>/<id>/<link> (AC reference: "Retrieve a contact's
+# tags", "... field values", "... contact lists", a pipeline's stages, ...): (collection, link) -> (the data
+# list, the field naming the record, the answer's key). Its other links answer the "not modelled" JSON 404.
+LINKS = {
+    ("/contacts", "fieldValues"): ("field_values", "contact", "fieldValues"),
+    ("/contacts", "contactTags"): ("contact_tags", "contact", "contactTags"),
+    ("/contacts", "contactLists"): ("contact_lists", "contact", "contactLists"),
+    ("/contacts", "deals"): ("deals", "contact", "deals"),
+    ("/contacts", "accountContacts"): ("account_contacts", "contact", "accountContacts"),
+    ("/accounts", "accountContacts"): ("account_contacts", "account", "accountContacts"),
+    ("/accounts", "accountCustomFieldData"): ("account_custom_field_data", "accountId", "accountCustomFieldData"),
+    ("/deals", "dealCustomFieldData"): ("deal_custom_field_data", "dealId", "dealCustomFieldData"),
+    ("/dealGroups", "stages"): ("deal_stages", "group", "dealStages"),
+    ("/fields", "options"): ("field_options", "field", "fieldOptions"),
+    ("/fields", "relations"): ("field_rels", "field", "fieldRels"),
+}
+# AC v3 collections this stand-in does not model (the product does not read them; the real clients do:
+# Singer's streams, Airbyte's manifest, ActiveCampaign's own MCP server): answered with a JSON 404 that says
+# so, where a path AC does not have gets AC's HTML 404.
+NOT_MODELLED = frozenset({
+    "activities", "addresses", "automationBlocks", "automations", "bounceLogs", "brandings", "calendars",
+    "campaignLists", "campaignMessages", "campaigns", "configs", "connections", "contactAutomations",
+    "contactConversions", "contactData", "contactDeals", "contactEmails", "conversionTriggers", "conversions",
+    "dealActivities", "dealGroupUsers", "dealTasks", "dealTasktypes", "ecomCustomers", "ecomOrderActivities",
+    "ecomOrders", "emailActivities", "fieldOptions", "fieldRels", "forms", "goals", "groups", "links",
+    "messages", "notes", "savedResponses", "scores", "segments", "siteMessages", "sms", "templates"})
+
+
+def _single_path(rel: str) -> tuple[str, str, str | None] | None:
+    """("/contacts", "7", None) for "/contacts/7", ("/contacts", "7", "contactTags") for "/contacts/7/contactTags"
+    (a record's link), when the sandbox serves single reads of that collection."""
+    parts = rel.split("/")
+    if len(parts) in (3, 4) and all(parts[2:]) and f"/{parts[1]}" in SINGLE_READS:
+        return f"/{parts[1]}", parts[2], parts[3] if len(parts) == 4 else None
+    return None
+
+
+def _not_served(rel: str) -> tuple[int, str, bytes]:
+    """An AC feature the stand-in does not model: a JSON 404 saying so; anything else: AC's HTML 404."""
+    if rel.split("/")[1] in NOT_MODELLED:
+        message = f"The ActiveCampaign sandbox does not model /{rel.split('/')[1]} (it serves contacts, deals, " \
+                  "accounts and what they refer to)"
+        return 404, JSON, json.dumps({"message": message}).encode()
+    return 404, "text/html", NOT_FOUND
+
+
 # What a key's user group may lack, and how AC words the refusal (AC reference, GET /lists 403 example).
 PERMISSION_WORDS = {"/deals": "view deals", "/accounts": "view accounts", "/lists": "view lists",
                     "/tags": "view tags", "/users": "view users", "/contacts": "view contacts",
@@ -1027,13 +1235,16 @@ class ACSandbox(WebhooksMixin):
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0, api_keys=("sandbox-key",),
                  rate_limit: float | None = 5.0, seed: int = 7, contacts: int = 120, deals: int = 60,
                  accounts: int = 25, api_prefix: str = "/api/3", retry_after: int = 1,
-                 answer_time: tuple[float, float, float] = (0.0, 0.0, 0.0)):
+                 answer_time: tuple[float, float, float] = (0.0, 0.0, 0.0),
+                 ignored_includes: tuple[tuple[str, str], ...] = ()):
         self.host, self._port, self.seed, self.rate_limit = host, port, seed, rate_limit
         self.retry_after = retry_after   # AC's documented example is 30 (rate-limits page); tests set it
         self._denied: dict[str | None, set[str]] = {}
         self._initial_answer_time = tuple(answer_time)
         self.answer_time(*answer_time)
         self.api_prefix = "/" + api_prefix.strip("/") if api_prefix.strip("/") else ""
+        self._initial_ignored = tuple((self._rel(path), name) for path, name in ignored_includes)
+        self._ignored: set[tuple[str, str]] = set(self._initial_ignored)
         self._initial_keys = tuple(api_keys)
         self._keys = set(api_keys)
         self.requests: list[RecordedRequest] = []
@@ -1096,6 +1307,7 @@ class ACSandbox(WebhooksMixin):
             self._window.clear()
             self._keys = set(self._initial_keys)
             self._denied.clear()
+            self._ignored = set(self._initial_ignored)
         self._stop_webhooks()
         self._init_webhooks()
         self.answer_time(*self._initial_answer_time)
@@ -1142,6 +1354,20 @@ class ACSandbox(WebhooksMixin):
         with self._lock:
             self._denied.setdefault(api_key, set()).add(self._rel(path))
 
+    def ignore_include(self, path: str, name: str) -> None:
+        """Make `path` ignore `include=<name>` as AC ignores an include it does not know (its answer then has no
+        top-level `<name>` and no `<name>` ids on records): e.g. ``ignore_include("/deals",
+        "dealCustomFieldData")``, the sideload only one public client shows and AC's deal reference does not
+        document (docs/ac-behaviour.md). ``reset()`` restores the constructor's ``ignored_includes``."""
+        with self._lock:
+            self._ignored.add((self._rel(path), name))
+
+    def _includes(self, rel: str, q: dict[str, str]) -> set[str]:
+        """The `include=` names of a request that `rel` honours (the switch above may drop some)."""
+        with self._lock:
+            ignored = {name for path, name in self._ignored if path == rel}
+        return {part.strip() for part in q.get("include", "").split(",") if part.strip()} - ignored
+
     def add_key(self, api_key: str) -> None:
         with self._lock:
             self._keys.add(api_key)
@@ -1161,7 +1387,7 @@ class ACSandbox(WebhooksMixin):
         accounts_ = _gen_accounts(random.Random(f"{self.seed}:accounts"), self._sizes["accounts"], link)
         contacts_, status = _gen_contacts(random.Random(f"{self.seed}:contacts"), self._sizes["contacts"],
                                           accounts_, link)
-        fields, values = _gen_fields(random.Random(f"{self.seed}:fields"), contacts_, link)
+        fields, values, options, rels = _gen_fields(random.Random(f"{self.seed}:fields"), contacts_, link)
         groups, stages = _gen_pipelines(link)
         account_contacts = _gen_account_contacts(random.Random(f"{self.seed}:accountContacts"), contacts_, link)
         tags, lists, contact_tags, contact_lists = _gen_tags_and_lists(random.Random(f"{self.seed}:tags"),
@@ -1173,6 +1399,7 @@ class ACSandbox(WebhooksMixin):
         account_meta, account_data = _gen_custom_fields(random.Random(f"{self.seed}:accountFields"), "account",
                                                         accounts_, ACCOUNT_FIELDS, link)
         data = {"accounts": accounts_, "contacts": contacts_, "fields": fields, "field_values": values,
+                "field_options": options, "field_rels": rels,
                 "deal_groups": groups, "deal_stages": stages, "deals": deals, "account_contacts": account_contacts,
                 "tags": tags, "lists": lists, "contact_tags": contact_tags, "contact_lists": contact_lists,
                 "users": _gen_users(link), "deal_custom_field_meta": deal_meta,
@@ -1256,25 +1483,78 @@ class ACSandbox(WebhooksMixin):
         if not ok:
             headers.update({"Retry-After": str(self.retry_after), "Content-Type": JSON})
             return 429, headers, b'{"message": "Too Many Requests"}'
-        with self._lock:
-            denied = rel in self._denied.get(None, set()) | self._denied.get(key, set())
-        if denied:
-            detail = f"You do not have permission to {PERMISSION_WORDS.get(rel, 'view this')}."
-            body = {"errors": [{"status": 403, "title": "Forbidden", "detail": detail}]}
-            return 403, {**headers, "Content-Type": "text/plain"}, json.dumps(body).encode()
+        if (refusal := self._refusal(rel, key)) is not None:
+            return 403, {**headers, "Content-Type": "text/plain"}, refusal
         if (webhooks := self._webhook_api(method, rel, query, body)) is not None:
             return webhooks[0], {**headers, **webhooks[1]}, webhooks[2]
-        route = _ROUTES.get(rel)
-        if route is None:
-            return 404, {**headers, "Content-Type": "text/html"}, NOT_FOUND
+        status, ctype, reply = self._read(method, rel, query)
+        return status, {**headers, "Content-Type": ctype}, reply
+
+    def _refusal(self, rel: str, key: str | None) -> bytes | None:
+        """The permission 403's body when `deny()` covers this path (a single record: its collection's)."""
+        with self._lock:
+            denied = self._denied.get(None, set()) | self._denied.get(key, set())
+        single = _single_path(rel)
+        path = single[0] if single is not None and rel not in denied else rel
+        if path not in denied:
+            return None
+        detail = f"You do not have permission to {PERMISSION_WORDS.get(path, 'view this')}."
+        return json.dumps({"errors": [{"status": 403, "title": "Forbidden", "detail": detail}]}).encode()
+
+    def _read(self, method: str, rel: str, query) -> tuple[int, str, bytes]:
+        """(status, Content-Type, body) of a read: a collection, one record, or what AC answers otherwise."""
+        route, single = _ROUTES.get(rel), _single_path(rel)
+        if route is None and single is None:
+            return _not_served(rel)
         if method not in ("GET", "HEAD"):
-            return 405, {**headers, "Content-Type": JSON}, b'{"message": "Method Not Allowed"}'
+            return 405, JSON, b'{"message": "Method Not Allowed"}'
+        if route is None:
+            status, payload = self._single(*single)
+            self._take_time(1)
+            return status, JSON, json.dumps(payload).encode()
         payload = getattr(self, route)(dict(query), query)
         records = payload.get(rel.lstrip("/"))          # /contacts -> "contacts", /dealGroups -> "dealGroups"
         self._take_time(len(records) if isinstance(records, list) else 1)
-        return 200, {**headers, "Content-Type": JSON}, json.dumps(payload).encode()
+        return 200, JSON, json.dumps(payload).encode()
+
+    def _single(self, collection: str, rid: str, link: str | None) -> tuple[int, dict]:
+        """GET /<collection>/<id>: `{"<singular>": {...}}` and what AC sends beside it, or AC's JSON 404; with
+        a link (`/contacts/7/contactTags`) the record's related items, or the "not modelled" 404."""
+        data, singular, entity = SINGLE_READS[collection]
+        record = self._indexed(data, _by_key).get(rid)
+        if record is None:
+            return 404, {"message": f"No Result found for {entity} with id {rid}"}
+        if link is not None:
+            return self._linked(collection, rid, link)
+        out = {singular: record}
+        if collection == "/contacts":
+            out = {**self._contact_sideloads(rid), **out}
+        elif collection == "/fields":
+            out = {**self._field_sideloads([record]), **out}
+        return 200, out
+
+    def _linked(self, collection: str, rid: str, link: str) -> tuple[int, dict]:
+        """A record's link (the URLs in its `links`) for the relations the stand-in models (`LINKS`)."""
+        if (collection, link) not in LINKS:
+            return 404, {"message": f"The ActiveCampaign sandbox does not model {collection}/{{id}}/{link}"}
+        data, owner, key = LINKS[(collection, link)]
+        return 200, {key: [item for item in getattr(self, data) if str(item.get(owner)) == rid]}
+
+    def _contact_sideloads(self, cid: str) -> dict:
+        """What AC's "Retrieve a contact" example sends beside the contact [SPEC]: its list memberships, field
+        values and deals; automations, contact data and geo data are not modelled here (empty)."""
+        deals = [d for d in self.deals if d.get("contact") == cid]
+        return {"contactAutomations": [], "contactData": [],
+                "contactLists": self._indexed("contact_lists", _by_contact).get(cid, []),
+                "deals": deals, "fieldValues": self._indexed("field_values", _by_contact).get(cid, []),
+                "geoAddresses": [], "geoIps": []}
 
     # -- endpoints: (q = last value per name, ql = the query list in order) -> JSON payload
+    def _root(self, q, ql) -> dict:
+        """GET /api/3/ itself: Singer's tap (1.3.1, `check_api_token`) checks a key there and needs a 200, so
+        real AC answers one; its body is not public (this sends an empty object)."""
+        return {}
+
     def _users_me(self, q, ql) -> dict:
         links = {k: f"{LINK_HOST}{self.api_prefix}/users/1/{k}"
                  for k in ("lists", "userGroup", "dealGroupTotals", "dealGroupUsers", "configs")}
@@ -1282,56 +1562,49 @@ class ACSandbox(WebhooksMixin):
         return {"user": {**user, "phone": "", "signature": None, "links": links, "id": "1"}}
 
     def _contacts(self, q, ql) -> dict:
-        # The id range first, from an index (a page of a 100,000-contact account costs this stand-in ~1 ms, not
-        # ~190 ms of scanning: the benchmarks measure the walk, not the stand-in; issue 12).
+        items = self._contacts_in_id_range(q)
+        for keep in [*_contact_text_filters(q, self._contact_status), *self._contact_memberships(q, ql)]:
+            items = [c for c in items if keep(c)]
+        items = _sorted(_dated(items, q, "cdate", "udate"), _orders(ql, CONTACT_ORDERS), CONTACT_ORDERS, by_id=True)
+        limit, offset = _page(q)
+        page = items[offset:offset + limit]
+        out = {"scoreValues": [], "contacts": page,
+               "meta": {"total": str(len(items)), "page_input": _page_input(q, ql, limit, offset)}}
+        return self._with_contact_sideloads(out, q)
+
+    def _contacts_in_id_range(self, q) -> list[dict]:
+        """Contacts in id order within `id_greater`/`id_less`, from an index (a page of a 100,000-contact account
+        costs this stand-in ~1 ms, not ~190 ms of scanning: the benchmarks measure the walk, not the stand-in)."""
         ids, rows = self._indexed("contacts", _by_id)
         first = bisect.bisect_right(ids, gt) if (gt := _int(q.get("id_greater"), -1)) >= 0 else 0
         end = bisect.bisect_left(ids, lt) if (lt := _int(q.get("id_less"), -1)) >= 0 else len(ids)
-        items = rows[first:end]
-        if q.get("email"):
-            items = [c for c in items if str(c.get("email") or "").lower() == q["email"].strip().lower()]
-        if q.get("email_like"):
-            items = [c for c in items if _contains(q["email_like"].lower(), c.get("email"))]
-        if q.get("search"):
-            s = q["search"].strip().lower()
-            items = [c for c in items if _contains(s, c.get("firstName"), c.get("lastName"), c.get("email"),
-                                                   f"{c.get('firstName') or ''} {c.get('lastName') or ''}",
-                                                   c.get("phone"), c.get("orgname"))]
-        if q.get("phone"):
-            items = [c for c in items if str(c.get("phone") or "").startswith(q["phone"])]
-        if (status := _int(q.get("status"), -1)) != -1:
-            items = [c for c in items if self._contact_status.get(str(c.get("id")), 1) == status]
+        return rows[first:end]
+
+    def _contact_memberships(self, q, ql) -> list[Callable[[dict], bool]]:
+        """One test per membership filter of /contacts (AC reference, list all contacts): on a list, with a tag,
+        among `ids[]`, subscribed through a form, in a segment; automations (`seriesid`, `waitid`) hold nobody."""
+        wanted: list[set[str]] = []
         if (listid := _int(q.get("listid"), 0)) > 0:
-            on_list = {m["contact"] for m in self.contact_lists if m["list"] == str(listid)}
-            items = [c for c in items if c.get("id") in on_list]
+            wanted.append({m["contact"] for m in self.contact_lists if m["list"] == str(listid)})
         if (tagid := _int(q.get("tagid"), 0)) > 0:
-            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tagid)}
-            items = [c for c in items if c.get("id") in tagged]
-        ids = {i.strip() for k, v in ql if k in ("ids", "ids[]") for i in v.split(",") if i.strip()}
-        if ids:
-            items = [c for c in items if str(c.get("id")) in ids]
-        items = _dated(items, q, "cdate", "udate")
+            wanted.append({t["contact"] for t in self.contact_tags if t["tag"] == str(tagid)})
+        if ids := {i.strip() for k, v in ql if k in ("ids", "ids[]") for i in v.split(",") if i.strip()}:
+            wanted.append(ids)
+        if (formid := _int(q.get("formid"), 0)) > 0:   # subscribed through that form (contactLists' `form`)
+            wanted.append({m["contact"] for m in self.contact_lists if _int(m.get("form"), 0) == formid})
+        if (segment := _int(q.get("segmentid"), 0)) > 0:
+            wanted.append({t["contact"] for t in self.contact_tags if t["tag"] == SEGMENT_TAGS.get(segment)})
+        if any(_int(q.get(name), 0) > 0 for name in UNMODELLED_MEMBERSHIPS):
+            wanted.append(set())    # automations are not modelled here: no contact is in one
+        return [lambda c, ids=ids: str(c.get("id")) in ids for ids in wanted]
 
-        def low(k):
-            return lambda c: str(c.get(k) or "").lower()
-
-        keys = {"id": lambda c: _int(c.get("id"), 0), "cdate": lambda c: _ts(c.get("cdate")),
-                "email": low("email"), "first_name": low("firstName"), "last_name": low("lastName"),
-                "name": lambda c: (low("firstName")(c), low("lastName")(c))}
-        items = _sorted(items, _orders(ql, keys), keys, by_id=True)
-        limit, offset = _page(q)
-        page = items[offset:offset + limit]
-        page_input = {"segmentid": 0, "formid": 0, "listid": _int(q.get("listid"), 0),
-                      "tagid": _int(q.get("tagid"), 0), "limit": limit, "offset": offset,
-                      "search": q.get("search") or None, "sort": None, "seriesid": 0, "waitid": 0,
-                      "status": status, "forceQuery": 0, "cacheid": _md5(urlencode(sorted(ql)))}
-        out = {"scoreValues": [], "contacts": page,
-               "meta": {"total": str(len(items)), "page_input": page_input}}
-        # `include=` sideloads (AC reference, "Side Loading"): a top-level collection per include, and on each
-        # record the ids of its items; an include AC does not know is ignored.
-        included = {part.strip() for part in q.get("include", "").split(",")}
+    def _with_contact_sideloads(self, out: dict, q) -> dict:
+        """`include=` sideloads (AC reference, "Side Loading"): a top-level collection per include, and on each
+        record the ids of its items; an include AC does not know is ignored."""
+        included = self._includes("/contacts", q)
         sources = {"fieldValues": self.field_values, "contactTags": self.contact_tags,
                    "contactLists": self.contact_lists}
+        page = out["contacts"]
         for name in [n for n in sources if n in included]:
             of_contact = self._indexed(sources[name], _by_contact)
             out[name] = [item for c in page for item in of_contact.get(c.get("id"), ())]
@@ -1359,8 +1632,14 @@ class ACSandbox(WebhooksMixin):
         tag = q.get("filters[perstag]")
         items = [f for f in self.fields if not tag or f.get("perstag") == tag]
         limit, offset = _page(q)   # 20 without `limit`: AC's docs say 100, four public reports observe 20
-        return {"fieldOptions": [], "fieldRels": [], "fields": items[offset:offset + limit],
-                "meta": {"total": str(len(items))}}
+        page = items[offset:offset + limit]
+        return {**self._field_sideloads(page), "fields": page, "meta": {"total": str(len(items))}}
+
+    def _field_sideloads(self, fields: list[dict]) -> dict:
+        """`fieldOptions` and `fieldRels` of these fields, beside them as AC's /fields answers them [SPEC]."""
+        wanted = {str(f.get("id")) for f in fields}
+        return {"fieldOptions": [o for o in self.field_options if o.get("field") in wanted],
+                "fieldRels": [r for r in self.field_rels if r.get("field") in wanted]}
 
     def _field_values(self, q, ql) -> dict:
         items = list(self.field_values)
@@ -1373,49 +1652,16 @@ class ACSandbox(WebhooksMixin):
 
     def _deals(self, q, ql) -> dict:
         # The orders a full export uses (none, orders[cdate]=ASC) come from an index kept until the deals change
-        # (a page of 10,000 deals cost this stand-in ~55 ms of sorting and scanning; issue 12). Sorting first
-        # and filtering after gives the same list: every sort here is stable and ids are unique. Orders on
-        # fields an edit may change in place (title, value) or on contacts are sorted per call, as before.
-        def contacts():
-            return self._indexed("contacts", _by_key)
-
-        def contact_of(d):
-            return contacts().get(d.get("contact")) or {}
-
-        keys = {"title": lambda d: str(d.get("title") or "").lower(),
-                "value": lambda d: _int(d.get("value"), 0), "cdate": lambda d: _ts(d.get("cdate")),
-                "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
-                                          f"{contact_of(d).get('lastName') or ''}".strip().lower(),
-                "contact_orgname": lambda d: str(contact_of(d).get("orgname") or "").lower()}
+        # (a page of 10,000 deals cost this stand-in ~55 ms of sorting and scanning). Sorting first and
+        # filtering after gives the same list: every sort here is stable and ids are unique. Orders on fields an
+        # edit may change in place (title, value) or on contacts are sorted per call.
+        keys = self._deal_order_keys()
         orders = _orders(ql, keys)
         indexed = {(): _deals_by_id, (("cdate", False),): _deals_by_cdate}.get(tuple(orders))
         items = self._indexed("deals", indexed) if indexed else list(self.deals)
-        if q.get("filters[title]"):
-            items = [d for d in items if _contains(q["filters[title]"].lower(), d.get("title"))]
-        if q.get("filters[search]"):
-            # AC reference (deal parameters): search_field all = title, contact and org; title; contact =
-            # the primary contact's first and last name; org = the primary contact's organisation name.
-            # Without search_field AC's choice is undocumented; this stand-in searches all.
-            needle, where = q["filters[search]"].strip().lower(), q.get("filters[search_field]", "all").strip()
-            hay = {"title": lambda d: [d.get("title")],
-                   "contact": lambda d: [" ".join(str(contact_of(d).get(k) or "") for k in ("firstName", "lastName"))],
-                   "org": lambda d: [contact_of(d).get("orgname")]}
-            fields = [hay[where]] if where in hay else list(hay.values())
-            items = [d for d in items if any(_contains(needle, *f(d)) for f in fields)]
-        for name in ("stage", "group", "status", "owner"):
-            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
-                items = [d for d in items if d.get(name) is not None and _int(d.get(name), -2) == wanted]
+        for keep in self._deal_filters(q):
+            items = [d for d in items if keep(d)]
         items = _dated(items, q, "cdate", "mdate")
-        if (tag := _int(q.get("filters[tag]"), 0)) > 0:
-            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tag)}
-            items = [d for d in items if d.get("contact") in tagged]
-        for name, keep in (("minimum_value", lambda cents, v: cents >= v), ("maximum_value",
-                                                                           lambda cents, v: cents <= v)):
-            try:   # AC reference: an integer, "In USD with dollar portion"; a deal's value is in cents
-                bound = int(q[f"filters[{name}]"].strip()) * 100
-            except (KeyError, ValueError):  # AC ignores what it cannot read; so does this
-                continue
-            items = [d for d in items if d.get("value") is not None and keep(_int(d["value"], 0), bound)]
         if not indexed:
             items = _sorted(items, orders, keys)
         currencies = self._indexed("deals", _currencies) if len(items) == len(self.deals) else _currencies(items)
@@ -1424,18 +1670,61 @@ class ACSandbox(WebhooksMixin):
         out = {"deals": page,
                "meta": {"currencies": {k: {"currency": k, "total": str(v["total"]), "value": str(v["value"])}
                                        for k, v in currencies.items()}, "total": len(items)}}
-        if "dealCustomFieldData" in {part.strip() for part in q.get("include", "").split(",")}:
-            # observed, not documented: lib-go-activecampaign Deal.go (DealIncludeFieldValues); joined on dealId
-            wanted = {_int(d.get("id"), 0) for d in page if "group" in d}
-            of_deal = self._indexed("deal_custom_field_data", _data_by_deal)
-            out["dealCustomFieldData"] = [v for _, v in sorted((pair for w in wanted for pair in of_deal.get(w, ())),
-                                                               key=lambda pair: pair[0])]
-            by_deal: dict[int, list[str]] = {}
-            for v in out["dealCustomFieldData"]:
-                by_deal.setdefault(v["dealId"], []).append(v["id"])
-            out["deals"] = [{**d, "dealCustomFieldData": by_deal.get(_int(d["id"], 0), [])} if "group" in d else d
-                            for d in page]
+        if "dealCustomFieldData" in self._includes("/deals", q):
+            out.update(self._deal_field_data(page))
         return out
+
+    def _contact_of(self, deal: dict) -> dict:
+        """A deal's primary contact ({} when none)."""
+        return self._indexed("contacts", _by_key).get(deal.get("contact")) or {}
+
+    def _deal_order_keys(self) -> dict[str, Callable[[dict], object]]:
+        """AC's documented deal orders (AC reference, list all deals) as sort keys."""
+        contact_of = self._contact_of
+        return {"title": lambda d: str(d.get("title") or "").lower(),
+                "value": lambda d: _int(d.get("value"), 0), "cdate": deal_created,
+                "contact_name": lambda d: f"{contact_of(d).get('firstName') or ''} "
+                                          f"{contact_of(d).get('lastName') or ''}".strip().lower(),
+                "contact_orgname": lambda d: str(contact_of(d).get("orgname") or "").lower()}
+
+    def _deal_filters(self, q) -> list[Callable[[dict], bool]]:
+        """One test per deal filter of the request (AC reference, list all deals; the dates are `_dated`'s)."""
+        keep: list[Callable[[dict], bool]] = []
+        if title := q.get("filters[title]", "").lower():
+            keep.append(lambda d: _contains(title, d.get("title")))
+        if q.get("filters[search]"):
+            keep.append(self._deal_search(q["filters[search]"], q.get("filters[search_field]", "all")))
+        for name in ("stage", "group", "status", "owner"):
+            if (wanted := _int(q.get(f"filters[{name}]"), -1)) >= 0:
+                keep.append(lambda d, n=name, w=wanted: d.get(n) is not None and _int(d.get(n), -2) == w)
+        if (tag := _int(q.get("filters[tag]"), 0)) > 0:
+            tagged = {t["contact"] for t in self.contact_tags if t["tag"] == str(tag)}
+            keep.append(lambda d: d.get("contact") in tagged)
+        return keep + _value_bounds(q)
+
+    def _deal_search(self, needle: str, where: str) -> Callable[[dict], bool]:
+        """AC reference (deal parameters): search_field all = title, contact and org; title; contact = the
+        primary contact's first and last name; org = the primary contact's organisation name. Without
+        search_field AC's choice is undocumented; this stand-in searches all."""
+        contact_of, needle, where = self._contact_of, needle.strip().lower(), where.strip()
+        hay = {"title": lambda d: [d.get("title")],
+               "contact": lambda d: [" ".join(str(contact_of(d).get(k) or "") for k in ("firstName", "lastName"))],
+               "org": lambda d: [contact_of(d).get("orgname")]}
+        fields = [hay[where]] if where in hay else list(hay.values())
+        return lambda d: any(_contains(needle, *f(d)) for f in fields)
+
+    def _deal_field_data(self, page: list[dict]) -> dict:
+        """`include=dealCustomFieldData`: the page's values in the data's order, and their ids on each deal;
+        observed, not documented (lib-go-activecampaign Deal.go, DealIncludeFieldValues); joined on dealId."""
+        wanted = {_int(d.get("id"), 0) for d in page if "group" in d}
+        of_deal = self._indexed("deal_custom_field_data", _data_by_deal)
+        values = [v for _, v in sorted((pair for w in wanted for pair in of_deal.get(w, ())), key=lambda p: p[0])]
+        by_deal: dict[int, list[str]] = {}
+        for v in values:
+            by_deal.setdefault(v["dealId"], []).append(v["id"])
+        return {"dealCustomFieldData": values,
+                "deals": [{**d, "dealCustomFieldData": by_deal.get(_int(d["id"], 0), [])} if "group" in d else d
+                          for d in page]}
 
     def _deal_groups(self, q, ql) -> dict:
         limit, offset = _page(q)
@@ -1469,14 +1758,48 @@ class ACSandbox(WebhooksMixin):
 
     def _tags(self, q, ql) -> dict:
         items = [t for t in self.tags if not q.get("search") or _contains(q["search"].lower(), t["tag"])]
+        term = q.get("search", "").strip().lower()
+        for op, test in TAG_SEARCH.items():   # filters[search][<op>]=<value>, on the tag's name
+            if value := q.get(f"filters[search][{op}]", "").strip().lower():
+                items = [t for t in items if test(str(t.get("tag") or "").lower(), value)]
+                term = term or value
+        order = q.get("orders[search]", "").strip().lower()
+        if order in ("asc", "desc"):
+            items.sort(key=lambda t: str(t.get("tag") or "").lower(), reverse=order == "desc")
+        elif order == "weight":
+            items.sort(key=lambda t: _weight(term, t.get("tag")))
         return self._listed(items, "tags", q)
 
     def _lists(self, q, ql) -> dict:   # "The number of lists returned defaults to 20" (AC reference)
-        items = [x for x in self.lists if not q.get("filters[name]") or x["name"] == q["filters[name]"]]
-        return self._listed(items, "lists", q)
+        items = list(self.lists)
+        if name := q.get("filters[name]", "").strip().lower():    # "like the provided value" [AC-MCP]
+            items = [x for x in items if name in str(x.get("name") or "").lower()]
+        if wanted := q.get("filters[id]", "").strip():
+            items = [x for x in items if str(x.get("id")) == wanted]
+        channel = q.get("filters[channel]", "").strip().lower() or "email"   # "Defaults to email" [AC-MCP]
+        if channel != "all":
+            items = [x for x in items if x.get("channel", "email") == channel]
+        users = {u.strip() for k, v in ql if k in LIST_USER_FILTERS for u in v.split(",") if u.strip()}
+        if users:
+            items = [x for x in items if str(x.get("userid")) in users]
+        subscribers = self._indexed("contact_lists", _active_per_list)
+        weighted = q.get("orders[name]", "").strip().lower() == "weight"   # exact, starts with, others; by name
+        keys = {"name": (lambda x: (_weight(name, x.get("name")), str(x.get("name") or "").lower())) if weighted
+                else (lambda x: str(x.get("name") or "").lower()),
+                "id": lambda x: _int(x.get("id"), 0), "channel": lambda x: str(x.get("channel") or ""),
+                "userid": lambda x: _int(x.get("userid"), 0),
+                "created_timestamp": lambda x: _ts(x.get("created_timestamp")),
+                "active_subscribers": lambda x: subscribers.get(str(x.get("id")), 0)}
+        return self._listed(_sorted(items, _orders(ql, keys), keys), "lists", q)
 
     def _users(self, q, ql) -> dict:
         return self._listed(list(self.users), "users", q)
+
+    def _contact_tags(self, q, ql) -> dict:      # Singer's contact_tags stream reads the whole collection
+        return self._listed(list(self.contact_tags), "contactTags", q)
+
+    def _contact_lists(self, q, ql) -> dict:     # Singer's contact_lists stream
+        return self._listed(list(self.contact_lists), "contactLists", q)
 
     def _account_contacts(self, q, ql) -> dict:
         wanted = {k: q[f"filters[{k}]"].strip() for k in ("contact", "account") if q.get(f"filters[{k}]")}
@@ -1513,11 +1836,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--answer-ms", type=float, default=0.0, help="fixed part of every answer's time")
     parser.add_argument("--per-record-ms", type=float, default=0.0, help="answer time per record returned")
     parser.add_argument("--jitter", type=float, default=0.0, help="+/- fraction of the answer time (0..1)")
+    parser.add_argument("--ignore-include", action="append", default=[], metavar="PATH:NAME",
+                        help="answer PATH as if AC did not know include=NAME, e.g. /deals:dealCustomFieldData")
     args = parser.parse_args(argv)
     keys = tuple(args.api_keys or ("sandbox-key",))
+    ignored = []
+    for spec in args.ignore_include:
+        path, sep, name = spec.partition(":")
+        if not sep or not path or not name:
+            parser.error(f"--ignore-include wants PATH:NAME, got {spec!r}")
+        ignored.append((path, name))
     sandbox = ACSandbox(host=args.host, port=args.port, api_keys=keys, rate_limit=args.rate_limit or None,
                         seed=args.seed, contacts=args.contacts, deals=args.deals, accounts=args.accounts,
-                        answer_time=(args.answer_ms / 1000, args.per_record_ms / 1000, args.jitter))
+                        answer_time=(args.answer_ms / 1000, args.per_record_ms / 1000, args.jitter),
+                        ignored_includes=tuple(ignored))
     sandbox.start()
     print(f"ActiveCampaign sandbox: {sandbox.base_url}  (API prefix {sandbox.api_prefix})", flush=True)
     print(f"API key: {keys[0]}", flush=True)

@@ -21,6 +21,8 @@ import time
 import requests
 from acexport.jobs import store as job_store
 
+from devstack.ac_sandbox import deal_created
+
 PART_SIZE = 16 * 1024
 FAST = {"EXPORT_PART_SIZE": str(PART_SIZE), "EXPORT_RETRY_SECONDS": "0.1", "EXPORT_PROGRESS_SECONDS": "0.1",
         "EXPORT_LEASE_SECONDS": "5",
@@ -115,16 +117,10 @@ def _multi(value, kind):
     return value
 
 
-def _stamp(value) -> float:
-    import datetime as dt
-
-    return dt.datetime.fromisoformat(value).timestamp() if value else 0.0
-
-
 def expected_records(sandbox, resource: str) -> list[dict]:
     """Every record of the stand-in as an export must show it, in the order the walk reads AC: contacts
-    and accounts by id, deals by creation date (AC's documented orders[cdate]; the stand-in puts stubs,
-    which have no cdate, first, ties by id)."""
+    and accounts by id, deals by creation date (AC's documented orders[cdate]; stubs, which show no cdate,
+    where the stand-in's AC places them: ac_sandbox.deal_created; ties by id)."""
     if resource == "contacts":
         fields = {f["id"]: f for f in sandbox.fields}
         tags = {t["id"]: t["tag"] for t in sandbox.tags}
@@ -150,7 +146,7 @@ def expected_records(sandbox, resource: str) -> list[dict]:
         users = {u["id"]: f"{u['firstName']} {u['lastName']}" for u in sandbox.users}
         labels = {m["id"]: m["fieldLabel"] for m in sandbox.deal_custom_field_meta}
         out = []
-        for deal in sorted(sandbox.deals, key=lambda d: (_stamp(d.get("cdate")), int(d["id"]))):
+        for deal in sorted(sandbox.deals, key=lambda d: (deal_created(d), int(d["id"]))):
             if "group" not in deal:        # a disabled stub: AC's three fields, nothing known beside them
                 out.append({**deal, "pipelineTitle": None, "stageTitle": None, "ownerName": None,
                             "customFields": None})

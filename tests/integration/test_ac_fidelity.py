@@ -173,7 +173,9 @@ def test_an_include_ac_ignores_gives_null_not_empty(connected, monkeypatch):
     contacts = connected.export("contacts", "limit=5").json()["data"]
     assert all(c["tags"] is None and c["lists"] is None and "customFields" in c for c in contacts)
     deals = connected.export("deals", "limit=20").json()["data"]
-    assert all(d["customFields"] is None for d in deals)
+    # deals' custom fields are then read from /dealCustomFieldData (docs/query.md; null only when that is too
+    # large: tests/integration/test_custom_field_queries.py)
+    assert any(d["customFields"] for d in deals) and sandbox.count("/dealCustomFieldData")
 
 
 # ---- 8. AC calls per page ----------------------------------------------------------------------------
@@ -200,3 +202,16 @@ def test_updated_after_still_selects_deals_by_mdate(kit):
     # the stand-in's AC filter skips stubs (they have no mdate); what real AC does with them is undocumented
     expected = [d for d in expected_records(kit.sandbox, "deals") if d.get("mdate", "")[:10] >= since]
     assert records == expected
+
+
+def test_the_readmes_first_page_of_deals_is_real_deals_and_stubs_come_later(connected):
+    """README: `/export/deals?page=1&limit=5` (AC's creation order) shows deals with titles and pipelines;
+    the stubs AC sends for restricted pipelines are further on, each once."""
+    first = connected.export("deals", "page=1&limit=5")
+    assert first.status_code == 200
+    deals = first.json()["data"]
+    assert len(deals) == 5 and all(d["title"] and d["pipelineTitle"] and not d["isDisabled"] for d in deals)
+    every = connected.export("deals", "limit=100").json()["data"]
+    stubs = [d for d in every if d.get("isDisabled") == 1]
+    assert stubs and len({d["id"] for d in stubs}) == len(stubs) == sum(
+        1 for d in connected.sandbox.deals if d.get("isDisabled") == 1)

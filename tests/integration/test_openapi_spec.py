@@ -70,7 +70,10 @@ def test_filters_and_orders_are_exactly_what_the_resource_supports(spec, resourc
     assert orders == set(RESOURCES[resource].orders), "docs/openapi.yaml orders differ from acexport.ac.resources"
     for name in (n for n in query if n.startswith("orders[")):
         assert _schema(spec, query[name]["schema"])["enum"] == ["ASC", "DESC"], name
-    assert set(query) == {"page", "limit"} | {f"filters[{f}]" for f in filters} | {f"orders[{o}]" for o in orders}
+    # custom fields: `filters` and `orders` as deepObjects of any name (docs/query.md, "Custom fields")
+    assert set(query) == {"page", "limit", "filters", "orders"} | {f"filters[{f}]" for f in filters} | {
+        f"orders[{o}]" for o in orders}
+    assert query["filters"]["style"] == query["orders"]["style"] == "deepObject"
     assert not any(p.get("required") for p in query.values())
 
 

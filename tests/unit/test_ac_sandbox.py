@@ -5,7 +5,7 @@ import json
 import pytest
 import requests
 
-from devstack.ac_sandbox import ACSandbox, RecordedRequest, _ts
+from devstack.ac_sandbox import ACSandbox, RecordedRequest, deal_created
 
 KEY = {"Api-Token": "sandbox-key"}
 
@@ -193,7 +193,7 @@ def test_kept_deal_orders_and_counts_follow_edits(sb):
         return [d["id"] for d in body["deals"]], body["meta"], body["dealCustomFieldData"]
 
     def by_cdate_now():
-        return [d["id"] for d in sorted(sb.deals, key=lambda d: (_ts(d.get("cdate")), int(d["id"])))]
+        return [d["id"] for d in sorted(sb.deals, key=lambda d: (deal_created(d), int(d["id"])))]
 
     in_cdate, meta, data = walk_order(**{"orders[cdate]": "ASC"})
     assert in_cdate == by_cdate_now() and walk_order()[0] == [d["id"] for d in sb.deals]

@@ -92,7 +92,7 @@ def test_accounts_name_and_orders_are_applied_here():
     assert steps.local_orders and steps.scans
     records = [{"name": "b"}, {"name": None}, {"name": "C"}, {"name": "a"}]
     sort_locally(records, steps.local_orders)
-    assert [r["name"] for r in records] == [None, "C", "b", "a"]
+    assert [r["name"] for r in records] == ["C", "b", "a", None]     # without a value: last, DESC too
 
 
 def test_several_local_orders_first_is_primary():

@@ -118,6 +118,14 @@ SG_DEAL = {"owner": "I", "contact": "I", "organization": "I", "group": "I", "sta
            "description": "s", "cdate": "T", "mdate": "T", "nexttaskid": "I", "currency": "s", "status": "I",
            "activitycount": "I", "nextdealid": "I", "edate": "T", "id": "I", "account": "I",
            "customer_account": "I"}
+SG_LIST = {"stringid": "s", "userid": "I", "name": "s", "cdate": "T", "udate": "T", "private": "I",
+           "created_timestamp": "T", "updated_timestamp": "T", "created_by": "I", "updated_by": "I", "id": "I",
+           "user": "I"}                                              # [SG] lists.json
+SG_FIELD = {"title": "s", "descript": "s", "type": "s", "isrequired": "I", "perstag": "s", "defval": "s",
+            "visible": "I", "ordernum": "I", "cdate": "s", "udate": "s", "id": "I"}   # contact_custom_fields.json
+SG_FIELD_OPTION = {"field": "I", "orderid": "I", "value": "s", "label": "s", "isdefault": "I", "cdate": "s",
+                   "udate": "s", "id": "I"}                          # [SG] contact_custom_field_options.json
+SG_FIELD_REL = {"field": "I", "relid": "I", "dorder": "I", "cdate": "s", "id": "I"}   # contact_custom_field_rels
 
 
 @pytest.fixture(scope="module")
@@ -163,6 +171,12 @@ def test_accounts_lists_and_reference_data_match(ac):
         assert check(account, SG_ACCOUNT, singer=True) == []
     for item in ac("/lists")["lists"]:
         assert check(item, AB_LIST, required=["id"]) == []
+        assert check(item, SG_LIST, singer=True, required=["created_timestamp", "updated_timestamp"]) == []
+    fields = ac("/fields")
+    assert fields["fieldOptions"] and fields["fieldRels"]
+    for key, schema in (("fields", SG_FIELD), ("fieldOptions", SG_FIELD_OPTION), ("fieldRels", SG_FIELD_REL)):
+        for item in fields[key]:
+            assert check(item, schema, singer=True, required=[*schema]) == [], (key, item)
     checks = [("/tags", "tags", SG_TAG), ("/users", "users", SG_USER),
               ("/dealCustomFieldMeta", "dealCustomFieldMeta", SG_CUSTOM_FIELD),
               ("/accountCustomFieldMeta", "accountCustomFieldMeta", SG_CUSTOM_FIELD),

@@ -27,6 +27,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       base_url      normalisation and SSRF guard of user-supplied AC base URLs
       resources     what each exported resource supports and how it maps onto AC's parameters
       reference     AC reference data (fields, tags, lists, users, pipelines, stages, custom fields), cached
+      custom_fields  custom fields in queries: definitions, names resolved, the filter and order each becomes
       records       AC answers read into exported records (sideloads joined, enrichment), pages and jobs
 
     credentials/  the caller's AC connection

@@ -3,6 +3,10 @@
 The raw query string is parsed (not API Gateway's decoded map) because orders apply in query-string
 order. Everything is checked before any I/O, and each refusal says what is allowed.
 Parameters other than these four are left alone (clients add cache busters and the like).
+A field name is what is between the brackets once URL-decoded: spaces and punctuation are allowed (a custom
+field's title, "Favorite Color"), control characters and nested brackets (`filters[a][b]`) are not. With
+`custom`, a name the resource does not support is kept for the caller to resolve as a custom field
+(ac.custom_fields, which then refuses an unknown one).
 """
 
 from __future__ import annotations
@@ -18,7 +22,8 @@ DEFAULT_LIMIT = 20
 MAX_LIMIT = 250
 MAX_PAGE = 1_000_000
 MAX_VALUE_LENGTH = 256
-_BRACKETED = re.compile(r"^(filters|orders)\[([A-Za-z0-9_.-]{1,64})\]$")
+MAX_NAME_LENGTH = 255         # AC's field titles are short texts; a longer name is no field
+_BRACKETED = re.compile(rf"^(filters|orders)\[([^\x00-\x1f\x7f]{{1,{MAX_NAME_LENGTH}}})\]$")
 _DIRECTIONS = {"ASC", "DESC"}
 
 
@@ -42,9 +47,9 @@ def _integer(name: str, value: str, low: int, high: int) -> int:
     return int(text)
 
 
-def parse(raw_query: str | None, *, filters: set[str] | list[str], orders: set[str] | list[str],
-          resource: str) -> Query:
-    """Parse and check a raw query string against the fields a resource supports."""
+def parse(raw_query: str | None, *, filters, orders, resource: str, custom: bool = False) -> Query:
+    """Parse and check a raw query string against the fields a resource supports (with `custom`, other
+    names are kept: custom fields, resolved by the caller)."""
     try:
         pairs = parse_qsl(raw_query or "", keep_blank_values=True, max_num_fields=100)
     except ValueError as exc:
@@ -63,12 +68,12 @@ def parse(raw_query: str | None, *, filters: set[str] | list[str], orders: set[s
             limit = _integer("limit", value, 1, MAX_LIMIT)
         elif key.startswith(("filters", "orders")):
             match = _BRACKETED.match(key)
-            if not match:
+            if not match or "][" in match.group(2) or not match.group(2).strip():
                 raise BadRequest(f"Malformed query parameter {key}: use filters[<field>]=<value> "
                                  "or orders[<field>]=ASC|DESC", parameter=key)
             kind, field = match.groups()
             allowed = filters if kind == "filters" else orders
-            if field not in allowed:
+            if field not in allowed and not custom:
                 names = ", ".join(sorted(allowed)) or "none"
                 raise BadRequest(f"Unsupported {kind[:-1]} '{field}' for {resource}. Supported: {names}",
                                  parameter=key, supported=sorted(allowed))

@@ -15,18 +15,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from acexport.ac import reference
+from acexport.ac import custom_fields, reference
 from acexport.ac.client import ACClient
+from acexport.ac.custom_fields import MULTI_TYPES
 from acexport.ac.resources import ACCOUNTS, CONTACTS, DEALS, Record, Resource
 from acexport.settings import get_settings
 
 SIDELOADED = "_sideloaded"     # transient: the joined items enrich() reads, popped before export
 
-# Field types whose values AC keeps as "||option 1||option 3||" (AC reference, create a field value:
-# "For multi-select options this needs to be in the format of ||option1||option2||"; its dropdown
-# example uses the same form). Deal/account multiselect values are written as arrays; their read form is
-# not documented, so the same reading applies when a value has that form.
-MULTI_TYPES = {"checkbox", "listbox", "multiselect", "dropdown"}
 
 
 def parse_total(body: dict) -> int | None:
@@ -77,65 +73,60 @@ def _sideloaded(record: Record) -> dict:
     return record.pop(SIDELOADED, None) or {}
 
 
-def enrich_contacts(client: ACClient, records: list[Record]) -> None:
-    fields = reference.by_id(reference.reference(client, "/fields", "fields"))
-    side = [_sideloaded(record) for record in records]
-    tag_ids = {str(i.get("tag")) for s in side for i in s.get("contactTags") or []}
-    list_ids = {str(i.get("list")) for s in side for i in s.get("contactLists") or []}
-    tags = _names(client, "/tags", "tags", tag_ids, lambda t: t.get("tag"))
-    lists = _names(client, "/lists", "lists", list_ids, lambda item: item.get("name"))
-    for record, loaded in zip(records, side, strict=True):
-        by_title, by_tag = {}, {}
-        for item in record.get("fieldValues") or []:
-            definition = fields.get(str(item.get("field")))
-            if definition is None:
-                continue
-            value = multi_value(item.get("value"), definition.get("type"))
-            if definition.get("title"):
-                by_title[definition["title"]] = value
-            if definition.get("perstag"):
-                by_tag[definition["perstag"]] = value
-        record["customFields"] = by_title
-        record["customFieldsByTag"] = by_tag
-        linked = loaded.get("contactTags")
-        record["tags"] = None if linked is None else [tags.get(str(i.get("tag"))) for i in linked
-                                                      if tags.get(str(i.get("tag"))) is not None]
-        members = loaded.get("contactLists")
-        record["lists"] = None if members is None else [
-            {"id": str(i.get("list")), "name": lists.get(str(i.get("list"))), "status": i.get("status")}
-            for i in members]
+def _is_disabled(deal: Record) -> bool:
+    """A disabled stub ({id, title, isDisabled}: a deal in a pipeline the key's user cannot see)."""
+    return "group" not in deal and deal.get("isDisabled") not in (None, False, 0, "0")
 
 
-def _custom_fields(meta: dict[str, dict], values: list[dict] | None) -> dict | None:
-    if values is None:
+def _values(meta: dict[str, dict], items: list[dict] | None, field_key: str, value_key: str,
+            type_key: str, wanted: set[str] | None = None) -> dict[str, object] | None:
+    """{field id: value as exported} of one record's custom field value items (None: not known), of the
+    `wanted` fields only when given. Deal and account items name their field `customFieldId` (or
+    `<kind>CustomFieldMetumId`, AC reference)."""
+    if items is None:
         return None
     out = {}
-    for item in values:
-        definition = meta.get(str(item.get("customFieldId") or item.get("dealCustomFieldMetumId")
-                                  or item.get("accountCustomFieldMetumId")))
-        if definition is not None and definition.get("fieldLabel"):
-            out[definition["fieldLabel"]] = multi_value(item.get("fieldValue"), definition.get("fieldType"))
+    for item in items:
+        field_id = str(item.get(field_key) or item.get("dealCustomFieldMetumId")
+                       or item.get("accountCustomFieldMetumId"))
+        definition = meta.get(field_id) if wanted is None or field_id in wanted else None
+        if definition is not None:
+            out[field_id] = multi_value(item.get(value_key), definition.get(type_key))
     return out
 
 
-def enrich_deals(client: ACClient, records: list[Record]) -> None:
-    """`pipelineTitle`/`stageTitle` beside AC's `group`/`stage`, `ownerName` beside `owner` (the AC user's
-    first and last name), `customFields` from the sideloaded dealCustomFieldData. A disabled stub
-    ({id, title, isDisabled}: a deal in a pipeline the key's user cannot see) gets nulls."""
-    pipelines = {str(g.get("id")): g.get("title") for g in reference.reference(client, "/dealGroups", "dealGroups")}
-    stages = {str(s.get("id")): s.get("title") for s in reference.reference(client, "/dealStages", "dealStages")}
-    side = [_sideloaded(record) for record in records]
-    owners = _names(client, "/users", "users", {str(r["owner"]) for r in records if r.get("owner")},
-                    lambda u: " ".join(p for p in (u.get("firstName"), u.get("lastName")) if p) or None)
-    wanted = any(s.get("dealCustomFieldData") for s in side)
-    meta = reference.by_id(reference.reference(client, "/dealCustomFieldMeta", "dealCustomFieldMeta",
-                                               optional=True)) if wanted else {}
-    for record, loaded in zip(records, side, strict=True):
-        record["pipelineTitle"] = pipelines.get(str(record.get("group")))
-        record["stageTitle"] = stages.get(str(record.get("stage")))
-        record["ownerName"] = owners.get(str(record.get("owner"))) if record.get("owner") else None
-        disabled = "group" not in record and record.get("isDisabled") not in (None, False, 0, "0")
-        record["customFields"] = None if disabled else _custom_fields(meta, loaded.get("dealCustomFieldData"))
+def _by_deal(data: list[dict]) -> dict[str, list[dict]]:
+    """Deal custom field values by deal id (AC's `dealId`; `deal_id` in a public client's sideload)."""
+    values: dict[str, list[dict]] = {}
+    for item in data:
+        values.setdefault(str(item.get("dealId") or item.get("deal_id")), []).append(item)
+    return values
+
+
+def _deal_values(client: ACClient, records: list[Record], wanted: set[str] | None = None) -> list[dict | None]:
+    """From the sideloaded dealCustomFieldData; when AC ignored `include=dealCustomFieldData` (its answer has
+    no top-level `dealCustomFieldData`: page_records leaves None), from /dealCustomFieldData read whole (100
+    per call) and cached like account values, up to LOCAL_SCAN_LIMIT values (beyond: null)."""
+    side = [None if _is_disabled(r) else (r.get(SIDELOADED) or {}).get("dealCustomFieldData", []) for r in records]
+    live = [s for s, r in zip(side, records, strict=True) if not _is_disabled(r)]
+    ignored = any(s is None for s in live)
+    if not ignored and not any(live):
+        return [None if _is_disabled(r) else {} for r in records]
+    meta = reference.by_id(custom_fields.meta(client, DEALS.name))
+    index: dict[str, list[dict]] | None = {}
+    if ignored and meta:
+        data = reference.reference(client, "/dealCustomFieldData", "dealCustomFieldData", optional=True,
+                                   cap=get_settings().local_scan_limit)
+        index = None if data is None else reference.derived(data, _by_deal)
+    out = []
+    for record, items in zip(records, side, strict=True):
+        if _is_disabled(record):
+            out.append(None)
+            continue
+        if items is None:
+            items = None if index is None else index.get(str(record.get("id")), [])
+        out.append(_values(meta, items, "customFieldId", "fieldValue", "fieldType", wanted))
+    return out
 
 
 def _by_account(data: list[dict]) -> dict[str, list[dict]]:
@@ -148,20 +139,110 @@ def _by_account(data: list[dict]) -> dict[str, list[dict]]:
     return values
 
 
-def enrich_accounts(client: ACClient, records: list[Record]) -> None:
-    """`customFields` from /accountCustomFieldMeta and /accountCustomFieldData (AC has no include on
-    /accounts, and `filters[customerAccountId]` is one account per call): the account's values are read
-    whole and cached like reference data, up to LOCAL_SCAN_LIMIT values (beyond: null, docs/query.md)."""
-    meta = reference.by_id(reference.reference(client, "/accountCustomFieldMeta", "accountCustomFieldMeta",
-                                               optional=True))
+def _account_values(client: ACClient, records: list[Record], wanted: set[str] | None = None) -> list[dict | None]:
+    """From /accountCustomFieldMeta and /accountCustomFieldData (AC has no include on /accounts, and
+    `filters[customerAccountId]` is one account per call): the account's values are read whole and cached
+    like reference data, up to LOCAL_SCAN_LIMIT values (beyond: null, docs/query.md)."""
+    meta = reference.by_id(custom_fields.meta(client, ACCOUNTS.name))
     values: dict[str, list[dict]] | None = {}
     if meta:
         data = reference.reference(client, "/accountCustomFieldData", "accountCustomFieldData", optional=True,
                                    cap=get_settings().local_scan_limit)
         values = None if data is None else reference.derived(data, _by_account)
+    return [None if values is None else
+            _values(meta, values.get(str(r.get("id")), []), "customFieldId", "fieldValue", "fieldType", wanted)
+            for r in records]
+
+
+def _contact_values(client: ACClient, records: list[Record], wanted: set[str] | None = None) -> list[dict | None]:
+    """From the contacts' (sideloaded) fieldValues and /fields."""
+    fields = reference.by_id(custom_fields.meta(client, CONTACTS.name))
+    return [_values(fields, r.get("fieldValues") or [], "field", "value", "type", wanted) for r in records]
+
+
+_VALUES = {CONTACTS.name: _contact_values, DEALS.name: _deal_values, ACCOUNTS.name: _account_values}
+
+
+def attach_custom_values(client: ACClient, resource: Resource, records: list[Record],
+                         wanted: set[str] | None = None) -> None:
+    """Each record's custom field values {field id: value as exported} (or None: not known) under
+    custom_fields.VALUES, of the `wanted` fields (all when None), for the custom-field filters and orders
+    applied before enrich() (which drops them)."""
+    if records:
+        for record, values in zip(records, _VALUES[resource.name](client, records, wanted), strict=True):
+            record[custom_fields.VALUES] = values
+
+
+def keep_custom_matches(client: ACClient, resource: Resource, records: list[Record],
+                        filters: list[tuple[str, str]]) -> list[Record]:
+    """The records whose custom fields match every (name, value) filter, as the page exports match them
+    (jobs: applied to each page read; the names are resolved against the cached definitions, a 400 when
+    unknown or ambiguous)."""
+    extended, wanted = custom_fields.with_custom_fields(client, resource, filters, ())
+    specs = [(extended.filters[name], value) for name, value in filters]
+    attach_custom_values(client, resource, records, wanted)
+    kept = [r for r in records if all(spec.matches(r, value) for spec, value in specs)]
     for record in records:
-        record["customFields"] = None if values is None else \
-            _custom_fields(meta, values.get(str(record.get("id")), []))
+        record.pop(custom_fields.VALUES, None)
+    return kept
+
+
+def _take_values(client: ACClient, resource: Resource, records: list[Record]) -> list[dict | None]:
+    """Every custom field value of the records (those a query attached may be only the fields it names)."""
+    for record in records:
+        record.pop(custom_fields.VALUES, None)
+    return _VALUES[resource.name](client, records)
+
+
+def _by_label(meta: dict[str, dict], values: dict | None, label: str) -> dict | None:
+    return None if values is None else {meta[f][label]: v for f, v in values.items() if meta[f].get(label)}
+
+
+def enrich_contacts(client: ACClient, records: list[Record]) -> None:
+    fields = reference.by_id(custom_fields.meta(client, CONTACTS.name))
+    values = _take_values(client, CONTACTS, records)
+    side = [_sideloaded(record) for record in records]
+    tag_ids = {str(i.get("tag")) for s in side for i in s.get("contactTags") or []}
+    list_ids = {str(i.get("list")) for s in side for i in s.get("contactLists") or []}
+    tags = _names(client, "/tags", "tags", tag_ids, lambda t: t.get("tag"))
+    lists = _names(client, "/lists", "lists", list_ids, lambda item: item.get("name"))
+    for record, loaded, found in zip(records, side, values, strict=True):
+        record["customFields"] = _by_label(fields, found, "title") or {}
+        record["customFieldsByTag"] = _by_label(fields, found, "perstag") or {}
+        linked = loaded.get("contactTags")
+        record["tags"] = None if linked is None else [tags.get(str(i.get("tag"))) for i in linked
+                                                      if tags.get(str(i.get("tag"))) is not None]
+        members = loaded.get("contactLists")
+        record["lists"] = None if members is None else [
+            {"id": str(i.get("list")), "name": lists.get(str(i.get("list"))), "status": i.get("status")}
+            for i in members]
+
+
+def enrich_deals(client: ACClient, records: list[Record]) -> None:
+    """`pipelineTitle`/`stageTitle` beside AC's `group`/`stage`, `ownerName` beside `owner` (the AC user's
+    first and last name), `customFields` {label: value} (_deal_values: sideloaded, or read whole when AC
+    ignores the include). A disabled stub ({id, title, isDisabled}) gets nulls."""
+    pipelines = {str(g.get("id")): g.get("title") for g in reference.reference(client, "/dealGroups", "dealGroups")}
+    stages = {str(s.get("id")): s.get("title") for s in reference.reference(client, "/dealStages", "dealStages")}
+    values = _take_values(client, DEALS, records)
+    for record in records:
+        _sideloaded(record)
+    owners = _names(client, "/users", "users", {str(r["owner"]) for r in records if r.get("owner")},
+                    lambda u: " ".join(p for p in (u.get("firstName"), u.get("lastName")) if p) or None)
+    meta = reference.by_id(custom_fields.meta(client, DEALS.name)) if any(values) else {}
+    for record, found in zip(records, values, strict=True):
+        record["pipelineTitle"] = pipelines.get(str(record.get("group")))
+        record["stageTitle"] = stages.get(str(record.get("stage")))
+        record["ownerName"] = owners.get(str(record.get("owner"))) if record.get("owner") else None
+        record["customFields"] = _by_label(meta, found, "fieldLabel")
+
+
+def enrich_accounts(client: ACClient, records: list[Record]) -> None:
+    """`customFields` {label: value} (_account_values)."""
+    values = _take_values(client, ACCOUNTS, records)
+    meta = reference.by_id(custom_fields.meta(client, ACCOUNTS.name)) if any(values) else {}
+    for record, found in zip(records, values, strict=True):
+        record["customFields"] = _by_label(meta, found, "fieldLabel")
 
 
 _ENRICH = {CONTACTS.name: enrich_contacts, DEALS.name: enrich_deals, ACCOUNTS.name: enrich_accounts}

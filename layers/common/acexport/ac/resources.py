@@ -104,11 +104,19 @@ def timestamp(value: Any) -> dt.datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
+def full_name(record: Record) -> tuple:
+    """Contacts' `name` order applied here: first then last name (case-insensitive), missing last."""
+    first, last = (str(record.get(k) or "").strip() for k in ("firstName", "lastName"))
+    return (0, first.casefold(), last.casefold()) if first or last else (1, "", "")
+
+
 @dataclass(frozen=True)
 class Filter:
     to_ac: Callable[[str], Params]
     matches: Callable[[Record, str], bool] | None = None   # set when AC only narrows
     check: Callable[[str, str], str] | None = None
+    # A contact custom field AC can narrow by /fieldValues: value -> [(field id, value to ask)] (custom_fields)
+    field_value: Callable[[str], list[tuple[str, str]]] | None = None
 
 
 @dataclass(frozen=True)
@@ -144,20 +152,27 @@ class Plan:
     params: Params
     local_filters: tuple[tuple[Filter, str], ...]
     local_orders: tuple[tuple[Order, str], ...]
+    lookups: tuple[tuple[tuple[str, str], ...], ...] = ()   # per filter: the /fieldValues queries that narrow it
 
     @property
     def scans(self) -> bool:
         """True when the whole (AC-filtered) set must be read to filter, count or order correctly."""
-        return bool(self.local_filters or self.local_orders)
+        return bool(self.local_filters or self.local_orders or self.lookups)
 
 
 def plan(resource: Resource, filters, orders) -> Plan:
+    """How a query runs. Orders go to AC when AC applies all of them and no contact set is narrowed by
+    /fieldValues (its records are read by id, in several calls); otherwise all are applied here, which an
+    order AC applies on something the record does not carry (deals' contact_name) cannot be: a 400."""
     exact: Params = list(resource.base_params)
     narrowing: Params = []
     local_filters = []
+    lookups = []
     for name, raw in filters:
         spec = resource.filters[name]
         value = spec.check(name, raw) if spec.check else raw
+        if spec.field_value is not None:
+            lookups.append(tuple(spec.field_value(value)))
         if spec.matches is None:
             exact += spec.to_ac(value)
         else:
@@ -170,16 +185,28 @@ def plan(resource: Resource, filters, orders) -> Plan:
             exact.append((key, value))
             taken.add(key)
     specs = [(resource.orders[name], direction) for name, direction in orders]
-    if not specs or any(order.ac_field is None for order, _ in specs):
-        return Plan(exact + resource.default_order, tuple(local_filters), tuple(specs))
+    if not specs or lookups or any(order.ac_field is None for order, _ in specs):
+        for (order, _), (name, _) in zip(specs, orders, strict=True):
+            if order.key is None:
+                raise BadRequest(f"orders[{name}] is applied by ActiveCampaign and cannot be combined with an "
+                                 "order or filter applied here (a custom field's)", parameter=f"orders[{name}]")
+        return Plan(exact + resource.default_order, tuple(local_filters), tuple(specs), tuple(lookups))
     exact += [(f"orders[{order.ac_field}]", direction) for order, direction in specs]
     return Plan(exact, tuple(local_filters), ())
 
 
+def _last_when_descending(key: tuple) -> tuple:
+    return (-key[0], *key[1:])
+
+
 def sort_locally(records: list[Record], orders: tuple[tuple[Order, str], ...]) -> None:
-    """Apply several orders, the first given being the primary one (stable sorts, last key first)."""
+    """Apply several orders, the first given being the primary one (stable sorts, last key first). Keys are
+    (0, value) or (1, "") for a record without a value, which comes last in both directions."""
     for order, direction in reversed(orders):
-        records.sort(key=order.key, reverse=direction == "DESC")
+        if direction == "DESC":
+            records.sort(key=lambda r, k=order.key: _last_when_descending(k(r)), reverse=True)
+        else:
+            records.sort(key=order.key)
 
 
 # ---- the resources -----------------------------------------------------------------------------
@@ -211,10 +238,14 @@ CONTACTS = Resource(
         "formid": Filter(param("formid"), check=integer("a form id")),
         **{name: Filter(ac_filter(name), check=date) for name in _DATE_FILTERS},
     },
+    # Applied by AC; the keys are used when the order is applied here instead (with a custom field's).
     orders={
-        "id": Order("id"), "cdate": Order("cdate"), "email": Order("email"), "name": Order("name"),
-        "first_name": Order("first_name"), "firstName": Order("first_name"),
-        "last_name": Order("last_name"), "lastName": Order("last_name"),
+        "id": Order("id", local_key("id", int)), "cdate": Order("cdate", local_key("cdate", timestamp)),
+        "email": Order("email", local_key("email", casefold)), "name": Order("name", full_name),
+        "first_name": Order("first_name", local_key("firstName", casefold)),
+        "firstName": Order("first_name", local_key("firstName", casefold)),
+        "last_name": Order("last_name", local_key("lastName", casefold)),
+        "lastName": Order("last_name", local_key("lastName", casefold)),
     },
 )
 
@@ -245,7 +276,11 @@ DEALS = Resource(
         "maximum_value": Filter(ac_filter("maximum_value"), check=dollars),
         **{name: Filter(ac_filter(name), check=date) for name in _DATE_FILTERS},
     },
-    orders={name: Order(name) for name in ("title", "value", "cdate", "contact_name", "contact_orgname")},
+    # Applied by AC; title, value and cdate have keys for when they are applied here (with a custom field's);
+    # contact_name and contact_orgname are not on the deal record.
+    orders={"title": Order("title", local_key("title", casefold)), "value": Order("value", local_key("value", int)),
+            "cdate": Order("cdate", local_key("cdate", timestamp)),
+            "contact_name": Order("contact_name"), "contact_orgname": Order("contact_orgname")},
 )
 
 ACCOUNTS = Resource(

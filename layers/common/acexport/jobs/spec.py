@@ -1,6 +1,9 @@
 """What a job exports: a start request (the HTTP body, or an EventBridge event's `options`), checked
 completely before any I/O: the resource, the body's shape, the format, the filters (with the page
-exports' specs) and `updated_after`."""
+exports' specs) and `updated_after`. A filter name the resource does not support is a custom field's
+(docs/query.md, "Custom fields"): it needs the account's field definitions, so the walk resolves it when it
+reads the first page (an unknown or ambiguous name then fails the job with the page exports' 400 message)
+and keeps the records whose value matches (ac.records.keep_custom_matches)."""
 
 from __future__ import annotations
 
@@ -44,10 +47,11 @@ def _filters(resource: Resource, raw) -> tuple[tuple[str, str], ...]:
         raise BadRequest("filters must be an object of field: value", parameter="filters")
     found = []
     for name, value in raw.items():
-        if name not in resource.filters:
+        if name not in resource.filters and not _custom_field_name(name):
             names = ", ".join(sorted(resource.filters))
-            raise BadRequest(f"Unsupported filter '{str(name)[:64]}' for {resource.name}. Supported: {names}",
-                             parameter=f"filters.{str(name)[:64]}", supported=sorted(resource.filters))
+            raise BadRequest(f"Unsupported filter '{str(name)[:64]}' for {resource.name}. Supported: {names}, "
+                             "or a custom field's name", parameter=f"filters.{str(name)[:64]}",
+                             supported=sorted(resource.filters))
         if isinstance(value, bool) or not isinstance(value, str | int | float):
             raise BadRequest(f"filters.{name} must be a string or a number", parameter=f"filters.{name}")
         text = str(value).strip()
@@ -55,8 +59,15 @@ def _filters(resource: Resource, raw) -> tuple[tuple[str, str], ...]:
             raise BadRequest(f"filters.{name} needs a value of 1 to {query.MAX_VALUE_LENGTH} characters",
                              parameter=f"filters.{name}")
         found.append((name, text))
-    plan(resource, found, ())   # the value checks of the page exports (ids, statuses, dates, numbers)
+    # the value checks of the page exports (ids, statuses, dates, numbers); custom fields: resolved by the walk
+    plan(resource, [(name, value) for name, value in found if name in resource.filters], ())
     return tuple(found)
+
+
+def _custom_field_name(name) -> bool:
+    """A name the page exports would read as a custom field's (query.MAX_NAME_LENGTH, no control characters)."""
+    return isinstance(name, str) and bool(name.strip()) and len(name) <= query.MAX_NAME_LENGTH \
+        and name.isprintable()
 
 
 MIN_YEAR, MAX_YEAR = 1970, 9999   # AC's dates start at the epoch; the walk steps a day back from a date

@@ -49,7 +49,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
-from acexport.ac.records import enrich, page_records, parse_total
+from acexport.ac.records import enrich, keep_custom_matches, page_records, parse_total
 from acexport.ac.resources import CONTACTS, DEALS, Params, Record, plan, timestamp
 from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
 from acexport.jobs.offsets import Ahead, start_of
@@ -199,6 +199,7 @@ class Walk:
     slice_pages: int = 3               # a contacts slice is made only for at least this many pages
     _params: Params = field(init=False)
     _local: list[Callable[[Record], bool]] = field(init=False)
+    _custom: list[tuple[str, str]] = field(init=False)
     _lanes: list[_Lane] = field(init=False)
     _turn: int = field(init=False, default=0)
     _pool: ThreadPoolExecutor | None = field(init=False, default=None)
@@ -209,7 +210,9 @@ class Walk:
 
     def __post_init__(self) -> None:
         resource = self.spec.resource
-        steps = plan(resource, self.spec.filters, ())
+        # custom fields' filters (ac.custom_fields): kept here, page by page, once the records are read
+        self._custom = [(n, v) for n, v in self.spec.filters if n not in resource.filters]
+        steps = plan(resource, [(n, v) for n, v in self.spec.filters if n in resource.filters], ())
         params = steps.params
         fresh_deals = resource is DEALS and not self.cursor.get("offset")    # older cursors: the id order
         self._order = self.cursor.get("order") or ("cdate" if fresh_deals else "id")
@@ -272,6 +275,9 @@ class Walk:
         else:
             fetched = self._next_at_offset(wait, prefetch)
         records = [r for r in fetched.records if all(check(r) for check in self._local)]
+        if self._custom:
+            records = self._patiently(lambda: keep_custom_matches(self.client, self.spec.resource, records,
+                                                                  self._custom))
         self._patiently(lambda: enrich(self.client, self.spec.resource, records))
         if self._lanes or "after" in self.cursor:
             self.cursor = {**_cursor(self._lanes), "pages": self._pages}

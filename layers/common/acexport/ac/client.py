@@ -73,6 +73,11 @@ class UpstreamInvalid(ApiError):
     message = "ActiveCampaign sent an answer this service cannot use"
 
 
+class UpstreamRefused(UpstreamUnavailable):
+    """AC answered a 4xx with a JSON body (e.g. 422, a field it does not accept): it did nothing, so the
+    caller may send a corrected request (live/hooks.py registers without the events an account refuses)."""
+
+
 class PinnedAdapter(HTTPAdapter):
     """Connects to the address `base_url.public_address` checked, never to what a second lookup says.
 
@@ -383,4 +388,4 @@ class ACClient:
             raise self._rejected()  # an HTML 404 and the like: the base URL is not AC's API
         if self.validating:
             raise InvalidCredentials()
-        raise UpstreamUnavailable(f"ActiveCampaign refused the request ({status})")
+        raise UpstreamRefused(f"ActiveCampaign refused the request ({status})")

@@ -124,13 +124,13 @@ def _claim(tenant: Tenant, numbers: list[int]) -> int:
     at = _now()
     gaps = [{"_id": f"gap-{ObjectId()}", "account_id": tenant.account_id, "owner": tenant.owner, "seq": n,
              "dedupe": f"gap:{n}", "gap": True, "received_at": at, "sequenced_at": at} for n in numbers]
-    try:
-        with db.mongo_errors():
+    with db.mongo_errors():
+        try:
             collection().insert_many(gaps, ordered=True)
-    except BulkWriteError as exc:
-        return int(exc.details.get("nInserted") or 0)
-    except DuplicateKeyError:
-        return 0
+        except BulkWriteError as exc:   # a PyMongoError: caught before mongo_errors makes it a 503
+            return int(exc.details.get("nInserted") or 0)
+        except DuplicateKeyError:
+            return 0
     return len(gaps)
 
 

@@ -22,7 +22,7 @@ def test_the_receiver_is_small_and_quick():
 
 
 def test_live_functions_get_exactly_what_they_use():
-    from tests.unit.test_template import EVENT_BUS_ARN, KEY, granted
+    from tests.unit.test_template import EVENT_BUS_ARN, KEY, granted, mongo_secret
 
     mongo = {"secretsmanager:getsecretvalue": [{"Ref": "MongoUriSecretArn"}]}
     expected = {
@@ -31,7 +31,8 @@ def test_live_functions_get_exactly_what_they_use():
         "LiveDisableFunction": {**mongo, "kms:decrypt": [KEY]},
         "DeleteAuthFunction": {**mongo, "kms:decrypt": [KEY]},
         "LiveChangesFunction": mongo,
-        "HooksReceiverFunction": {**mongo, "events:putevents": [EVENT_BUS_ARN]},
+        "HooksReceiverFunction": {"secretsmanager:getsecretvalue": [mongo_secret("HooksReceiverFunction")],
+                                  "events:putevents": [EVENT_BUS_ARN]},
     }
     for function, grants in expected.items():
         assert granted(function) == grants, function

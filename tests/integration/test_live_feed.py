@@ -23,6 +23,7 @@ def _feed(mongo):
 # ------------------------------------------------------------------ pages bounded by bytes
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_page_of_large_changes_stays_far_below_lambdas_6_mb(api, sandbox, mongo):
     """25 changes of ~250 KB each (what 126 KB deliveries of control characters became) at the default page
     size: 6 MB, Lambda's limit. Pages stop at about 1 MB, and paging on returns every change once."""
@@ -53,6 +54,7 @@ def test_a_page_of_large_changes_stays_far_below_lambdas_6_mb(api, sandbox, mong
 # ------------------------------------------------------------------ a reader never skips a change
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_writer_slower_than_the_readers_never_lands_behind_their_cursor(api, sandbox, mongo, monkeypatch):
     """Writer A takes its number and stalls; writer B stores the next change; a reader, 3 s later, reads on
     past A's number. When A goes on, its change must still reach the reader."""
@@ -95,6 +97,7 @@ def test_a_writer_slower_than_the_readers_never_lands_behind_their_cursor(api, s
     assert feed_module.CLAIM_AFTER_SECONDS <= 2
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_duplicate_delivery_holds_no_reader_back(api, sandbox, mongo):
     (sent,) = sandbox.update_contact(4, firstName="Once")
     sandbox.wait_for_deliveries()
@@ -147,6 +150,7 @@ def test_an_update_sent_first_but_stored_last_is_marked_superseded(api, sandbox)
     assert state[("contact", "3")]["tags"] == ["customer", "vip"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_reader_that_saw_the_older_change_first_learns_it_was_superseded_on_the_next_page(api, sandbox):
     secret = secret_of(hook(sandbox))
     _tagged(secret, api, "2024-02-28T04:45:41-06:00", "customer", kind="update")
@@ -158,6 +162,7 @@ def test_a_reader_that_saw_the_older_change_first_learns_it_was_superseded_on_th
     assert changes(api)["data"][0]["superseded_by"] == newer["id"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_two_changes_of_a_record_in_the_same_second_say_their_order_is_unknown(api, sandbox):
     secret = secret_of(hook(sandbox))
     _tagged(secret, api, "2024-02-28T04:45:41-06:00", "customer, vip", extra="&tag=vip")

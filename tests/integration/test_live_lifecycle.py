@@ -132,6 +132,7 @@ def test_delete_live_during_put_live_wins(connected, sandbox, monkeypatch):
     assert connected.call("GET", "/live").json()["data"]["state"] == "disabled"
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_two_put_live_at_once_leave_one_webhook(connected, sandbox, monkeypatch):
     from acexport.live import hooks
 
@@ -152,6 +153,7 @@ def test_two_put_live_at_once_leave_one_webhook(connected, sandbox, monkeypatch)
     assert [c["record"]["firstName"] for c in changes(connected)["data"]] == ["Once"]
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_subscription_of_a_replaced_connection_accepts_nothing_and_its_changes_are_not_served(
         connected, sandbox, mongo):
     """A reconnect that never revoked the subscription (say, a DELETE /auth whose revocation failed): the
@@ -188,6 +190,7 @@ def test_a_gone_subscription_accepts_nothing(connected, sandbox, mongo):
     assert mongo[os.environ["CHANGES_COLLECTION"]].count_documents({"gap": {"$exists": False}}) == 0
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_subscription_enabled_before_connections_were_recorded_still_works(connected, sandbox, mongo):
     """Documents written before `connection_id` existed: accepted while the connection that existed when
     the webhook was registered is still the tenant's."""
@@ -202,6 +205,7 @@ def test_a_subscription_enabled_before_connections_were_recorded_still_works(con
     assert deliver(connected, secret, UPDATE.replace("=X", "=Y")).status_code == 410
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_delete_auth_says_what_it_did_to_the_feed(connected, sandbox):
     enable(connected)
     secret = secret_of(hook(sandbox))

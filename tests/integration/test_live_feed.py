@@ -171,3 +171,43 @@ def test_two_changes_of_a_record_in_the_same_second_say_their_order_is_unknown(a
     tagged, updated, other = changes(api)["data"]
     assert tagged["order_unknown"] and updated["order_unknown"] and not other["order_unknown"]
     assert tagged["superseded_by"] is None and updated["superseded_by"] is None
+
+
+def test_a_gap_behind_a_change_numbered_hours_ago_is_an_expired_change_and_is_not_claimed(api, sandbox, mongo):
+    settle(sandbox, sandbox.update_contact(3, firstName="One"))
+    feed = _feed(mongo)
+    first = feed.find_one({})
+    feed.insert_one({**first, "_id": "old", "seq": first["seq"] + 5, "dedupe": "old",
+                     "sequenced_at": dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)})
+    assert [c["id"] for c in changes(api)["data"]] == [first["_id"], "old"]
+    assert feed.count_documents({"gap": True}) == 0
+
+
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
+def test_a_long_gap_is_claimed_a_thousand_numbers_per_read_and_never_jams(api, sandbox, mongo):
+    from acexport.live import changes as feed_module
+
+    settle(sandbox, sandbox.update_contact(3, firstName="One"))
+    feed = _feed(mongo)
+    first = feed.find_one({})
+    far = first["seq"] + feed_module.MAX_CLAIMS + 200
+    feed.insert_one({**first, "_id": "far", "seq": far, "dedupe": "far",
+                     "sequenced_at": dt.datetime.now(dt.UTC) - dt.timedelta(seconds=5)})
+    page = changes(api)
+    assert [c["id"] for c in page["data"]] == [first["_id"]]
+    assert int(page["next_cursor"]) == first["seq"] + feed_module.MAX_CLAIMS     # one read's claims, then stop
+    again = changes(api, f"after={page['next_cursor']}")
+    assert [c["id"] for c in again["data"]] == ["far"] and again["next_cursor"] == str(far)
+
+
+def test_setup_db_makes_the_sequence_index_unique_over_an_earlier_non_unique_one(mongo):
+    from acexport.live import changes as feed_module
+    from pymongo.errors import DuplicateKeyError
+
+    coll = mongo["upgrade_probe"]
+    coll.create_index([("account_id", 1), ("owner", 1), ("seq", 1)], name=feed_module.SEQ_INDEX)
+    feed_module.create_indexes(coll)
+    coll.insert_one({"account_id": "a", "owner": "o", "seq": 1, "dedupe": "x"})
+    with pytest.raises(DuplicateKeyError):
+        coll.insert_one({"account_id": "a", "owner": "o", "seq": 1, "dedupe": "y"})
+    coll.insert_many([{"account_id": "a", "owner": "o", "seq": None, "dedupe": d} for d in ("p", "q")])

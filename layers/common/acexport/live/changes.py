@@ -66,9 +66,9 @@ def create_indexes(coll: Collection) -> None:
     occurred_at} (the order fields of a page). Deploy time: acexport.setup_db."""
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("dedupe", ASCENDING)], unique=True,
                       name="account_id_1_owner_1_dedupe_1")
-    old = coll.index_information().get(SEQ_INDEX)
-    if old is not None and not old.get("unique"):
-        coll.drop_index(SEQ_INDEX)      # an earlier version made it without `unique`
+    for name, info in coll.index_information().items():   # by key: nx-27017 renames indexes
+        if tuple((field, int(order)) for field, order in info["key"]) == SEQ_KEY and not info.get("unique"):
+            coll.drop_index(name)       # an earlier version made it without `unique`
     coll.create_index([("account_id", ASCENDING), ("owner", ASCENDING), ("seq", ASCENDING)], unique=True,
                       partialFilterExpression={"seq": {"$type": "number"}}, name=SEQ_INDEX)
     coll.create_index([(field, ASCENDING) for field, _ in RECORD_KEY], name=RECORD_INDEX)

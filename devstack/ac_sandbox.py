@@ -886,6 +886,10 @@ WEBHOOK_EVENTS = ["bounce", "click", "contact_tag_added", "contact_tag_removed",
                   "deal_pipeline_add", "deal_stage_add", "deal_task_add", "deal_task_complete",
                   "deal_tasktype_add", "deal_update", "forward", "list_add", "open", "reply", "sent", "share",
                   "sms_reply", "sms_sent", "sms_unsub", "subscribe", "subscriber_note", "unsubscribe", "update"]
+# Registered although the documented list omits them: Activepieces registers `account_add` and
+# `account_update` and publishes a real `account_update` delivery [AP]; `refused_events` makes this sandbox an
+# AC account that refuses some (422), as an account without them might.
+ACCOUNT_WEBHOOK_EVENTS = ["account_add", "account_update"]
 WEBHOOK_SOURCES = ["public", "admin", "api", "system"]
 CONTROL_PREFIX = "/_sandbox/"
 DELIVERY_TIMEOUT = 10.0
@@ -920,6 +924,7 @@ class WebhooksMixin:
         self.webhooks: dict[str, dict] = {}
         self.deliveries: list[Delivery] = []
         self._webhook_seq = 0
+        self.refused_events: set[str] = set()   # events POST /webhooks refuses with 422 (reset: none)
         self._live_tags: dict[str, list[str]] = {}
         self._pool = None
         self._pending: list = []
@@ -976,7 +981,8 @@ class WebhooksMixin:
                                                                        not in (None, 443)):
             # "for https endpoints, we only can send webhooks on port 443" [AC-WH-API]
             return _validation_error("The url is not valid", "url")
-        for name, allowed in (("events", WEBHOOK_EVENTS), ("sources", WEBHOOK_SOURCES)):
+        accepted = [e for e in (*WEBHOOK_EVENTS, *ACCOUNT_WEBHOOK_EVENTS) if e not in self.refused_events]
+        for name, allowed in (("events", accepted), ("sources", WEBHOOK_SOURCES)):
             values = spec.get(name)
             if not isinstance(values, list) or not values or any(v not in allowed for v in values):
                 return _validation_error(f"The {name} field is invalid", name)

@@ -126,8 +126,9 @@ def seed_dev(sandbox_url: str, *, queue_sample_job: bool = True) -> list[str]:
 def live_subscription(who, secret: str = SAMPLE_HOOK_SECRET) -> None:
     """Make `secret` the path secret of `who`'s live subscription (docs/live.md), as PUT /live would after
     registering a webhook at AC; no webhook is registered."""
+    from acexport.credentials import store
     from acexport.live import hooks, subscriptions
 
-    doc = subscriptions.prepare(who, secret)
-    subscriptions.enabled(doc, ac_host="", webhook_ids=[], webhook_name="devstack sample",
+    doc = subscriptions.prepare(who, secret, connection_id=store.connection_id(who))
+    subscriptions.enabled(doc, ac_host="", hook_host="", webhook_ids=[], webhook_name="devstack sample",
                           events=list(hooks.REQUIRED_EVENTS), sources=list(hooks.SOURCES))

@@ -84,6 +84,23 @@ def test_invalid_webhooks_are_422(sandbox, webhook):
     assert sandbox.webhooks == {}
 
 
+def test_account_events_are_accepted_though_the_documented_list_omits_them(sandbox):
+    """Activepieces registers `account_add`/`account_update` and AC delivers them; AC's documented
+    `GET /webhook/events` example does not list them (and neither does this sandbox's list)."""
+    reply = create(sandbox, events=["update", "account_add", "account_update"])
+    assert reply.status_code == 201 and reply.json()["webhook"]["events"][1:] == ["account_add", "account_update"]
+    assert "account_add" not in WEBHOOK_EVENTS
+
+
+def test_an_account_can_be_made_to_refuse_events(sandbox):
+    sandbox.refused_events = {"account_add"}
+    reply = create(sandbox, events=["update", "account_add"])
+    assert reply.status_code == 422 and sandbox.webhooks == {}
+    assert create(sandbox, events=["update"]).status_code == 201
+    sandbox.reset()
+    assert sandbox.refused_events == set()
+
+
 def test_webhooks_need_the_key(sandbox):
     assert requests.get(f"{sandbox.base_url}/api/3/webhooks", timeout=5).status_code == 403
 

@@ -22,7 +22,7 @@ def test_the_receiver_is_small_and_quick():
 
 
 def test_live_functions_get_exactly_what_they_use():
-    from tests.unit.test_template import EVENT_BUS_ARN, KEY, granted
+    from tests.unit.test_template import EVENT_BUS_ARN, KEY, granted, mongo_secret
 
     mongo = {"secretsmanager:getsecretvalue": [{"Ref": "MongoUriSecretArn"}]}
     expected = {
@@ -31,7 +31,22 @@ def test_live_functions_get_exactly_what_they_use():
         "LiveDisableFunction": {**mongo, "kms:decrypt": [KEY]},
         "DeleteAuthFunction": {**mongo, "kms:decrypt": [KEY]},
         "LiveChangesFunction": mongo,
-        "HooksReceiverFunction": {**mongo, "events:putevents": [EVENT_BUS_ARN]},
+        "HooksReceiverFunction": {"secretsmanager:getsecretvalue": [mongo_secret("HooksReceiverFunction")],
+                                  "events:putevents": [EVENT_BUS_ARN]},
     }
     for function, grants in expected.items():
         assert granted(function) == grants, function
+
+
+def test_the_receiver_may_put_only_this_services_change_events():
+    """The one internet-facing function: its PutEvents grant is conditioned on the source and detail type it
+    emits (EventBridge's `events:source` / `events:detail-type` condition keys), so it cannot put an export
+    request or anything else on the bus."""
+    from acexport.live.events import CHANGE
+    from acexport.settings import job_settings
+
+    (statement,) = [s for p in props("HooksReceiverFunction")["Policies"] if isinstance(p, dict) and "Statement" in p
+                    for s in p["Statement"] if s["Action"] == "events:PutEvents"]
+    condition = statement["Condition"]["StringEquals"]
+    assert condition == {"events:source": job_settings().event_source, "events:detail-type": CHANGE}
+    assert "EVENT_SOURCE" not in props("HooksReceiverFunction")["Environment"]["Variables"]   # the default, then

@@ -149,6 +149,14 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
+def mongo_secret(logical_id: str) -> Any:
+    """The Mongo URI secret a function reads: the receiver may have its own, least-privilege database user
+    (HooksMongoUriSecretArn, docs/deploy.md); every other function reads MongoUriSecretArn."""
+    if logical_id == "HooksReceiverFunction":
+        return {"Fn::If": ["HooksOwnMongoUser", {"Ref": "HooksMongoUriSecretArn"}, {"Ref": "MongoUriSecretArn"}]}
+    return {"Ref": "MongoUriSecretArn"}
+
+
 def granted(logical_id: str) -> dict[str, list[Any]]:
     """IAM actions (lower case) a function's Policies grant -> the resources they are granted on."""
     out: dict[str, list[Any]] = {}
@@ -351,7 +359,7 @@ def test_authorizer_environment_has_only_the_jwt_secret() -> None:
 @pytest.mark.parametrize("logical_id", sorted(MONGO_FUNCTIONS))
 def test_route_function_environment(logical_id: str) -> None:
     variables = env(logical_id)
-    assert variables["MONGODB_URI_SECRET_ARN"] == {"Ref": "MongoUriSecretArn"}
+    assert variables["MONGODB_URI_SECRET_ARN"] == mongo_secret(logical_id)
     assert variables["MONGODB_DATABASE"] == {"Ref": "MongoDatabase"}
     assert variables["CREDENTIALS_COLLECTION"] == {"Ref": "CredentialsCollection"}
     assert variables["ACCOUNTS_COLLECTION"] == {"Ref": "AccountsCollection"}
@@ -396,7 +404,7 @@ def test_policies_use_only_reviewed_templates_and_no_managed_policies() -> None:
 
 @pytest.mark.parametrize("logical_id", sorted(DIRS))
 def test_each_function_reads_only_its_own_secret(logical_id: str) -> None:
-    expected = {"Ref": "JwtSecretArn"} if logical_id == AUTHORIZER else {"Ref": "MongoUriSecretArn"}
+    expected = {"Ref": "JwtSecretArn"} if logical_id == AUTHORIZER else mongo_secret(logical_id)
     secret_actions = {a: r for a, r in granted(logical_id).items() if a.startswith("secretsmanager:")}
     assert secret_actions == {"secretsmanager:getsecretvalue": [expected]}
 

@@ -23,8 +23,9 @@ The indexes:
   expires_at (jobs/store.py);
 - rate budget: a TTL index on expires (ac/budget.py);
 - live subscriptions: unique {account_id, owner} and unique secret_hash (live/subscriptions.py);
-- changes: unique {account_id, owner, dedupe}, {account_id, owner, seq} and a TTL index on received_at
-  (CHANGES_TTL_DAYS; a changed setting is applied to the index in place) (live/changes.py).
+- changes: unique {account_id, owner, dedupe}, unique {account_id, owner, seq} (replacing the non-unique
+  one of earlier versions), {account_id, owner, record_id, resource, occurred_at} and a TTL index on
+  received_at (CHANGES_TTL_DAYS; a changed setting is applied to the index in place) (live/changes.py).
 
 Pre-flight (issue 9, finding 5): the credential collection is shared with the old service. On MongoDB,
 building the unique index over duplicated {account_id, owner} records fails with E11000, so duplicates
@@ -128,7 +129,8 @@ def setup(database: Database, *, credentials_collection: str, jobs_collection: s
         _index(report, database[live_collection], "account_id+owner (unique), secret_hash (unique)",
                subscriptions.create_indexes, required=True)
     if changes_collection:
-        _index(report, database[changes_collection], "account_id+owner+dedupe (unique), account_id+owner+seq",
+        _index(report, database[changes_collection], "account_id+owner+dedupe (unique), account_id+owner+seq (unique), "
+               "account_id+owner+record_id+resource+occurred_at",
                changes.create_indexes, required=True)
         _index(report, database[changes_collection], "received_at TTL", changes.create_ttl_index, required=False)
     return report

@@ -82,6 +82,11 @@ class UpstreamInvalid(ApiError):
     message = "ActiveCampaign sent an answer this service cannot use"
 
 
+class UpstreamRefused(UpstreamUnavailable):
+    """AC answered a 4xx with a JSON body (e.g. 422, a field it does not accept): it did nothing, so the
+    caller may send a corrected request (live/hooks.py registers without the events an account refuses)."""
+
+
 _session: requests.Session | None = None
 _limiter: Limiter | None = None
 _validation_lane: Limiter | None = None
@@ -458,7 +463,7 @@ class ACClient:
                                  _backoff(attempt))
         if body is None or validating:
             return Outcome.fail(_rejected(validating))  # an HTML 404 and the like: the base URL is not AC's API
-        return Outcome.fail(UpstreamUnavailable(f"ActiveCampaign refused the request ({response.status_code})"))
+        return Outcome.fail(UpstreamRefused(f"ActiveCampaign refused the request ({response.status_code})"))
 
 
 snapstart.register(before=session)   # one place: every function that calls AC imports this module at init

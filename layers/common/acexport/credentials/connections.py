@@ -72,15 +72,17 @@ def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
 
 
 def delete(tenant: Tenant, *, deadline: float) -> None:
-    """Forget the connection; its live webhooks are removed at AC first, while the key is still here."""
+    """Forget the connection, then revoke its live subscription and remove its webhooks at AC with the key
+    read before the delete. In this order a PUT /live running at the same time always sees one of the
+    two (docs/live.md, "Lifecycle"), and the receiver refuses the subscription from the delete on."""
     doc = store.find(tenant)
     if doc is None:
+        raise NotConnected()
+    if not store.delete(tenant):
         raise NotConnected()
     from acexport.live import hooks  # imported here: only DELETE /auth needs the live side
 
     hooks.disable(tenant, deadline=deadline, connection=doc)
-    if not store.delete(tenant):
-        raise NotConnected()
 
 
 def status(tenant: Tenant) -> dict:

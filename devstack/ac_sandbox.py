@@ -14,7 +14,8 @@ for unknown paths and a JSON 404 for AC features it does not model (``NOT_MODELL
 Records: contacts with ``accountContacts`` and ``links``, null where AC sends null;
 ``include=fieldValues,contactTags,contactLists`` on contacts and ``include=dealCustomFieldData`` on deals
 (top-level collections plus id lists on records); ``/tags``, ``/lists``, ``/users``, ``/accountContacts``,
-``/dealCustomFieldMeta|Data``, ``/accountCustomFieldMeta|Data``; a multi-select field (``||a||b||``);
+``/dealCustomFieldMeta|Data``, ``/accountCustomFieldMeta|Data``; multi-select fields (``||a||b||``: a checkbox
+and a list box), dropdowns, a radio button, a date and a text field;
 many disabled deal stubs ``{id, title, isDisabled: 1}``; ``count_deals=true`` counting accountContacts and
 deals; ``listid``, ``tagid``, ``formid``, ``segmentid``, ``ids[]``, deal ``filters[search]`` +
 ``filters[search_field]``, whole-dollar value bounds and exclusive ``filters[*_before]`` really filtering;
@@ -128,6 +129,11 @@ FIELDS = [("Company Size", "COMPANY_SIZE", "dropdown", ["1-10", "11-50", "51-200
           ("Lead Source", "LEAD_SOURCE", "text", ["Website", "Referral", "Trade Show", "Webinar", "Partner"]),
           # multi-select: AC stores "||Option 1||Option 3||" (AC reference, create a field value)
           ("Interests", "INTERESTS", "checkbox", ["Email", "Events", "Product News", "Offers"])]
+# Fields added after the first data set, their values drawn from a random stream of their own so the values
+# above stay as they were: a multi-select list box (stored "||a||b||" like a checkbox) and a radio button.
+LATER_FIELDS = [("Preferred Channels", "PREFERRED_CHANNELS", "listbox", ["Email", "Phone", "SMS", "Post"]),
+                ("Newsletter Format", "NEWSLETTER_FORMAT", "radio", ["HTML", "Plain text"])]
+ALL_FIELDS = FIELDS + LATER_FIELDS
 # /contacts filters by automations, which this stand-in does not model (AC reference, list all contacts:
 # seriesid = an automation, waitid = one of its wait steps): any id > 0 matches no contact here.
 UNMODELLED_MEMBERSHIPS = ("seriesid", "waitid")
@@ -502,7 +508,7 @@ def _gen_field_options(link: str) -> tuple[list[dict], list[dict]]:
     strings for ids and numbers."""
     created = _iso(EPOCH - timedelta(days=60))
     options, rels = [], []
-    for fid, (_, _, kind, choices) in enumerate(FIELDS, start=1):
+    for fid, (_, _, kind, choices) in enumerate(ALL_FIELDS, start=1):
         if kind in CHOICE_FIELDS:
             for order, choice in enumerate(choices, start=1):
                 oid = str(len(options) + 1)
@@ -514,7 +520,7 @@ def _gen_field_options(link: str) -> tuple[list[dict], list[dict]]:
     return options, rels
 
 
-def _gen_fields(rng: random.Random, contacts: list[dict], link: str):
+def _gen_fields(rng: random.Random, contacts: list[dict], link: str, later_rng: random.Random):
     created = EPOCH - timedelta(days=60)
     options, rels = _gen_field_options(link)
     fields = [{"title": title, "descript": "", "type": kind, "isrequired": "0", "perstag": tag, "defval": "",
@@ -523,26 +529,33 @@ def _gen_fields(rng: random.Random, contacts: list[dict], link: str):
                "options": [o["id"] for o in options if o["field"] == str(i + 1)],
                "relations": [r["id"] for r in rels if r["field"] == str(i + 1)],
                "links": {k: f"{link}/fields/{i + 1}/{k}" for k in ("options", "relations")},
-               "id": str(i + 1)} for i, (title, tag, kind, _) in enumerate(FIELDS)]
-    values = []
-    for contact in contacts:
-        cdate = datetime.fromisoformat(contact["cdate"])
-        for fid, (_, _, kind, choices) in enumerate(FIELDS, start=1):
-            if rng.random() >= 0.65:
-                continue
-            if kind == "date":
-                value = (date(1960, 1, 1) + timedelta(days=rng.randint(0, 15000))).isoformat()
-            elif kind == "checkbox":   # "||" is a multi-select with nothing chosen (public clients skip it)
-                value = "||" + "".join(f"{c}||" for c in rng.sample(choices, rng.randint(0, 3)))
-            else:
-                value = rng.choice(choices)
-            vid = str(len(values) + 1)
-            values.append({"contact": contact["id"], "field": str(fid), "value": value, "cdate": _iso(cdate),
-                           "udate": _iso(_between(rng, cdate, NOW)),
-                           "links": {"owner": f"{link}/fieldValues/{vid}/owner",
-                                     "field": f"{link}/fieldValues/{vid}/field"},
-                           "id": vid, "owner": contact["id"]})
+               "id": str(i + 1)} for i, (title, tag, kind, _) in enumerate(ALL_FIELDS)]
+    values: list[dict] = []
+    first, later = list(enumerate(FIELDS, start=1)), list(enumerate(LATER_FIELDS, start=len(FIELDS) + 1))
+    for contact in contacts:    # a contact's values together, as AC's sideloads list them
+        _gen_values(rng, contact, first, values, link)
+        _gen_values(later_rng, contact, later, values, link)   # their own stream: FIELDS' values stay
     return fields, values, options, rels
+
+
+def _gen_values(rng: random.Random, contact: dict, fields, values: list[dict], link: str) -> None:
+    """Append to `values` the contact's values of these (id, field spec) pairs, about 65 % set."""
+    cdate = datetime.fromisoformat(contact["cdate"])
+    for fid, (_, _, kind, choices) in fields:
+        if rng.random() >= 0.65:
+            continue
+        if kind == "date":
+            value = (date(1960, 1, 1) + timedelta(days=rng.randint(0, 15000))).isoformat()
+        elif kind in ("checkbox", "listbox"):   # "||" is a multi-select with nothing chosen (clients skip it)
+            value = "||" + "".join(f"{c}||" for c in rng.sample(choices, rng.randint(0, 3)))
+        else:
+            value = rng.choice(choices)
+        vid = str(len(values) + 1)
+        values.append({"contact": contact["id"], "field": str(fid), "value": value, "cdate": _iso(cdate),
+                       "udate": _iso(_between(rng, cdate, NOW)),
+                       "links": {"owner": f"{link}/fieldValues/{vid}/owner",
+                                 "field": f"{link}/fieldValues/{vid}/field"},
+                       "id": vid, "owner": contact["id"]})
 
 
 def _gen_pipelines(link: str):
@@ -1393,7 +1406,8 @@ class ACSandbox(WebhooksMixin):
         accounts_ = _gen_accounts(random.Random(f"{self.seed}:accounts"), self._sizes["accounts"], link)
         contacts_, status = _gen_contacts(random.Random(f"{self.seed}:contacts"), self._sizes["contacts"],
                                           accounts_, link)
-        fields, values, options, rels = _gen_fields(random.Random(f"{self.seed}:fields"), contacts_, link)
+        fields, values, options, rels = _gen_fields(random.Random(f"{self.seed}:fields"), contacts_, link,
+                                                    random.Random(f"{self.seed}:laterFields"))
         groups, stages = _gen_pipelines(link)
         account_contacts = _gen_account_contacts(random.Random(f"{self.seed}:accountContacts"), contacts_, link)
         tags, lists, contact_tags, contact_lists = _gen_tags_and_lists(random.Random(f"{self.seed}:tags"),

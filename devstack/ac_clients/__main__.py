@@ -88,6 +88,14 @@ def run(client: Client, python: Path, base_url: str) -> list[dict]:
         return [{"name": "(the driver)", "path": "", "outcome": "FAILED", "detail": f"exit {done.returncode}: {tail}"}]
 
 
+def answered(sandbox: ACSandbox) -> str:
+    """How many requests the client sent, by the sandbox's status ("150: 200 x 120, 404 x 30")."""
+    statuses: dict[int, int] = {}
+    for request in list(sandbox.requests):
+        statuses[request.status] = statuses.get(request.status, 0) + 1
+    return f"{sum(statuses.values())}: " + ", ".join(f"{code} x {n}" for code, n in sorted(statuses.items()))
+
+
 def table(client: Client, rows: list[dict]) -> str:
     width = max([len(r["name"]) for r in rows] + [14])
     lines = [f"\n{client.name}: {client.package}", f"  {'stream or tool':<{width}}  {'outcome':<12}  detail"]
@@ -111,8 +119,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{client.name}: {client.package}: NOT RUN: {how}", flush=True)
                 failed += 1
                 continue
+            sandbox.requests.clear()
             rows = run(client, python, sandbox.base_url)
             print(table(client, rows), flush=True)
+            print(f"  requests it sent: {answered(sandbox)}", flush=True)
             failed += sum(r["outcome"] == "FAILED" for r in rows)
     print(f"\n{failed} unexpected failure(s)" if failed else "\nevery modelled stream and tool answered")
     return 1 if failed else 0

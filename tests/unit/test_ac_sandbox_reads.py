@@ -182,7 +182,7 @@ def test_choice_fields_carry_options_and_every_field_a_relation(sb):
     for field in body["fields"]:
         assert [options[i]["field"] for i in field["options"]] == [field["id"]] * len(field["options"])
         assert len(field["relations"]) == 1
-        if field["type"] in ("dropdown", "checkbox"):
+        if field["type"] in ("dropdown", "checkbox", "listbox", "radio"):
             assert field["options"], field["title"]
         else:
             assert field["options"] == [], field["title"]

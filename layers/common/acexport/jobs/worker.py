@@ -160,6 +160,11 @@ def handle(body: str, *, remaining_seconds: float, worker_id: str) -> None:
     if _superseded(doc, seq):
         logger.info("superseded message; dropped", extra={"job_id": job_id, "seq": seq})
         return
+    if doc.get("kind") == "reconcile":      # a reconcile job (docs/live.md): its own step, same plumbing
+        from acexport.reconcile import step as reconcile_step
+
+        reconcile_step.run(job_id, worker_id, job_settings(), time.monotonic() + remaining_seconds)
+        return
     Step(job_id, worker_id, job_settings(), time.monotonic() + remaining_seconds).run()
 
 

@@ -43,6 +43,7 @@ ROUTES = {  # logical id -> (directory under functions/ and events/, route key)
     "LiveDisableFunction": ("live_disable", f"DELETE {BASE}/live"),
     "LiveChangesFunction": ("live_changes", f"GET {BASE}/changes"),
     "HooksReceiverFunction": ("hooks_receiver", f"POST {BASE}/hooks/{{secret}}"),
+    "ChangesReconcileFunction": ("changes_reconcile", f"POST {BASE}/changes/reconcile"),
 }
 # The one route without the JWT authorizer: AC posts webhook deliveries and cannot send a token (issue 11);
 # the path secret is the credential, and the route has its own throttling.
@@ -53,6 +54,7 @@ EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
     WORKER: "export_worker",
     "ExportJobEventsFunction": "export_job_events",
     "ExportJobDeadLettersFunction": "export_job_dead_letters",
+    "ReconcileScheduleFunction": "reconcile_schedule",
 }
 DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}, **EVENT_FUNCTIONS}
 EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}
@@ -62,6 +64,7 @@ MONGO_FUNCTIONS = set(ROUTES)
 QUEUE_ARN = {"Fn::GetAtt": ["ExportJobQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["ExportJobDeadLetterQueue", "Arn"]}
 EXPORT_FILES = {"Fn::Sub": "${ExportBucket.Arn}/exports/*"}
+ID_SETS = {"Fn::Sub": "${ExportBucket.Arn}/reconcile/*"}      # the reconcile's id sets (docs/live.md)
 EVENT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
 SECRET = "secretsmanager:getsecretvalue"
 
@@ -654,8 +657,9 @@ JOB_PERMISSIONS = {  # function -> IAM action -> the resources it may act on (no
     "ExportJobStatusFunction": {"s3:getobject": [EXPORT_FILES]},     # the pre-signed download URL
     "ExportJobListFunction": {},
     "ExportJobCancelFunction": {},
-    WORKER: {"kms:decrypt": [KEY], "s3:putobject": [EXPORT_FILES], "s3:abortmultipartupload": [EXPORT_FILES],
-             "s3:getobject": [EXPORT_FILES], "s3:deleteobject": [EXPORT_FILES], "sqs:sendmessage": [QUEUE_ARN],
+    WORKER: {"kms:decrypt": [KEY], "s3:putobject": [EXPORT_FILES, ID_SETS], "s3:abortmultipartupload": [EXPORT_FILES],
+             "s3:getobject": [EXPORT_FILES, ID_SETS], "s3:deleteobject": [EXPORT_FILES, ID_SETS],
+             "sqs:sendmessage": [QUEUE_ARN],
              "sqs:changemessagevisibility": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
     "ExportJobEventsFunction": {"sqs:sendmessage": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
     "ExportJobDeadLettersFunction": {"events:putevents": [EVENT_BUS_ARN]},

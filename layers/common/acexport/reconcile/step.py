@@ -35,6 +35,7 @@ from acexport.errors import (
     StoredCredentialsRejected,
 )
 from acexport.jobs import store as jobs
+from acexport.jobs import worker
 from acexport.jobs.messages import send_work
 from acexport.jobs.view import iso
 from acexport.jobs.worker import CONNECTION_CHANGED, JobFailed, LeaseHeld, Stopped, finalize
@@ -52,6 +53,9 @@ MOVED = ("ActiveCampaign's deals or accounts kept moving while the reconcile rea
 
 def run(job_id: str, worker: str, settings: JobSettings, lambda_deadline: float) -> None:
     ReconcileStep(job_id, worker, settings, lambda_deadline).run()
+
+
+worker.KINDS["reconcile"] = run
 
 
 class ReconcileStep:

@@ -504,6 +504,8 @@ def test_route_event_matches_the_template_route(logical_id: str) -> None:
         body = json.loads(event["body"])
         if logical_id == "SaveAuthFunction":
             assert body == {"api_key": "sandbox-key", "base_url": "http://127.0.0.1:8010"}   # make dev's AC sandbox
+        elif logical_id == "ChangesReconcileFunction":
+            assert body == {}                                   # a reconcile takes no options
         else:
             assert body == {"format": "csv", "filters": {"firstName": "John"}}
     else:

@@ -24,7 +24,7 @@ import secrets
 
 from acexport import db
 from acexport.credentials import store
-from acexport.errors import ApiError, NotConnected
+from acexport.errors import ApiError, BadRequest, NotConnected
 from acexport.jobs import store as jobs
 from acexport.jobs.messages import send_work
 from acexport.jobs.service import TooManyJobs
@@ -60,6 +60,12 @@ def _queue(doc: dict) -> None:
         return
     send_work(doc["_id"], int(handoff.get("seq", 0)), doc["ac_host"])
     jobs.mark_sent(doc["_id"], int(handoff.get("seq", 0)))
+
+
+def check_request(body: dict) -> None:
+    """A reconcile takes no options: an empty body or `{}`; anything else is a 400 before any I/O."""
+    if body:
+        raise BadRequest("A reconcile takes no options; send no body (or {})")
 
 
 def start(tenant: Tenant, *, source: str = "api") -> tuple[dict, bool]:

@@ -201,7 +201,7 @@ class ReconcileStep:
                             extra={"resource": resource, "restarts": restarts})
                 if restarts > reconcile_settings().max_restarts:
                     raise JobFailed(MOVED) from None
-                cursor = {}
+                cursor, self.sets[resource] = {}, set()    # the ids of one whole, unmoved pass
                 continue
             if left is not None:
                 self._hand_on({"phase": phase, "cursor": left, "restarts": restarts, "partial": True,

@@ -10,6 +10,7 @@ import os
 import threading
 
 import pytest
+import requests
 
 from acexport.reconcile import codec, deletions, service
 
@@ -79,10 +80,11 @@ def test_baseline_then_each_deletion_once_and_a_recreated_record_is_not_deleted(
     assert first["records_written"] == sum(summary["ids"].values())
     assert deleted(kit.api) == [] and bus(kit.stack) == []
 
-    contact = remove(sandbox.contacts, "5")
+    contact = sandbox.delete("contacts", "5")
     deal_id = sandbox.deals[len(sandbox.deals) // 2]["id"]
-    remove(sandbox.deals, deal_id)
-    remove(sandbox.accounts, "3")
+    reply = requests.delete(f"{sandbox.base_url}/_sandbox/deals/{deal_id}", timeout=10)   # as curl would
+    assert reply.status_code == 200 and reply.json()["deal"]["id"] == deal_id
+    sandbox.delete("accounts", "3")
     sandbox.add_contact(contact["email"], first_name="Again")        # re-created: a new id, same email
     recreated = max(int(c["id"]) for c in sandbox.contacts)
 

@@ -11,7 +11,6 @@ import threading
 
 import pytest
 import requests
-
 from acexport.reconcile import codec, deletions, service
 
 pytestmark = pytest.mark.slow
@@ -274,8 +273,3 @@ def test_the_schedule_starts_live_tenants_in_their_own_hour(kit, api, sandbox, m
     assert service.scheduled(due)["started"] == 0           # a repeated tick while it runs starts nothing
     assert kit.wait(job["_id"])["status"] == "succeeded"
 
-
-def test_the_schedule_spreads_tenants_over_the_interval():
-    hours = [service.slot(f"account-{n}", f"user-{n}", 168) for n in range(5_000)]
-    per_hour = [hours.count(h) for h in range(168)]
-    assert min(per_hour) > 0 and max(per_hour) < 3 * 5_000 / 168

@@ -273,3 +273,31 @@ def test_the_schedule_starts_live_tenants_in_their_own_hour(kit, api, sandbox, m
     assert service.scheduled(due)["started"] == 0           # a repeated tick while it runs starts nothing
     assert kit.wait(job["_id"])["status"] == "succeeded"
 
+
+
+def test_a_long_reconcile_is_handed_on_between_steps(kit, api, sandbox, monkeypatch, quiet_bus):
+    """Steps of 0.3 s: the ids read so far go to S3 and the cursor to the job, and the next step goes on
+    from there (contact lanes, then deal and account offsets)."""
+    api.env(EXPORT_STEP_SECONDS="0.3", EXPORT_PAGES_IN_FLIGHT="2")
+    sandbox.generate(contacts=3_000, deals=450, accounts=230)
+    sandbox.answer_time(0.04)
+    saves = []
+    from acexport.reconcile import storage
+
+    real = storage.save_partial
+
+    def save_partial(doc, sets):
+        saves.append({name: len(ids) for name, ids in sets.sets.items()})
+        return real(doc, sets)
+
+    monkeypatch.setattr(storage, "save_partial", save_partial)
+    first = reconcile(kit, timeout=120)
+    assert len(saves) >= 3 and saves[0]["contacts"] < 3_000
+    assert first["reconcile"]["ids"] == {"contacts": 3_000, "deals": 450, "accounts": 230}
+    assert [key for key in objects(kit) if "/jobs/" in key] == []        # the partial ids went with the job
+    sandbox.delete("contacts", "2999")
+    sandbox.delete("deals", sandbox.deals[300]["id"])
+    sandbox.delete("accounts", "200")
+    second = reconcile(kit, timeout=120)
+    assert second["reconcile"]["deleted"] == {"contacts": 1, "deals": 1, "accounts": 1}
+    assert len(deleted(kit.api)) == 3

@@ -60,7 +60,8 @@ class IdWalk:
         self.totals: dict[str, int] = {}
 
     def _time_left(self) -> bool:
-        return time.monotonic() < self.stop_at
+        """Whether another page may be requested: always the first of a step (every step makes progress)."""
+        return self.pages == 0 or time.monotonic() < self.stop_at
 
     def _page(self, resource: str, params: list[tuple[str, str]]) -> list[int]:
         body = self.client.get(f"/{resource}", [*params, ("limit", str(AC_PAGE))])

@@ -301,3 +301,30 @@ def test_a_long_reconcile_is_handed_on_between_steps(kit, api, sandbox, monkeypa
     second = reconcile(kit, timeout=120)
     assert second["reconcile"]["deleted"] == {"contacts": 1, "deals": 1, "accounts": 1}
     assert len(deleted(kit.api)) == 3
+
+
+def test_only_live_enabled_tenants_are_scheduled(kit, api, mongo):
+    api.env(RECONCILE_INTERVAL_HOURS="1")                    # every tenant due every hour
+    other = api.token(uid="user-2")
+    api.connect(token=other)                                 # connected, live changes off
+    assert api.call("PUT", "/live").status_code == 200       # user-1: live changes on
+    assert service.scheduled()["started"] == 1
+    (job,) = mongo[os.environ["JOBS_COLLECTION"]].find({"kind": "reconcile"})
+    assert job["owner"] == "user-1"
+    kit.wait(job["_id"])
+
+
+def test_another_tenant_sees_neither_the_job_nor_the_deletions(kit, api, sandbox):
+    other = api.token(uid="user-2")
+    api.connect(token=other)
+    reconcile(kit)
+    sandbox.delete("contacts", "9")
+    job = reconcile(kit)
+    assert deleted(api) == [("contact.deleted", "9")]
+    assert api.call("GET", "/changes", token=other).json()["data"] == []
+    assert api.call("GET", f"/export/jobs/{job['id']}", token=other).status_code == 404
+    assert api.call("DELETE", f"/export/jobs/{job['id']}", token=other).status_code == 404
+    mine = start(api, token=other)                           # its own reconcile: a baseline of its own
+    assert mine.status_code == 202 and mine.json()["data"]["id"] != job["id"]
+    done = kit.wait(mine.json()["data"]["id"], token=other)
+    assert done["reconcile"]["baseline"] is True and deleted(api) == [("contact.deleted", "9")]

@@ -20,6 +20,8 @@ FUNCTIONS = {
     "live_enable": "LiveEnableFunction", "live_status": "LiveStatusFunction",
     "live_disable": "LiveDisableFunction", "live_changes": "LiveChangesFunction",
     "hooks_receiver": "HooksReceiverFunction",
+    # the reconcile: its events run through their handlers in test_reconcile.py
+    "changes_reconcile": "ChangesReconcileFunction", "reconcile_schedule": "ReconcileScheduleFunction",
 }
 
 

@@ -6,8 +6,10 @@ removing it from its data lists, as a test may (devstack/ac_sandbox.py)."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import threading
+from pathlib import Path
 
 import pytest
 import requests
@@ -328,3 +330,18 @@ def test_another_tenant_sees_neither_the_job_nor_the_deletions(kit, api, sandbox
     assert mine.status_code == 202 and mine.json()["data"]["id"] != job["id"]
     done = kit.wait(mine.json()["data"]["id"], token=other)
     assert done["reconcile"]["baseline"] is True and deleted(api) == [("contact.deleted", "9")]
+
+
+def test_the_sample_events_run_through_their_handlers(kit, api, stack):
+    """events/changes_reconcile.json (the dev tenant) and events/reconcile_schedule.json, invoked as Lambda
+    invokes them."""
+    api.connect(token=api.token(uid="dev-user", account_id="dev-account"))
+    with open(Path(__file__).resolve().parents[2] / "events" / "changes_reconcile.json") as file:
+        reply = stack.api.invoke("ChangesReconcileFunction", json.load(file))
+    assert reply["statusCode"] == 202
+    job = json.loads(reply["body"])["data"]
+    assert job["resource"] == "reconcile"
+    with open(Path(__file__).resolve().parents[2] / "events" / "reconcile_schedule.json") as file:
+        tick = stack.api.invoke("ReconcileScheduleFunction", json.load(file))
+    assert tick["started"] == 0 and tick["interval_hours"] == 168      # nobody has live changes on
+    kit.wait(job["id"], token=api.token(uid="dev-user", account_id="dev-account"))

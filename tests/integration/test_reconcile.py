@@ -206,6 +206,28 @@ def test_two_reconciles_at_once_one_runs(kit, sandbox):
     kit.wait(again.json()["data"]["id"])
 
 
+def test_starts_racing_in_the_store_insert_one_job(kit, mongo):
+    """The local gateway runs one invocation of a function at a time; Lambda runs them side by side. Starts
+    racing straight into the store: one job, and every start answers with it."""
+    from acexport.tenancy import Tenant
+
+    tenant, results, barrier = Tenant(account_id="account-1", owner="user-1"), [], threading.Barrier(4)
+
+    def race():
+        barrier.wait()
+        results.append(service.start(tenant))
+
+    threads = [threading.Thread(target=race) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(created for _, created in results) == [False, False, False, True]
+    assert len({job["_id"] for job, _ in results}) == 1
+    assert mongo[os.environ["JOBS_COLLECTION"]].count_documents({"kind": "reconcile"}) == 1
+    kit.wait(results[0][0]["_id"])
+
+
 def test_a_cancelled_reconcile_stores_and_reports_nothing(kit, sandbox):
     sandbox.generate(contacts=3000)
     sandbox.answer_time(0.05)

@@ -892,7 +892,8 @@ PERMISSION_WORDS = {"/deals": "view deals", "/accounts": "view accounts", "/list
 #   ("Webhooks are never retried", AC's webhooks page), no signature, no event id; `contact[tags]` a
 #   comma-separated string; `deal[value]` a display string and `deal[value_raw]` whole units.
 # A change made from outside (the methods below, or `/_sandbox/...` over HTTP for curl) updates the data
-# the API serves and posts a delivery to every webhook whose events and sources match.
+# the API serves and posts a delivery to every webhook whose events and sources match; a deletion
+# (`delete`, `DELETE /_sandbox/{contacts|deals|accounts}/{id}`) posts none, as AC (the reconcile finds it).
 
 # The documented `GET /webhook/events` example (25 names, alphabetical) [AC-WH-API].
 WEBHOOK_EVENTS = ["bounce", "click", "contact_tag_added", "contact_tag_removed", "deal_add", "deal_note_add",
@@ -1143,6 +1144,16 @@ class WebhooksMixin:
             raise KeyError(f"no deal {deal_id}")
         return deal
 
+    def delete(self, resource: str, record_id) -> dict:
+        """Delete a contact, deal or account as AC does: gone from its list, and no delivery (AC has no
+        delete event: docs/live.md, "Deletions"). KeyError when there is none."""
+        items = {"contacts": self.contacts, "deals": self.deals, "accounts": self.accounts}[resource]
+        with self._lock:
+            for i, item in enumerate(items):
+                if item["id"] == str(record_id):
+                    return items.pop(i)
+        raise KeyError(f"No {resource[:-1]} with id {record_id}")
+
     def update_contact(self, contact_id, *, initiated_by: str = "admin", **fields) -> list[Delivery]:
         """Change a contact (REST field names: firstName, lastName, email, phone, orgname): `update`."""
         contact = self._contact(contact_id)
@@ -1222,6 +1233,8 @@ class WebhooksMixin:
                 out = [{"webhook_id": d.webhook_id, "type": d.type, "status": d.status,
                         "elapsed_ms": round(d.elapsed * 1000, 1)} for d in self.deliveries[-50:]]
                 return 200, {"Content-Type": JSON}, json.dumps({"deliveries": out}).encode()
+            if len(parts) == 2 and parts[0] in ("contacts", "deals", "accounts") and method == "DELETE":
+                return self._controlled({parts[0][:-1]: self.delete(parts[0], parts[1])}, [])
             if parts == ["contacts"] and method == "POST":
                 contact, sent = self.add_contact(str(data.get("email") or "new@example.com"),
                                                  first_name=str(data.get("firstName") or ""),

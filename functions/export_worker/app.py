@@ -6,6 +6,7 @@ and comes back after the delay the worker set, or ends in the DLQ after maxRecei
 from acexport import metrics
 from acexport.jobs import worker
 from acexport.logs import logger
+from acexport.reconcile import step as _reconcile_step  # noqa: F401 - registers the reconcile jobs' step
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 

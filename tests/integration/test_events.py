@@ -22,6 +22,8 @@ FUNCTIONS = {
     "hooks_receiver": "HooksReceiverFunction",
     # the database setup, invoked directly (sam remote invoke): tests/integration/test_setup_db_function.py
     "setup_db": "SetupDbFunction",
+    # the reconcile: its events run through their handlers in test_reconcile.py
+    "changes_reconcile": "ChangesReconcileFunction", "reconcile_schedule": "ReconcileScheduleFunction",
 }
 
 

@@ -14,7 +14,8 @@ from acexport.ac import client
 
 ROOT = Path(__file__).resolve().parents[2]
 NEVER_CALL_AC = ["authorizer", "auth_status", "delete_auth", "export_job_start", "export_job_status",
-                 "export_job_list", "export_job_cancel", "export_job_events"]
+                 "export_job_list", "export_job_cancel", "export_job_events", "changes_reconcile",
+                 "reconcile_schedule"]
 
 
 @pytest.mark.parametrize("name", NEVER_CALL_AC)

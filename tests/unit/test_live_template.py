@@ -29,7 +29,10 @@ def test_live_functions_get_exactly_what_they_use():
         "LiveEnableFunction": {**mongo, "kms:decrypt": [KEY]},
         "LiveStatusFunction": {**mongo, "kms:decrypt": [KEY]},
         "LiveDisableFunction": {**mongo, "kms:decrypt": [KEY]},
-        "DeleteAuthFunction": {**mongo, "kms:decrypt": [KEY]},
+        # and the reconcile's id sets go with the connection (docs/live.md)
+        "DeleteAuthFunction": {**mongo, "kms:decrypt": [KEY],
+                               "s3:listbucket": [{"Fn::GetAtt": ["ExportBucket", "Arn"]}],
+                               "s3:deleteobject": [{"Fn::Sub": "${ExportBucket.Arn}/reconcile/*"}]},
         "LiveChangesFunction": mongo,
         "HooksReceiverFunction": {"secretsmanager:getsecretvalue": [mongo_secret("HooksReceiverFunction")],
                                   "events:putevents": [EVENT_BUS_ARN]},

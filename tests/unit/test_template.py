@@ -43,6 +43,7 @@ ROUTES = {  # logical id -> (directory under functions/ and events/, route key)
     "LiveDisableFunction": ("live_disable", f"DELETE {BASE}/live"),
     "LiveChangesFunction": ("live_changes", f"GET {BASE}/changes"),
     "HooksReceiverFunction": ("hooks_receiver", f"POST {BASE}/hooks/{{secret}}"),
+    "ChangesReconcileFunction": ("changes_reconcile", f"POST {BASE}/changes/reconcile"),
 }
 # The one route without the JWT authorizer: AC posts webhook deliveries and cannot send a token (issue 11);
 # the path secret is the credential, and the route has its own throttling.
@@ -54,6 +55,7 @@ EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
     "ExportJobEventsFunction": "export_job_events",
     "ExportJobDeadLettersFunction": "export_job_dead_letters",
     "SetupDbFunction": "setup_db",   # the MongoDB indexes: custom resource MongoIndexes, or sam remote invoke
+    "ReconcileScheduleFunction": "reconcile_schedule",
 }
 DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}, **EVENT_FUNCTIONS}
 EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}
@@ -63,6 +65,7 @@ MONGO_FUNCTIONS = set(ROUTES)
 QUEUE_ARN = {"Fn::GetAtt": ["ExportJobQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["ExportJobDeadLetterQueue", "Arn"]}
 EXPORT_FILES = {"Fn::Sub": "${ExportBucket.Arn}/exports/*"}
+ID_SETS = {"Fn::Sub": "${ExportBucket.Arn}/reconcile/*"}      # the reconcile's id sets (docs/live.md)
 EVENT_BUS_ARN = {"Fn::Sub": "arn:${AWS::Partition}:events:${AWS::Region}:${AWS::AccountId}:event-bus/${EventBusName}"}
 SECRET = "secretsmanager:getsecretvalue"
 
@@ -510,6 +513,8 @@ def test_route_event_matches_the_template_route(logical_id: str) -> None:
         body = json.loads(event["body"])
         if logical_id == "SaveAuthFunction":
             assert body == {"api_key": "sandbox-key", "base_url": "http://127.0.0.1:8010"}   # make dev's AC sandbox
+        elif logical_id == "ChangesReconcileFunction":
+            assert body == {}                                   # a reconcile takes no options
         else:
             assert body == {"format": "csv", "filters": {"firstName": "John"}}
     else:
@@ -663,8 +668,9 @@ JOB_PERMISSIONS = {  # function -> IAM action -> the resources it may act on (no
     "ExportJobStatusFunction": {"s3:getobject": [EXPORT_FILES]},     # the pre-signed download URL
     "ExportJobListFunction": {},
     "ExportJobCancelFunction": {},
-    WORKER: {"kms:decrypt": [KEY], "s3:putobject": [EXPORT_FILES], "s3:abortmultipartupload": [EXPORT_FILES],
-             "s3:getobject": [EXPORT_FILES], "s3:deleteobject": [EXPORT_FILES], "sqs:sendmessage": [QUEUE_ARN],
+    WORKER: {"kms:decrypt": [KEY], "s3:putobject": [EXPORT_FILES, ID_SETS], "s3:abortmultipartupload": [EXPORT_FILES],
+             "s3:getobject": [EXPORT_FILES, ID_SETS], "s3:deleteobject": [EXPORT_FILES, ID_SETS],
+             "sqs:sendmessage": [QUEUE_ARN],
              "sqs:changemessagevisibility": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
     "ExportJobEventsFunction": {"sqs:sendmessage": [QUEUE_ARN], "events:putevents": [EVENT_BUS_ARN]},
     "ExportJobDeadLettersFunction": {"events:putevents": [EVENT_BUS_ARN]},

@@ -58,7 +58,17 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       events        the `ActiveCampaign Change` event on the bus
       receiver      one delivery: secret, size, parse, store, event (POST /hooks/{secret})
 
+    reconcile/    what AC deleted: id sets compared, deletions into the change feed (docs/live.md)
+      ids           every current id of contacts (id lanes), deals and accounts (overlapping offset pages)
+      codec         compact id sets: sorted, delta-encoded varints, zlib
+      storage       the id sets in S3 per tenant (and a running job's partial ids); removed with the connection
+      deletions     deleted records as `<resource>.deleted` changes of the feed and events on the bus, once
+      service       start a reconcile job (POST /changes/reconcile, the hourly schedule), one per tenant
+      step          one worker step of a reconcile job: walk, compare, report, store, finish
+
 Imports go one way: handlers → (exports | credentials | jobs | live) → ac → (settings, errors, db, caches, logs);
-live uses credentials/store and jobs' event emitter; credentials/connections calls live/hooks on delete.
+live uses credentials/store and jobs' event emitter; credentials/connections calls live/hooks on delete;
+reconcile uses jobs' store, queue and worker (which runs its step by the job's kind) and live's feed, and
+credentials/connections removes its id sets on delete.
 Nothing in `ac/` imports `credentials/` or `jobs/`; nothing imports `exports` but its handlers.
 """

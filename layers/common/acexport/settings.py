@@ -133,6 +133,19 @@ class LiveSettings:
 
 
 @dataclass(frozen=True)
+class ReconcileSettings:
+    prefix: str                # key prefix of the id sets in EXPORT_BUCKET (no lifecycle rule: kept until DELETE /auth)
+    interval_hours: int        # live-enabled connections are reconciled once per this many hours (the schedule)
+    max_restarts: int          # offset walks restarted when AC's records moved under them, before the job fails
+
+    @classmethod
+    def from_env(cls) -> ReconcileSettings:
+        return cls(prefix=_env("RECONCILE_PREFIX", "reconcile/").lstrip("/"),
+                   interval_hours=int(_number("RECONCILE_INTERVAL_HOURS", 168, 1)),
+                   max_restarts=int(_number("RECONCILE_MAX_RESTARTS", 3, 0)))
+
+
+@dataclass(frozen=True)
 class Settings:
     mongodb_database: str | None
     mongodb_timeout_ms: int
@@ -206,6 +219,13 @@ def get_settings() -> Settings:
 
 def job_settings() -> JobSettings:
     return get_settings().jobs
+
+
+@caches.register
+@functools.cache
+def reconcile_settings() -> ReconcileSettings:
+    """The reconcile's settings (docs/live.md), read once like get_settings()."""
+    return ReconcileSettings.from_env()
 
 
 def required(value: str, name: str) -> str:

@@ -83,6 +83,9 @@ def delete(tenant: Tenant, *, deadline: float) -> None:
     from acexport.live import hooks  # imported here: only DELETE /auth needs the live side
 
     hooks.disable(tenant, deadline=deadline, connection=doc)
+    from acexport.reconcile import storage  # the reconcile's id sets go with the connection (docs/live.md)
+
+    storage.remove(tenant)
 
 
 def status(tenant: Tenant) -> dict:

@@ -85,4 +85,5 @@ def describe(doc: dict, *, with_url: bool = False) -> dict:
         "eta_seconds": eta,
         "error": _error(doc),
         "file": file,
+        **({"reconcile": doc["reconcile"]} if doc.get("reconcile") else {}),   # a finished reconcile (docs/live.md)
     }

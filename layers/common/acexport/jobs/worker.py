@@ -38,6 +38,7 @@ import concurrent.futures
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from acexport import metrics
@@ -69,6 +70,11 @@ MAX_RETRY_DELAY = 900
 CONNECTION_CHANGED = ("The ActiveCampaign connection changed while the export ran (reconnected or replaced); "
                       "start a new export")
 CANNOT_PROCESS = "The export request cannot be processed; start a new export with other options"
+
+
+# The steps of other kinds of jobs in this queue and store, by the job's `kind` (a job without one is an
+# export): each registers itself when imported (acexport/reconcile/step.py; the worker function imports it).
+KINDS: dict[str, Callable[[str, str, JobSettings, float], None]] = {}
 
 
 class PoisonMessage(Exception):
@@ -159,6 +165,10 @@ def handle(body: str, *, remaining_seconds: float, worker_id: str) -> None:
         return
     if _superseded(doc, seq):
         logger.info("superseded message; dropped", extra={"job_id": job_id, "seq": seq})
+        return
+    other = KINDS.get(doc.get("kind") or "")
+    if other is not None:                   # another kind of job (a reconcile): its own step, same plumbing
+        other(job_id, worker_id, job_settings(), time.monotonic() + remaining_seconds)
         return
     Step(job_id, worker_id, job_settings(), time.monotonic() + remaining_seconds).run()
 

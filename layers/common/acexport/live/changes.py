@@ -239,7 +239,7 @@ def describe(doc: dict) -> dict:
             "record": _record(doc.get("record")), **(doc.get("details") or {})}
 
 
-def _record(stored) -> dict:
+def _record(stored) -> dict | None:
     """The record as stored: JSON text, so AC's labels (custom field names with `.` or a leading `$`) are
     never field names in Mongo."""
     if isinstance(stored, str):
@@ -247,5 +247,7 @@ def _record(stored) -> dict:
             value = json.loads(stored)
         except ValueError:
             return {}
+        if value is None:
+            return None    # a deletion (reconcile/deletions.py): there is no record any more
         return value if isinstance(value, dict) else {}
     return stored if isinstance(stored, dict) else {}

@@ -29,7 +29,7 @@ from acexport.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.live import subscriptions
+from acexport.live import fields, state, subscriptions
 from acexport.live.mapping import TYPES
 from acexport.settings import ConfigurationError, get_settings
 from acexport.tenancy import Tenant
@@ -108,6 +108,17 @@ def _events(client: ACClient) -> list[str]:
     return [name for name in WANTED_EVENTS if name in offered] or list(REQUIRED_EVENTS)
 
 
+def _remember_fields(client: ACClient, doc: dict) -> None:
+    """The account's contact field catalogue, kept for the receiver (live/fields.py); a failure to read it
+    only means deliveries keep the field keys AC sent."""
+    try:
+        state.remember_fields(doc["_id"], fields.catalogue(client))
+    except StoredCredentialsRejected:
+        raise
+    except ApiError as exc:
+        logger.info("contact field catalogue not refreshed", extra={"error": type(exc).__name__})
+
+
 def _rejected(tenant: Tenant):
     store.mark_rejected(tenant)
 
@@ -119,6 +130,7 @@ def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
         current = subscriptions.find(tenant)
         if (current and current.get("state") == subscriptions.ENABLED and current.get("ac_host") == client.host
                 and current.get("webhook_ids") and all(_exists(client, i) for i in current["webhook_ids"])):
+            _remember_fields(client, current)
             return describe(subscriptions.checked(current, gone=False))
         events = _events(client)
         secret = subscriptions.new_secret()
@@ -136,6 +148,7 @@ def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
             subscriptions.disable(doc)
             raise
         _remove(client, [i for i in old_ids if i != webhook_id])
+        _remember_fields(client, doc)
         return describe(subscriptions.enabled(doc, ac_host=client.host, webhook_ids=[webhook_id],
                                               webhook_name=name, events=events, sources=SOURCES))
     except StoredCredentialsRejected:

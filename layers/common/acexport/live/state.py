@@ -41,7 +41,9 @@ class OverQuota(ApiError):
 
 
 def collection() -> Collection:
-    return db.collection(f"{get_settings().live.subscriptions_collection}-receiver")
+    """LIVE_COLLECTION's name + `-receiver` (`_receiver` where the names use `_`: nx-27017, acexport.compat)."""
+    base = get_settings().live.subscriptions_collection
+    return db.collection(f"{base}{'-' if '-' in base else '_'}receiver")
 
 
 def take(subscription: dict, now: dt.datetime) -> dict:
@@ -56,7 +58,7 @@ def take(subscription: dict, now: dt.datetime) -> dict:
                                        return_document=ReturnDocument.AFTER)
         if doc is None:
             try:
-                doc = coll.find_one_and_update({"_id": key, "window": {"$ne": window}},
+                doc = coll.find_one_and_update({"_id": key, "window": {"$lt": window}},
                                                {"$set": {"window": window, "count": 1}}, upsert=True,
                                                return_document=ReturnDocument.AFTER)
             except DuplicateKeyError:    # another delivery opened the window first: count in it
@@ -75,4 +77,5 @@ def take(subscription: dict, now: dt.datetime) -> dict:
 def remember_fields(subscription_id, catalogue: list[dict]) -> None:
     """Keep the account's contact field catalogue (PUT /live) for the receiver."""
     with db.mongo_errors():
-        collection().update_one({"_id": subscription_id}, {"$set": {"contact_fields": catalogue}}, upsert=True)
+        collection().update_one({"_id": subscription_id}, {"$set": {"contact_fields": catalogue},
+                                                           "$setOnInsert": {"window": 0, "count": 0}}, upsert=True)

@@ -71,7 +71,8 @@ def find_by_secret(secret: str) -> dict | None:
         return None
     with db.mongo_errors():
         return collection().find_one({"secret_hash": secret_hash(secret)},
-                                     {"account_id": 1, "owner": 1, "workspace_id": 1, "agency_account_id": 1})
+                                     {"account_id": 1, "owner": 1, "workspace_id": 1, "agency_account_id": 1,
+                                      "connection_id": 1})
 
 
 def prepare(tenant: Tenant, secret: str) -> dict:

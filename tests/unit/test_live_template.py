@@ -35,3 +35,16 @@ def test_live_functions_get_exactly_what_they_use():
     }
     for function, grants in expected.items():
         assert granted(function) == grants, function
+
+
+def test_the_receiver_has_reserved_concurrency_by_parameter():
+    """Adversarial review, High: 200 req/s held for the 10 s timeout would hold ~2,000 Lambdas."""
+    from tests.unit.test_template import template
+
+    param = template()["Parameters"]["HooksReservedConcurrency"]
+    assert param["Default"] == "20" and param["AllowedPattern"] == "^[0-9]{0,5}$"
+    assert props("HooksReceiverFunction")["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveHooks", {"Ref": "HooksReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    condition = template()["Conditions"]["ReserveHooks"]
+    assert condition == {"Fn::Not": [{"Fn::Or": [{"Fn::Equals": [{"Ref": "HooksReservedConcurrency"}, ""]},
+                                                  {"Fn::Equals": [{"Ref": "HooksReservedConcurrency"}, "0"]}]}]}

@@ -197,7 +197,7 @@ def _contact(block: dict, cut: Cut, catalogue: list[dict] | None) -> tuple[dict,
             value = cut.value(fields[key], f"record.customFields.{title}")
             if definition:
                 value = definition.read(value)
-            customs.append(Custom(title, value, field=definition.id if definition else cut.text(key, "record"),
+            customs.append(Custom(title, value, field=definition.id if definition else key,
                                   tag=definition.tag if definition else None))
     return record, customs, tags
 
@@ -220,7 +220,7 @@ def _cents(raw: str | None, display: str | None) -> str | None:
 
 def _deal(block: dict, cut: Cut, catalogue) -> tuple[dict, list[Custom], list[str]]:
     record = _renamed(block, DEAL_FIELDS, cut)
-    if (record.get("account") or "0").strip() in ("", "0"):   # `orgid=0`: no account (the export's null)
+    if "account" in record and record["account"].strip() in ("", "0"):   # `orgid=0`: no account (export: null)
         record["account"] = None
     cents = _cents(text(block.get("value_raw")), text(block.get("value")))
     if cents is not None:

@@ -189,3 +189,29 @@ def test_contact_fields_are_named_as_the_export_names_them(api, sandbox):
         assert {v["field"] for v in record["fieldValues"]} == {"1", "5", "404"}
     export = api.call("GET", "/export/contacts?limit=5").json()["data"]
     assert any(r["customFields"].get("Company Size") for r in export)     # the same names in the export
+
+
+@pytest.mark.slow   # 60 invocations: a few seconds
+def test_the_receiver_handler_answers_in_under_100_ms(api, sandbox):
+    """The handler as Lambda invokes it (warm), the published deal_update and a hostile body, 30 each: the
+    median under 100 ms (benchmarks/bench_live.py measures it properly)."""
+    import json
+    import statistics
+    from pathlib import Path
+
+    secret = secret_of(hook(sandbox))
+    event = json.loads((Path(__file__).resolve().parents[2] / "events" / "hooks_receiver.json").read_text())
+    event["pathParameters"]["secret"] = secret
+    event["rawPath"] = event["requestContext"]["http"]["path"] = f"/v1/integrations/activecampaign/hooks/{secret}"
+    sample = ac_webhooks.body(SAMPLES["activepieces-2024-02-28-deal-update"]).decode()
+    hostile = NASTY[0].decode()
+    times = {"sample": [], "hostile": []}
+    for n in range(31):
+        for name, body in (("sample", sample.replace("Test+Deal", f"Deal+{n}")), ("hostile", hostile)):
+            started = time.perf_counter()
+            reply = api.stack.api.invoke("HooksReceiverFunction", {**event, "body": body})
+            if n:                                                   # the first is the container's cold start
+                times[name].append(time.perf_counter() - started)
+            assert reply["statusCode"] == 200, reply
+    for name, values in times.items():
+        assert statistics.median(values) < 0.1, (name, sorted(values))

@@ -215,3 +215,18 @@ def test_the_receiver_handler_answers_in_under_100_ms(api, sandbox):
             assert reply["statusCode"] == 200, reply
     for name, values in times.items():
         assert statistics.median(values) < 0.1, (name, sorted(values))
+
+
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
+def test_a_key_that_may_not_read_fields_still_turns_live_on_and_keeps_the_keys_as_sent(api, sandbox):
+    from acexport import caches
+
+    caches.reset()                      # the reference cache holds the fields PUT /live read a moment ago
+    sandbox.deny("/fields")
+    reply = api.call("PUT", "/live")
+    assert reply.status_code == 200 and reply.json()["data"]["enabled"] is True
+    body = "type=update&date_time=2024-02-28T04:45:41-06:00&contact[id]=3&contact[fields][1]=11-50"
+    assert deliver(api, secret_of(hook(sandbox)), body).status_code == 200
+    (change,) = changes(api)["data"]
+    assert change["record"]["customFields"] == {"1": "11-50"}
+    assert change["record"]["fieldValues"] == [{"field": "1", "value": "11-50"}]

@@ -10,7 +10,7 @@ most); mass operations such as imports fire no webhooks. PER_WINDOW is 6,000 a m
 sustained, half the receiver route's whole throttle): 20 times what the documented API rate can cause, a
 margin for automations and UI work, which the rate limit does not cover and whose pace AC does not document.
 Beyond it a delivery is answered 429 and not stored. AC never retries, so no answer brings that delivery
-back: 429 says what happened (in AC's webhook log, if the account looks, and to anyone replaying), never
+back: 429 says what happened (to anyone replaying or proxying deliveries), never
 deactivates the webhook as 410 would, and unlike a silent 200 it does not claim the change was kept. The
 count goes on past the limit, so `count - PER_WINDOW` is what a window refused; the first refusal of a
 window is logged with the tenant. An incremental job (docs/jobs.md) catches up on what was refused.

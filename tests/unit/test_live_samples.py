@@ -165,3 +165,13 @@ def test_control_characters_and_odd_shapes_are_stored_not_refused():
     assert c.record["firstName"] == "a\x00b\x01"
     assert "tags" not in c.record and "fieldValues" not in c.record     # not the shapes AC sends: left out
     assert "list_id" not in c.details and "updated_fields" not in c.details
+
+
+@pytest.mark.parametrize("char", ["é", "😀", "\x01", "a", '"'])
+def test_texts_are_cut_to_their_limit_in_stored_bytes_whatever_the_characters(char):
+    c = change(urlencode({"type": "update", "date_time": "2024-02-28T04:45:41-06:00", "contact[id]": "1",
+                          "contact[last_name]": char * 5000, "contact[fields][9]": char * 9000}))
+    assert mapping.MAX_TEXT_BYTES - 12 <= mapping.size(c.record["lastName"]) <= mapping.MAX_TEXT_BYTES
+    assert mapping.size(c.record["customFields"]["9"]) <= mapping.MAX_VALUE_BYTES
+    assert set(c.record["lastName"]) == {char}
+    assert {"record.lastName", "record.customFields.9"} <= set(c.details["truncated"])

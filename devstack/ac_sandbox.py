@@ -1015,7 +1015,7 @@ class WebhooksMixin:
         (asynchronously, as AC does: the caller does not wait). Returns the queued deliveries."""
         envelope = [("type", event_type), ("date_time", _iso(datetime.now(TZ))), ("initiated_by", initiated_by),
                     ("initiated_from", initiated_by)]
-        body = urlencode([*envelope, *pairs]).encode()
+        body = urlencode([*envelope, *pairs]).encode()   # brackets percent-encoded, as PHP's http_build_query
         with self._lock:
             hooks = [h for h in self.webhooks.values()
                      if event_type in h["events"] and initiated_by in h["sources"]]
@@ -1071,7 +1071,39 @@ class WebhooksMixin:
         if pool is not None:
             pool.shutdown(wait=False, cancel_futures=True)
 
-    # -- the payload blocks (GearPlug raw fixtures, Activepieces sample data)
+    # -- the payload blocks, as the published real deliveries show them (tests/fixtures/ac_webhooks/:
+    #    GearPlug's raw 2017 captures [GP-FIX], Activepieces' 2024 samples [AP], AC's AsyncAPI copy [AA])
+    @staticmethod
+    def _custom_pairs(prefix: str, fields: list[tuple[str, str, object]]) -> list[tuple[str, str]]:
+        """`<prefix>[fields][i][id|key|value]` [AP]; a multi-value field's values one level deeper,
+        `[value][0]`, `[value][1]` (Activepieces' account_update: five bracket levels)."""
+        pairs = []
+        for i, (fid, label, value) in enumerate(fields):
+            pairs += [(f"{prefix}[fields][{i}][id]", fid), (f"{prefix}[fields][{i}][key]", label)]
+            if isinstance(value, list):
+                pairs += [(f"{prefix}[fields][{i}][value][{j}]", str(v)) for j, v in enumerate(value)]
+            else:
+                pairs.append((f"{prefix}[fields][{i}][value]", "" if value is None else str(value)))
+        return pairs
+
+    def _custom_values(self, kind: str, owner_id: str) -> list[tuple[str, str, object]]:
+        """(meta id, label, value) of a deal's or account's custom fields; a multi-value field's value
+        (written as an array, docs: AC reference) as a list."""
+        meta = {m["id"]: m for m in getattr(self, f"{kind}_custom_field_meta", [])}
+        out = []
+        for item in getattr(self, f"{kind}_custom_field_data", []):
+            if str(item.get(f"{kind}Id")) != str(owner_id):
+                continue
+            field = meta.get(str(item.get(f"{kind}CustomFieldMetumId")))
+            if field is not None:
+                out.append((field["id"], field["fieldLabel"], item.get("fieldValue")))
+        return out
+
+    @staticmethod
+    def _top_level(contact: dict | None) -> list[tuple[str, str]]:
+        """What real bodies carry beside the blocks: the contact's account name and id, and `orgname` [AP]."""
+        orgname = (contact or {}).get("orgname") or ""
+        return [("customer_acct_name", orgname), ("customer_acct_id", "0"), ("orgname", orgname)]
     def _tag_names(self, cid: str) -> list[str]:
         tags, links = getattr(self, "tags", None), getattr(self, "contact_tags", None)
         if isinstance(tags, list) and isinstance(links, list):
@@ -1126,10 +1158,23 @@ class WebhooksMixin:
                  ("deal[contact_firstname]", (contact or {}).get("firstName") or ""),
                  ("deal[contact_lastname]", (contact or {}).get("lastName") or ""),
                  ("deal[status]", str(deal.get("status") or "0"))]
+        pairs += self._custom_pairs("deal", self._custom_values("deal", deal["id"]))
         pairs += [(f"updated_fields[{i}]", name) for i, name in enumerate(updated)]
         if contact is not None:
             pairs += self._contact_block(contact)
-        return pairs
+        return [*pairs, *self._top_level(contact)]
+
+    def _account_block(self, account: dict, updated: list[str] = ()) -> list[tuple[str, str]]:
+        """`account[...]` as Activepieces' real `account_update` shows it [AP]."""
+        def stamp(value):
+            return _stamp(datetime.fromisoformat(value)) if value else ""
+
+        pairs = [("account[id]", account["id"]), ("account[name]", account.get("name") or ""),
+                 ("account[account_url]", account.get("accountUrl") or ""),
+                 ("account[created_timestamp]", stamp(account.get("createdTimestamp"))),
+                 ("account[updated_timestamp]", stamp(account.get("updatedTimestamp")))]
+        pairs += self._custom_pairs("account", self._custom_values("account", account["id"]))
+        return pairs + [(f"updated_fields[{i}]", name) for i, name in enumerate(updated)]
 
     # -- changes from outside (what a user does in AC's UI)
     def _contact(self, contact_id) -> dict:
@@ -1161,7 +1206,8 @@ class WebhooksMixin:
             contact.update({k: v for k, v in fields.items() if k in ("firstName", "lastName", "email", "phone",
                                                                         "orgname")})
             contact["udate"] = _iso(datetime.now(TZ))
-        return self.fire("update", [("list", "0"), *self._contact_block(contact)], initiated_by=initiated_by)
+        return self.fire("update", [("list", "0"), *self._contact_block(contact), *self._top_level(contact)],
+                         initiated_by=initiated_by)
 
     def add_contact(self, email: str, *, first_name: str = "", last_name: str = "",
                     initiated_by: str = "admin") -> tuple[dict, list[Delivery]]:
@@ -1172,12 +1218,15 @@ class WebhooksMixin:
             contact = {"cdate": now, "udate": now, "email": email, "phone": "", "firstName": first_name,
                        "lastName": last_name, "orgid": "0", "orgname": "", "id": cid, "deleted": "0"}
             self.contacts.append(contact)
-        return contact, self.fire("subscribe", [("list", "0"), *self._contact_block(contact)],
-                                  initiated_by=initiated_by)
+        return contact, self.fire("subscribe", [("list", "0"), *self._contact_block(contact),
+                                                *self._top_level(contact)], initiated_by=initiated_by)
 
     def unsubscribe_contact(self, contact_id, *, list_id: str = "1", initiated_by: str = "public") -> list[Delivery]:
+        """`unsubscribe`: an admin's names its list in `list` [GP-FIX]; a contact's own (public) one in
+        `list[][id]`, PHP's append brackets [AA]."""
         contact = self._contact(contact_id)
-        return self.fire("unsubscribe", [("list", str(list_id)), *self._contact_block(contact)],
+        named = [("list[][id]", str(list_id))] if initiated_by == "public" else [("list", str(list_id))]
+        return self.fire("unsubscribe", [*named, *self._contact_block(contact), *self._top_level(contact)],
                          initiated_by=initiated_by)
 
     def tag_contact(self, contact_id, tag: str, *, remove: bool = False,
@@ -1187,8 +1236,8 @@ class WebhooksMixin:
         with self._lock:
             self._set_tag(str(contact["id"]), tag, not remove)
         kind = "contact_tag_removed" if remove else "contact_tag_added"
-        return self.fire(kind, [("list", "0"), ("tag", tag), *self._contact_block(contact)],
-                         initiated_by=initiated_by)
+        return self.fire(kind, [("list", "0"), *self._contact_block(contact), *self._top_level(contact),
+                                ("tag", tag)], initiated_by=initiated_by)
 
     def update_deal(self, deal_id, *, initiated_by: str = "admin", **fields) -> list[Delivery]:
         """Change a deal (REST names: title, value in cents, stage, status, owner): `deal_update` with
@@ -1218,6 +1267,20 @@ class WebhooksMixin:
                     "status": "0", "cdate": now, "mdate": now, "isDisabled": False, "account": None}
             self.deals.append(deal)
         return deal, self.fire("deal_add", [("list", "0"), *self._deal_block(deal)], initiated_by=initiated_by)
+
+    def update_account(self, account_id, *, initiated_by: str = "admin", **fields) -> list[Delivery]:
+        """Change an account (REST names: name, accountUrl): `account_update` with `updated_fields`, to the
+        webhooks that registered it [AP]."""
+        account = next((a for a in self.accounts if str(a.get("id")) == str(account_id)), None)
+        if account is None:
+            raise KeyError(f"no account {account_id}")
+        with self._lock:
+            changed = [k for k in ("name", "accountUrl") if k in fields and fields[k] != account.get(k)]
+            account.update({k: fields[k] for k in ("name", "accountUrl") if k in fields})
+            account["updatedTimestamp"] = _iso(datetime.now(TZ))
+        names = {"accountUrl": "account_url"}
+        return self.fire("account_update", [("list", "0"), *self._account_block(
+            account, [names.get(k, k) for k in changed])], initiated_by=initiated_by)
 
     # -- the same over HTTP, for curl (`/_sandbox/...`; no key: the sandbox is loopback only)
     def _control(self, method: str, rel: str, body: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -53,3 +53,16 @@ def test_the_receiver_may_put_only_this_services_change_events():
     condition = statement["Condition"]["StringEquals"]
     assert condition == {"events:source": job_settings().event_source, "events:detail-type": CHANGE}
     assert "EVENT_SOURCE" not in props("HooksReceiverFunction")["Environment"]["Variables"]   # the default, then
+
+
+def test_the_receiver_has_reserved_concurrency_by_parameter():
+    """Adversarial review, High: 200 req/s held for the 10 s timeout would hold ~2,000 Lambdas."""
+    from tests.unit.test_template import template
+
+    param = template()["Parameters"]["HooksReservedConcurrency"]
+    assert param["Default"] == "20" and param["AllowedPattern"] == "^[0-9]{0,5}$"
+    assert props("HooksReceiverFunction")["ReservedConcurrentExecutions"] == {
+        "Fn::If": ["ReserveHooks", {"Ref": "HooksReservedConcurrency"}, {"Ref": "AWS::NoValue"}]}
+    condition = template()["Conditions"]["ReserveHooks"]
+    assert condition == {"Fn::Not": [{"Fn::Or": [{"Fn::Equals": [{"Ref": "HooksReservedConcurrency"}, ""]},
+                                                  {"Fn::Equals": [{"Ref": "HooksReservedConcurrency"}, "0"]}]}]}

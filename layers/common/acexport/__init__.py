@@ -53,10 +53,12 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       subscriptions  the live subscriptions (one per account + owner; the hook secret only as a hash)
       hooks         register / check / remove the webhooks at AC (the /live routes, DELETE /auth)
       form          AC's form-encoded delivery body read into nested dicts
-      mapping       a delivery as a change: its type, record id, time and record in the export's names
+      mapping       a delivery as a change: its type, record id, time and record in the export's names, bounded
+      fields        the account's contact field catalogue (read at PUT /live): delivery keys to the export's names
+      state         per subscription, for the receiver: the delivery quota and the field catalogue
       changes       the change feed: stored once (dedupe), numbered per tenant, read by cursor (TTL)
       events        the `ActiveCampaign Change` event on the bus
-      receiver      one delivery: secret, size, parse, store, event (POST /hooks/{secret})
+      receiver      one delivery: size, secret, quota, parse, store, event (POST /hooks/{secret})
 
     reconcile/    what AC deleted: id sets compared, deletions into the change feed (docs/live.md)
       ids           every current id of contacts (id lanes), deals and accounts (overlapping offset pages)

@@ -1,13 +1,16 @@
 """The change feed: one document per change, in CHANGES_COLLECTION, kept CHANGES_TTL_DAYS days.
 
-Fields: _id (the change id), account_id, owner, workspace_id, connection_id (the subscription's), seq (the
-cursor), dedupe, type, resource, record_id, occurred_at, received_at (TTL), sequenced_at, initiated_by,
-record (JSON text), details; a `gap` document holds only a number nothing else will hold (below).
+Fields: _id (the change id), account_id, owner, workspace_id, connection_id (the subscription's, so a feed is
+read per connection), seq (the cursor), dedupe, type, resource, record_id, occurred_at, received_at (TTL),
+sequenced_at, initiated_by, record (JSON text), details (updated_fields, tag, list_id, truncated: what the
+limits cut, docs/live.md "Limits"); a `gap` document holds only a number nothing else will hold (below).
 
-Duplicates: AC guarantees "at least once" and sends no event id (docs/live.md), so a delivery is
-identified by its content: `dedupe` is the SHA-256 of the delivery's form pairs, sorted, and a unique index
-on (account_id, owner, dedupe) stores it once. Two real changes to the same record in the same second
-differ in content (else they are the same state), so they stay two changes.
+Duplicates: AC guarantees "at least once" and sends no event id (docs/live.md), so a change is identified
+by its content: `dedupe` is the SHA-256 of the MAPPED change (type, record id, AC's date_time, initiator,
+record, details), not of the raw body, so a parameter this service does not read cannot make a delivery
+look new; a unique index on (account_id, owner, dedupe) stores it once. Two real changes to the same
+record in the same second differ in what the feed shows (else they are the same state), so they stay two
+changes.
 
 Order: the receiver takes the tenant's next `seq` (`subscriptions.next_seq`, strictly increasing) BEFORE
 it inserts the change with it, and a unique index on (account_id, owner, seq) lets one document only hold
@@ -87,19 +90,27 @@ def collection() -> Collection:
     return db.collection(get_settings().live.changes_collection, required=(DEDUPE_KEY, SEQ_KEY, RECORD_KEY))
 
 
-def dedupe_key(body: bytes) -> str:
-    """The identity of a delivery: its form pairs, sorted (AC sends no event id)."""
-    pairs = sorted(parse_qsl(body.decode("utf-8"), keep_blank_values=True))
-    return hashlib.sha256(repr(pairs).encode()).hexdigest()
+def _json(value) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), sort_keys=True)
 
 
-def store(subscription: dict, change: Change, *, dedupe: str, received_at: dt.datetime) -> dict | None:
-    """Store a change once, under a number taken first; None when the same delivery was stored before."""
+def dedupe_key(change: Change) -> str:
+    """The identity of a change (AC sends no event id): what the feed would show of it, hashed."""
+    shown = [change.type, change.resource, change.record_id, change.occurred_at.isoformat(), change.initiated_by,
+             change.record, change.details]
+    return hashlib.sha256(_json(shown).encode()).hexdigest()
+
+
+def store(subscription: dict, change: Change, *, received_at: dt.datetime, dedupe: str | None = None) -> dict | None:
+    """Store a change once, under a number taken first; None when the same change was stored before. `dedupe`:
+    the change's identity when its content is not (the reconcile's deletions: one per record, whenever noticed)."""
     doc = {"account_id": subscription["account_id"], "owner": subscription["owner"],
            "workspace_id": subscription.get("workspace_id"), "connection_id": subscription.get("connection_id"),
-           "dedupe": dedupe, "type": change.type, "resource": change.resource, "record_id": change.record_id,
+           "dedupe": dedupe or dedupe_key(change), "type": change.type, "resource": change.resource,
+           "record_id": change.record_id,
            "occurred_at": change.occurred_at, "received_at": received_at,
-           "initiated_by": change.initiated_by, "record": json.dumps(change.record, separators=(",", ":")),
+           "initiated_by": change.initiated_by,
+           "record": json.dumps(change.record, ensure_ascii=False, separators=(",", ":")),
            "details": change.details}
     tenant = Tenant(account_id=subscription["account_id"], owner=subscription["owner"])
     for _ in range(NUMBER_ATTEMPTS):

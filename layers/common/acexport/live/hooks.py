@@ -31,11 +31,12 @@ from acexport.credentials import store
 from acexport.errors import (
     ApiError,
     NotConnected,
+    StoredCredentialsRejected,
     UpstreamThrottled,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.live import subscriptions
+from acexport.live import fields, state, subscriptions
 from acexport.live.mapping import TYPES
 from acexport.settings import ConfigurationError, get_settings
 from acexport.tenancy import Tenant
@@ -190,6 +191,18 @@ def _undo(client: ACClient, webhook_id: str) -> None:
         logger.warning("webhook of a lost registration not removed at AC", extra={"error": type(exc).__name__})
 
 
+def _remember_fields(client: ACClient, doc: dict) -> None:
+    """The account's contact field catalogue, kept for the receiver (live/fields.py); a failure to read it
+    only means deliveries keep the field keys AC sent."""
+    try:
+        state.remember_fields(doc["_id"], fields.catalogue(client))
+    except StoredCredentialsRejected:
+        raise
+    except ApiError as exc:
+        logger.info("contact field catalogue not refreshed", extra={"error": type(exc).__name__})
+
+
+
 def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
     """PUT /live: idempotent. An enabled subscription of this connection whose webhook AC still has is
     answered as it is; else a new registration, confirmed by compare-and-set (subscriptions.enabled)."""
@@ -199,10 +212,12 @@ def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
     if (current and current.get("state") == subscriptions.ENABLED
             and current.get("connection_id") == connection_id and current.get("ac_host") == client.host
             and current.get("webhook_ids") and all(_exists(client, i) for i in current["webhook_ids"])):
+        _remember_fields(client, current)
         return describe(subscriptions.checked(current, gone=False))
     events = _events(client)
     secret = subscriptions.new_secret()
     doc = subscriptions.prepare(tenant, secret, connection_id=connection_id)
+    _remember_fields(client, doc)   # before the webhook exists, so its first delivery finds the names
     old_ids = list((current or {}).get("webhook_ids") or []) if (current or {}).get("ac_host") == client.host \
         else []
     name = f"activecampaign-integration live {doc['_id']}"

@@ -158,8 +158,7 @@ class ReconcileStep:
             raise JobFailed(NOT_CONNECTED)
         if store.identity(connection) != self.doc.get("connection"):
             raise JobFailed(CONNECTION_CHANGED)
-        credentials = store.credentials(connection)
-        self.client = ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
+        self.client = store.client(connection, deadline=self.deadline)   # marks a refused key for reconnecting
         return self.client
 
     def _tick(self, *, now: bool = False) -> None:

@@ -3,10 +3,10 @@
 No JWT: AC cannot send one and does not sign its deliveries, so the path secret names the subscription
 (`subscriptions.find_by_secret`: only an enabled subscription of the connection that exists now). This is
 the one route on the internet without a JWT, so nothing costly happens before the secret is known: the
-checks that cost nothing (size, the secret's shape, the content type), then the secret (one indexed read),
-then the subscription's delivery quota (`state.take`, which also brings the contact field catalogue), and
+checks that cost nothing (size, the secret's shape, the content type), then the secret (two indexed reads:
+the subscription, then its connection), then the subscription's delivery quota (`state.take`, which also brings the contact field catalogue), and
 only then the body is parsed and mapped, with every number, date, text and list bounded (`mapping`).
-Then an insert, the sequence number, one PutEvents. Nothing calls AC.
+Then the sequence number, an insert, one PutEvents. Nothing calls AC.
 
 Answers: 200 stored (or a duplicate, stored before); 413 too large; 404 a path segment that cannot be a
 secret; 410 a wrong or revoked secret (AC turns off a webhook that answers 410 — its webhooks page — so a

@@ -4,7 +4,7 @@ A step claims the job's lease, resumes from its checkpoint, walks AC (`jobs.walk
 records to the file writer (`jobs.writer`: encoding, gzip members, parts, ETags) until the walk ends or
 its time runs low, then either finishes the file or saves a checkpoint and hands the rest on through the
 queue. The step decides when; the writer what goes into the file. Checkpoints are saved only at page
-boundaries, at a gzip member boundary, conditionally (jobs.save), right after each part upload, after
+boundaries, at a gzip member boundary, conditionally (job_store.save), right after each part upload, after
 the last part and at the hand-on: after a crash, a timeout or a duplicate delivery the next step resumes
 from the last one, re-reads from its cursor and re-uploads from its next part number, so every record is
 in the file exactly once.
@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from acexport import metrics
 from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.resources import RESOURCES
-from acexport.credentials import store
+from acexport.credentials import store as credential_store
 from acexport.errors import (
     INVALID_CREDENTIALS,
     NOT_CONNECTED,
@@ -52,7 +52,7 @@ from acexport.errors import (
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.jobs import store as jobs
+from acexport.jobs import store as job_store
 from acexport.jobs.files import Upload, file_name
 from acexport.jobs.messages import FINISHED, delay_redelivery, emit, parse_work, send_work
 from acexport.jobs.spec import JobSpec
@@ -128,17 +128,17 @@ def on_dead_letter(body: str) -> None:
         return
     job_id, seq = parsed
     bind(job_id=job_id)
-    doc = jobs.get(job_id)
-    if doc is None or doc["status"] in jobs.TERMINAL or _superseded(doc, seq):
+    doc = job_store.get(job_id)
+    if doc is None or doc["status"] in job_store.TERMINAL or _superseded(doc, seq):
         return
     bind(account_id=doc.get("account_id"), owner=doc.get("owner"))
-    until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
-    if until and until > jobs.now():
+    until = job_store.as_datetime((doc.get("lease") or {}).get("until"))
+    if until and until > job_store.now():
         logger.warning("dead letter for a job that is being worked on; ignored", extra={"job_id": job_id})
         return
     reason = doc.get("last_error") or "no error was recorded"
     message = f"The export worker failed repeatedly on this job ({reason}); start a new export"
-    if jobs.settle(job_id, "failed", {"error": {"message": message}}):
+    if job_store.settle(job_id, "failed", {"error": {"message": message}}):
         logger.error("export job failed in the dead-letter queue", extra={"reason": reason})
         metrics.add("JobFailed", metrics.MetricUnit.Count, 1)
         finalize(job_id)
@@ -150,11 +150,11 @@ def handle(body: str, *, remaining_seconds: float, worker_id: str) -> None:
         raise PoisonMessage()
     job_id, seq = parsed
     bind(job_id=job_id)
-    doc = jobs.get(job_id)
+    doc = job_store.get(job_id)
     if doc is None:
         logger.warning("message for an unknown job; dropped", extra={"job_id": job_id})
         return
-    if doc["status"] in jobs.TERMINAL:
+    if doc["status"] in job_store.TERMINAL:
         finalize(job_id, doc)
         return
     if _superseded(doc, seq):
@@ -173,7 +173,7 @@ def _note_error(job_id: str, exc: BaseException) -> None:
     (it could carry data), except our own API errors' messages, which are fixed text."""
     text = f"{type(exc).__name__}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
     try:
-        jobs.set_fields(job_id, {"last_error": text[:300]})
+        job_store.set_fields(job_id, {"last_error": text[:300]})
     except Exception:
         logger.warning("could not record the step's error", extra={"job_id": job_id})
 
@@ -182,14 +182,14 @@ def _note_error(job_id: str, exc: BaseException) -> None:
 
 def finalize(job_id: str, doc: dict | None = None) -> None:
     """The side effects of a finished job, once: abort an unfinished upload, emit the finished event."""
-    doc = doc if doc is not None else jobs.get(job_id)
-    if doc is None or doc["status"] not in jobs.TERMINAL or doc.get("finalized"):
+    doc = doc if doc is not None else job_store.get(job_id)
+    if doc is None or doc["status"] not in job_store.TERMINAL or doc.get("finalized"):
         return
     upload = doc.get("upload")
     if upload and doc["status"] != "succeeded":
         Upload(upload["bucket"], upload["key"], upload["upload_id"]).abort()
     emit(FINISHED, finished_event(doc))
-    jobs.mark_finalized(job_id)
+    job_store.mark_finalized(job_id)
 
 
 def finished_event(doc: dict) -> dict:
@@ -251,7 +251,7 @@ class Step:
     def __init__(self, job_id: str, worker: str, settings: JobSettings, lambda_deadline: float):
         self.job_id, self.worker, self.settings = job_id, worker, settings
         self.doc: dict = {}                     # the claimed job: set by run()
-        self.seq = 0                            # the checkpoint this step saves over (jobs.save)
+        self.seq = 0                            # the checkpoint this step saves over (job_store.save)
         self.tenant: Tenant | None = None
         self.state = _State(cursor={})          # the walk's checkpoint: loaded by run()
         self.writer: FileWriter | None = None   # the file's: made by _work() once the upload is known
@@ -263,7 +263,7 @@ class Step:
 
     # ---- lifecycle
     def run(self) -> None:
-        doc = jobs.claim(self.job_id, self.worker, self.settings.lease_seconds)
+        doc = job_store.claim(self.job_id, self.worker, self.settings.lease_seconds)
         if doc is None:
             self._not_claimed()
             return
@@ -280,7 +280,7 @@ class Step:
         except JobFailed as failure:
             self._fail(failure)
         except StoredCredentialsRejected:
-            store.mark_rejected(self.tenant)
+            credential_store.mark_rejected(self.tenant)
             self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
         except (UpstreamUnavailable, UpstreamTimeout, UpstreamInvalid) as exc:   # beyond patience, or never usable
             self._fail(JobFailed(exc.message))
@@ -289,7 +289,7 @@ class Step:
         except ApiError as exc:
             if exc.status >= 500:
                 with contextlib.suppress(Exception):
-                    jobs.release(self.job_id, self.worker)
+                    job_store.release(self.job_id, self.worker)
                 raise
             self._fail(JobFailed(exc.message))      # the job's own request is refused: no retry changes that
         except (OverflowError, ValueError) as exc:
@@ -298,7 +298,7 @@ class Step:
             self._fail(JobFailed(CANNOT_PROCESS))
         except BaseException:
             with contextlib.suppress(Exception):     # best effort: let the retry start at once
-                jobs.release(self.job_id, self.worker)
+                job_store.release(self.job_id, self.worker)
             raise
         finally:
             self._measure(time.monotonic() - started, self.state.written - written)
@@ -312,24 +312,24 @@ class Step:
                 metrics.add("ACThrottled", metrics.MetricUnit.Count, self.client.throttled)
 
     def _not_claimed(self) -> None:
-        doc = jobs.get(self.job_id)
+        doc = job_store.get(self.job_id)
         if doc is None:
             return
-        if doc["status"] in jobs.TERMINAL:
+        if doc["status"] in job_store.TERMINAL:
             finalize(self.job_id, doc)
             return
-        until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
-        raise LeaseHeld(max(1.0, (until - jobs.now()).total_seconds()) if until else 1.0)
+        until = job_store.as_datetime((doc.get("lease") or {}).get("until"))
+        raise LeaseHeld(max(1.0, (until - job_store.now()).total_seconds()) if until else 1.0)
 
     def _stopped(self) -> None:
-        doc = jobs.get(self.job_id)
-        if doc is not None and doc["status"] in jobs.TERMINAL:
+        doc = job_store.get(self.job_id)
+        if doc is not None and doc["status"] in job_store.TERMINAL:
             finalize(self.job_id, doc)            # cancelled while we worked: abort the upload, tell the world
         else:
             logger.warning("lease lost; another step continues", extra={"job_id": self.job_id})
 
     def _fail(self, failure: JobFailed) -> None:
-        if jobs.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
+        if job_store.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
                        worker=self.worker, seq=self.seq):
             logger.warning("export job failed", extra={"job_id": self.job_id, "reason": failure.error["message"]})
             metrics.add("JobFailed", metrics.MetricUnit.Count, 1)
@@ -340,13 +340,13 @@ class Step:
     # ---- the work
     def _client(self) -> ACClient:
         """A client of the connection the job started with (its recorded identity), or the job fails."""
-        connection = store.find(self.tenant)
+        connection = credential_store.find(self.tenant)
         if connection is None:
             raise JobFailed(NOT_CONNECTED)
         recorded = self.doc.get("connection")
-        if recorded and store.identity(connection) != recorded:
+        if recorded and credential_store.identity(connection) != recorded:
             raise JobFailed(CONNECTION_CHANGED)
-        credentials = store.credentials(connection)
+        credentials = credential_store.credentials(connection)
         self.client = ACClient(credentials.base_url, credentials.api_key, deadline=self.deadline)
         return self.client
 
@@ -357,7 +357,7 @@ class Step:
         bucket = required(self.settings.bucket, "EXPORT_BUCKET")
         name = file_name(self.doc["resource"], self.doc["format"], self.job_id)
         upload = Upload.start(bucket, f"{self.settings.prefix}{self.job_id}/{name}", name, self.job_id)
-        if not jobs.set_upload(self.job_id, self.worker, self.seq,
+        if not job_store.set_upload(self.job_id, self.worker, self.seq,
                                {"bucket": upload.bucket, "key": upload.key, "upload_id": upload.upload_id}):
             upload.abort()
             raise Stopped()
@@ -426,9 +426,9 @@ class Step:
         if time.monotonic() < self.next_tick:
             return
         self.next_tick = time.monotonic() + self.settings.progress_seconds
-        if not jobs.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds, self.state.progress()):
+        if not job_store.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds, self.state.progress()):
             raise Stopped()
-        current = store.connection_id(self.tenant)
+        current = credential_store.connection_id(self.tenant)
         if current is None:
             raise JobFailed(NOT_CONNECTED)
         if (self.doc.get("connection") or {}).get("id") not in (None, current):
@@ -436,7 +436,7 @@ class Step:
 
     def _save(self, *, handoff: int | None = None) -> None:
         checkpoint = self.state.dump(self.writer.checkpoint())
-        if not jobs.save(self.job_id, self.worker, self.seq, checkpoint, self.state.progress(),
+        if not job_store.save(self.job_id, self.worker, self.seq, checkpoint, self.state.progress(),
                          handoff=handoff, lease_seconds=self.settings.lease_seconds):
             raise Stopped()
         self.seq += 1
@@ -446,14 +446,14 @@ class Step:
         handoff = self.seq + 1
         self._save(handoff=handoff)
         send_work(self.job_id, handoff, self.doc["ac_host"])
-        jobs.mark_sent(self.job_id, handoff)
+        job_store.mark_sent(self.job_id, handoff)
         logger.info("export job handed on", extra={"job_id": self.job_id, "written": self.state.written})
 
     def _complete(self, writer: FileWriter, upload: Upload) -> None:
         writer.complete()
         file = {"bucket": upload.bucket, "key": upload.key, "size": writer.size,
                 "records": self.state.written, "name": upload.key.rsplit("/", 1)[-1]}
-        if not jobs.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
+        if not job_store.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
                            worker=self.worker, seq=self.seq):
             upload.delete()   # cancelled (or taken over) after S3 completed the file: leave no complete file
             raise Stopped()

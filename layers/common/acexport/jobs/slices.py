@@ -1,0 +1,258 @@
+"""Contacts, walked by id: `orders[id]=ASC` + `id_greater=<last id>` (AC's own advice for reading many contacts:
+no deep offsets). When AC's answer time needs several pages in flight, the id range is cut into slices, each
+walked the same way up to `id_less=<its end>` (AC documents both filters on /contacts), each with its next page
+and one page ahead requested; the slices take turns, a page each, so the file's order is fixed.
+
+- Cutting: a slice is cut while fewer slices than pages wanted are walking (`PipelinedWalk.wanted`), by id,
+  into parts of at least EXPORT_SLICE_PAGES pages by AC's count (`meta.total` counts what the filters match,
+  so a slice knows exactly how many records it has left). The slices end together only if they are the same
+  size (each moves a page per turn), so the slice cut is always the one with the most records left; the last
+  slice left walking is cut down to two pages a part, since a slice alone reads one page per answer time.
+  The last slice is open-ended (contacts added during the walk land in it); its top is estimated from AC's
+  count of what is left and the ids' spacing in its last page: an estimate that is off costs balance, never
+  records.
+- A page requested before its slice was cut may hold ids of the slice after it: those are dropped and the
+  slice has ended (`_within`).
+- A page whose first id is not above the slice's last id (`id_greater` ignored: the same page for ever)
+  fails the walk at once (UpstreamInvalid).
+- Threads: the walk's thread takes pages, cuts and drops slices; a page's done-callback (a pool thread)
+  requests the page after it. Every change to the slice list and to a slice's requests is made under one
+  lock (`_lock`); the slices' cursors and counts are the walk thread's.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from concurrent.futures import Future, wait
+from dataclasses import dataclass
+from functools import partial
+
+from acexport.ac.client import AC_PAGE, UpstreamInvalid
+from acexport.ac.records import page_records, parse_total
+from acexport.ac.resources import Params, Record
+from acexport.jobs.cursors import ID_ORDER, IdRange, SliceCursor
+from acexport.jobs.pipeline import Arrived, PipelinedWalk
+from acexport.jobs.reading import Query, Reader
+from acexport.jobs.spec import JobSpec
+
+LAST_SLICE_PAGES = 2      # the last slice walking is cut down to parts of this many pages
+
+
+@dataclass(frozen=True)
+class SlicePage:
+    records: list[Record]
+    total: int | None         # AC's count of the slice's records from this page on
+    last: bool                # the slice's last page
+    after: str | None         # the last id read (the slice goes on above it); None if none yet
+    spacing: float = 1.0      # ids per record in this page
+
+    @property
+    def left(self) -> int | None:
+        """Records of the slice after this page, by AC's count."""
+        return None if self.total is None else self.total - len(self.records)
+
+
+@dataclass(eq=False)
+class Lane:
+    """One slice being walked: where it is, and the pages requested for it."""
+    span: IdRange
+    next: Future[SlicePage] | None = None     # the slice's next page, requested
+    ahead: Future[SlicePage] | None = None    # the page after it, requested once `next` arrived
+    left: int | None = None                   # records left after its last page read, by AC's count
+    spacing: float = 1.0
+
+
+def _ids(records: list[Record]) -> list[int] | None:
+    """Numeric ids in strictly ascending order, else None."""
+    try:
+        ids = [int(str(record.get("id"))) for record in records]
+    except ValueError:
+        return None
+    return ids if all(a < b for a, b in itertools.pairwise(ids)) else None
+
+
+def _spacing(records: list[Record]) -> float:
+    ids = _ids(records)
+    return (ids[-1] - ids[0]) / (len(ids) - 1) if ids and len(ids) > 1 else 1.0
+
+
+def _id_filters(span: IdRange) -> Params:
+    return [*([("id_greater", span.after)] if span.after is not None else []),
+            *([("id_less", str(span.before))] if span.before else [])]
+
+
+def _within(page: SlicePage, before: int | None) -> SlicePage:
+    """A slice's page without ids at or above its end (a page requested before the slice was cut belongs
+    partly to the slice after it): then the slice has ended."""
+    if not before:
+        return page
+    kept = [r for r in page.records if int(str(r.get("id"))) < before]
+    if len(kept) == len(page.records):
+        return page
+    return SlicePage(kept, page.total, True, str(kept[-1]["id"]) if kept else None)
+
+
+def _cuts(span: IdRange, left: int, spacing: float, parts: int) -> list[IdRange]:
+    """`span` (with `left` records) cut by id into `parts` slices of about the same id width: the ids above
+    the last one read up to its end, or, open-ended, to the top that AC's count and the ids' spacing predict."""
+    after = int(span.after or 0)
+    top = span.before - 1 if span.before else after + int(left * spacing)
+    parts = min(parts, top - after)
+    if parts < 2:
+        return [span]
+    cuts = [after + (top - after) * k // parts for k in range(1, parts)]
+    starts = [span.after, *(str(cut) for cut in cuts)]
+    ends = [*(cut + 1 for cut in cuts), span.before]
+    return [IdRange(start, end) for start, end in zip(starts, ends, strict=True)]
+
+
+class SliceWalk(PipelinedWalk):
+    def __init__(self, reader: Reader, spec: JobSpec, cursor: SliceCursor, *, in_flight: int, rate: float,
+                 slice_pages: int):
+        super().__init__(reader, Query.of(spec, ID_ORDER), in_flight=in_flight, rate=rate)
+        self.slice_pages = slice_pages          # a slice is cut only into parts of at least this many pages
+        self._lock = threading.Lock()           # the slice list, and each slice's requests
+        self._lanes = [Lane(span) for span in cursor.slices]
+        self._pages = cursor.pages              # pages read (and written) so far, every slice
+        self._turn = 0                          # the slice whose page comes next
+        self._prefetching = True                # pages after the next may be requested
+        self._ended = cursor.slices[-1] if len(cursor.slices) == 1 else None   # a single walk's last place
+
+    @property
+    def pending(self) -> bool:
+        with self._lock:
+            return any(lane.next is not None or lane.ahead is not None for lane in self._lanes)
+
+    @property
+    def pages(self) -> int:
+        return self._pages
+
+    def cursor(self) -> dict:
+        with self._lock:
+            spans = tuple(lane.span for lane in self._lanes)
+        if not spans and self._ended is not None:
+            spans = (self._ended,)                   # a walk that was never cut ends on its one cursor
+        return SliceCursor(spans, self._pages).dump()
+
+    def _start(self) -> None:
+        for lane in list(self._lanes):
+            self._request(lane)
+
+    def _closed(self) -> None:
+        self._prefetching = False
+
+    # ---- the next page
+    def _next(self, prefetch: bool, timeout: float | None) -> Arrived | None:
+        self._prefetching = prefetch
+        if not self._lanes:
+            return Arrived([], None, True)
+        index = self._index(prefetch)
+        lane = self._lanes[index]
+        if lane.next is None:
+            self._request(lane)
+        assert lane.next is not None
+        if not wait([lane.next], timeout=timeout).done:
+            return None
+        page = _within(self._take(lane).result(), lane.span.before)
+        self._pages += 1
+        lane.span = lane.span.moved_to(page.after)
+        if page.last:
+            self._drop(lane)                        # the slice after it takes its place in the turns
+        else:
+            lane.left, lane.spacing = page.left, page.spacing
+            index += 1
+        self._turn = index
+        self._cut_the_largest()
+        if prefetch:
+            for other in list(self._lanes):
+                if other.next is None:
+                    self._request(other)
+        return Arrived(page.records, page.total, not self._lanes)
+
+    def _index(self, prefetch: bool) -> int:
+        """The slice whose turn it is; without prefetch, the first from there with a page requested."""
+        index = self._turn % len(self._lanes)
+        while not prefetch and self._lanes[index].next is None:
+            index = (index + 1) % len(self._lanes)
+        return index
+
+    def _take(self, lane: Lane) -> Future[SlicePage]:
+        """The slice's next page (arrived); the page ahead becomes its next."""
+        with self._lock:
+            arrived, lane.next, lane.ahead = lane.next, lane.ahead, None
+        if lane.next is not None and lane.next.done():
+            self._read_ahead(lane, lane.next)        # arrived while it was the page ahead
+        assert arrived is not None
+        return arrived
+
+    def _drop(self, lane: Lane) -> None:
+        """A slice has ended; a page requested for it (possible only after a cut) is not wanted."""
+        with self._lock:
+            self._lanes.remove(lane)
+            for extra in (lane.next, lane.ahead):
+                if extra is not None:
+                    extra.cancel()
+            lane.next = lane.ahead = None
+        self._ended = lane.span if lane.span.before is None else None
+
+    # ---- requests (the done-callback runs on a pool thread)
+    def _request(self, lane: Lane) -> None:
+        assert self.pool is not None
+        future = self.pool.submit(self._fetch, lane.span)
+        with self._lock:
+            lane.next = future
+        future.add_done_callback(partial(self._read_ahead, lane))
+
+    def _read_ahead(self, lane: Lane, done: Future[SlicePage]) -> None:
+        """The page after `done` (the slice's next, just arrived), while nothing holds the walk back."""
+        if not self._prefetching or done.cancelled() or done.exception() is not None:
+            return
+        page = done.result()
+        with self._lock:
+            if page.last or lane.next is not done or lane.ahead is not None or len(self._lanes) < 2 \
+                    or lane not in self._lanes:
+                return
+            try:
+                ahead = self.pool.submit(self._fetch, lane.span.moved_to(page.after))    # type: ignore[union-attr]
+            except RuntimeError:      # the pool is shutting down: the step is ending
+                return
+            lane.ahead = ahead
+        ahead.add_done_callback(partial(self._read_ahead, lane))
+
+    def _fetch(self, span: IdRange) -> SlicePage:
+        body = self.reader.page([*self.query.params, *_id_filters(span)], self._pages + 1)
+        records = page_records(self.reader.spec.resource, body)
+        first = _ids(records[:1])
+        if first and span.after is not None and span.after.isdigit() and first[0] <= int(span.after):
+            raise UpstreamInvalid("ActiveCampaign sent contacts at or below the last id read; the walk cannot advance")
+        total = parse_total(body)
+        last = len(records) < AC_PAGE or (total is not None and total <= len(records))
+        return SlicePage(records, total, last, str(records[-1]["id"]) if records else span.after, _spacing(records))
+
+    # ---- cutting
+    def _cut_the_largest(self) -> None:
+        """While fewer slices than pages wanted are walking, cut the slice with the most records left (by its
+        last page's count) into as many as are missing, each of at least `slice_pages` pages (the last slice
+        walking: LAST_SLICE_PAGES)."""
+        room = self.wanted() - len(self._lanes)
+        known = [lane for lane in self._lanes if lane.left is not None]
+        if room <= 0 or not known:
+            return
+        lane = max(known, key=lambda one: one.left or 0)
+        size = (self.slice_pages if len(self._lanes) > 1 else min(self.slice_pages, LAST_SLICE_PAGES)) * AC_PAGE
+        parts = min(room + 1, (lane.left or 0) // size)
+        if parts < 2:
+            return
+        spans = _cuts(lane.span, lane.left or 0, lane.spacing, parts)
+        with self._lock:
+            lane.span, lane.left = spans[0], None
+            at = self._lanes.index(lane) + 1
+            self._lanes[at:at] = [Lane(span) for span in spans[1:]]
+
+
+def resume(reader: Reader, spec: JobSpec, saved: dict, *, in_flight: int, rate: float,
+           slice_pages: int) -> SliceWalk:
+    """The walk from a checkpoint's cursor (any shape stored so far: jobs.cursors)."""
+    return SliceWalk(reader, spec, SliceCursor.load(saved), in_flight=in_flight, rate=rate, slice_pages=slice_pages)
+

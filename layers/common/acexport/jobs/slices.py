@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import threading
 from concurrent.futures import Future, wait
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 
 from acexport.ac.client import AC_PAGE, UpstreamInvalid
@@ -35,8 +35,6 @@ from acexport.jobs.cursors import ID_ORDER, IdRange, SliceCursor
 from acexport.jobs.pipeline import Arrived, PipelinedWalk
 from acexport.jobs.reading import Query, Reader
 from acexport.jobs.spec import JobSpec
-
-LAST_SLICE_PAGES = 2      # the last slice walking is cut down to parts of this many pages
 
 
 @dataclass(frozen=True)
@@ -61,6 +59,7 @@ class Lane:
     ahead: Future[SlicePage] | None = None    # the page after it, requested once `next` arrived
     left: int | None = None                   # records left after its last page read, by AC's count
     spacing: float = 1.0
+    counted: bool = False                     # `left` is AC's count, not a share of a slice cut
 
 
 def _ids(records: list[Record]) -> list[int] | None:
@@ -82,29 +81,38 @@ def _id_filters(span: IdRange) -> Params:
             *([("id_less", str(span.before))] if span.before else [])]
 
 
+def _reaches(page: SlicePage, before: int | None) -> bool:
+    """The page holds the slice's last id, or more (requested before the slice was cut): nothing is after it."""
+    return before is not None and page.after is not None and page.after.isdigit() and int(page.after) >= before - 1
+
+
 def _within(page: SlicePage, before: int | None) -> SlicePage:
     """A slice's page without ids at or above its end (a page requested before the slice was cut belongs
-    partly to the slice after it): then the slice has ended."""
+    partly to the slice after it, and AC's count in it does not know the end): then the slice has ended."""
     if not before:
         return page
     kept = [r for r in page.records if int(str(r.get("id"))) < before]
     if len(kept) == len(page.records):
-        return page
+        return replace(page, last=True) if _reaches(page, before) else page
     return SlicePage(kept, page.total, True, str(kept[-1]["id"]) if kept else None)
 
 
-def _cuts(span: IdRange, left: int, spacing: float, parts: int) -> list[IdRange]:
-    """`span` (with `left` records) cut by id into `parts` slices of about the same id width: the ids above
-    the last one read up to its end, or, open-ended, to the top that AC's count and the ids' spacing predict."""
+def _cuts(span: IdRange, left: int, spacing: float, parts: int) -> list[tuple[IdRange, int]]:
+    """`span`, with `left` records, cut by id into `parts` slices and the records each is expected to hold:
+    all but the last a whole number of pages (so their last page is a full one, not a partial page that costs
+    a request of its own), the last the rest. Ids are placed by their spacing: over the slice's own id range
+    when it has an end (AC counted exactly what is in it), else that of its last page (an open-ended slice's
+    top is an estimate: one that is off costs a partial page and balance, never records)."""
     after = int(span.after or 0)
-    top = span.before - 1 if span.before else after + int(left * spacing)
-    parts = min(parts, top - after)
-    if parts < 2:
-        return [span]
-    cuts = [after + (top - after) * k // parts for k in range(1, parts)]
+    width = span.before - 1 - after if span.before else int(left * spacing)
+    share = left // parts // AC_PAGE * AC_PAGE
+    if share < AC_PAGE or width < parts:
+        return [(span, left)]
+    cuts = sorted({after + round(k * share * width / left) for k in range(1, parts)} - {after, after + width})
     starts = [span.after, *(str(cut) for cut in cuts)]
     ends = [*(cut + 1 for cut in cuts), span.before]
-    return [IdRange(start, end) for start, end in zip(starts, ends, strict=True)]
+    counts = [*(share for _ in cuts), left - share * len(cuts)]
+    return [(IdRange(start, end), count) for start, end, count in zip(starts, ends, counts, strict=True)]
 
 
 class SliceWalk(PipelinedWalk):
@@ -160,7 +168,7 @@ class SliceWalk(PipelinedWalk):
         if page.last:
             self._drop(lane)                        # the slice after it takes its place in the turns
         else:
-            lane.left, lane.spacing = page.left, page.spacing
+            lane.left, lane.spacing, lane.counted = page.left, page.spacing, page.left is not None
             index += 1
         self._turn = index
         self._cut_the_largest()
@@ -210,8 +218,8 @@ class SliceWalk(PipelinedWalk):
             return
         page = done.result()
         with self._lock:
-            if page.last or lane.next is not done or lane.ahead is not None or len(self._lanes) < 2 \
-                    or lane not in self._lanes:
+            if page.last or _reaches(page, lane.span.before) or lane.next is not done or lane.ahead is not None \
+                    or len(self._lanes) < 2 or lane not in self._lanes:
                 return
             try:
                 ahead = self.pool.submit(self._fetch, lane.span.moved_to(page.after))    # type: ignore[union-attr]
@@ -233,22 +241,21 @@ class SliceWalk(PipelinedWalk):
     # ---- cutting
     def _cut_the_largest(self) -> None:
         """While fewer slices than pages wanted are walking, cut the slice with the most records left (by its
-        last page's count) into as many as are missing, each of at least `slice_pages` pages (the last slice
-        walking: LAST_SLICE_PAGES)."""
+        last page's count) into as many as are missing, each of at least `slice_pages` pages."""
         room = self.wanted() - len(self._lanes)
-        known = [lane for lane in self._lanes if lane.left is not None]
-        if room <= 0 or not known:
+        if room <= 0 or not self._lanes:
             return
-        lane = max(known, key=lambda one: one.left or 0)
-        size = (self.slice_pages if len(self._lanes) > 1 else min(self.slice_pages, LAST_SLICE_PAGES)) * AC_PAGE
-        parts = min(room + 1, (lane.left or 0) // size)
+        lane = max(self._lanes, key=lambda one: one.left or 0)     # the first of the largest
+        if not lane.counted:
+            return                  # by its share of a cut only: cut it once AC has counted it (its turn)
+        parts = min(room + 1, (lane.left or 0) // (self.slice_pages * AC_PAGE))
         if parts < 2:
             return
-        spans = _cuts(lane.span, lane.left or 0, lane.spacing, parts)
+        (first, share), *rest = _cuts(lane.span, lane.left or 0, lane.spacing, parts)
         with self._lock:
-            lane.span, lane.left = spans[0], None
+            lane.span, lane.left, lane.counted = first, share, False     # counted again at its next page
             at = self._lanes.index(lane) + 1
-            self._lanes[at:at] = [Lane(span) for span in spans[1:]]
+            self._lanes[at:at] = [Lane(span, left=count, spacing=lane.spacing) for span, count in rest]
 
 
 def resume(reader: Reader, spec: JobSpec, saved: dict, *, in_flight: int, rate: float,

@@ -28,7 +28,7 @@ __all__ = ["OrderLost", "OutOfTime", "Page", "PageWalk", "Walk", "updated_since"
 
 def Walk(client: ACClient, spec: JobSpec, cursor: dict, *, deadline: float, patience: float,
          outage_since: float | None = None, max_pages: int | None = None, in_flight: int = 1, rate: float = 5.0,
-         slice_pages: int = 3) -> PipelinedWalk:
+         slice_pages: int = 2) -> PipelinedWalk:
     """The walk of `spec`'s resource from a checkpoint's `cursor` ({} to start). `deadline`: time.monotonic()
     after which no AC call starts; `patience`: seconds AC may keep failing (from `outage_since`, a time.time());
     `max_pages`: the page cap (EXPORT_MAX_RECORDS / 100); `in_flight`: most pages requested at once; `rate`: AC's

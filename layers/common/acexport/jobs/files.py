@@ -57,6 +57,10 @@ def _cell(value: Any) -> str:
     return inert(str(value))
 
 
+def _header(columns: list[str]) -> list[str]:
+    return [*(inert(column) for column in columns), EXTRA_COLUMN]
+
+
 def encode(fmt: str, records: list[dict], columns: list[str] | None) -> tuple[bytes, list[str] | None]:
     """The bytes of `records` in `fmt`, and the CSV columns (chosen from the first records, then kept:
     the caller saves them in its checkpoint). The CSV header is written with the first records."""
@@ -68,7 +72,7 @@ def encode(fmt: str, records: list[dict], columns: list[str] | None) -> tuple[by
     writer = csv.writer(out)
     if columns is None:
         columns = list(dict.fromkeys(key for record in records for key in record))
-        writer.writerow([*(inert(column) for column in columns), EXTRA_COLUMN])
+        writer.writerow(_header(columns))
     known = set(columns)
     for record in records:
         extra = {key: value for key, value in record.items() if key not in known}

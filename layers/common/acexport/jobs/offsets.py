@@ -93,11 +93,18 @@ def place(records: list[Record], cursor: OffsetCursor, start: int, key: Callable
         return records[at + 1:]                                    # the last record written: go on after it
     if requested_ahead:
         return start                                               # records moved: read the start again
+    return _after_key(records, cursor, start, key, resource)
+
+
+def _after_key(records: list[Record], cursor: OffsetCursor, start: int, key: Callable[[Record], Key],
+               resource: str) -> Placement:
+    """The last record written is not in the page (read after it): the records above its order key, or the
+    page before when the page starts above it (records before it went)."""
     keys = [key(r) for r in records]
     if cursor.last_key is None or not _ascending(keys):
         raise OrderLost(resource)
     if start > 0 and (not keys or keys[0] > cursor.last_key):     # type: ignore[operator]
-        return max(0, start - AC_PAGE)                             # records before it went: look earlier
+        return max(0, start - AC_PAGE)                             # look earlier
     return [r for r, k in zip(records, keys, strict=True) if k > cursor.last_key]   # type: ignore[operator]
 
 

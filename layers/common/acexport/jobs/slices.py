@@ -16,8 +16,8 @@ and one page ahead requested; the slices take turns, a page each, so the file's 
 - A page whose first id is not above the slice's last id (`id_greater` ignored: the same page for ever)
   fails the walk at once (UpstreamInvalid).
 - Threads: the walk's thread takes pages, cuts and drops slices; a page's done-callback (a pool thread)
-  requests the page after it. Every change to the slice list and to a slice's requests is made under one
-  lock (`_lock`); the slices' cursors and counts are the walk thread's.
+  requests the page after it. Every change to the slice list and to a slice's place and requests is made
+  under one lock (`_lock`); a slice's counts are read and written by the walk's thread only.
 """
 
 from __future__ import annotations
@@ -164,7 +164,8 @@ class SliceWalk(PipelinedWalk):
             return None
         page = _within(self._take(lane).result(), lane.span.before)
         self._pages += 1
-        lane.span = lane.span.moved_to(page.after)
+        with self._lock:
+            lane.span = lane.span.moved_to(page.after)
         if page.last:
             self._drop(lane)                        # the slice after it takes its place in the turns
         else:

@@ -99,20 +99,25 @@ def _within(page: SlicePage, before: int | None) -> SlicePage:
 
 def _cuts(span: IdRange, left: int, spacing: float, parts: int) -> list[tuple[IdRange, int]]:
     """`span`, with `left` records, cut by id into `parts` slices and the records each is expected to hold:
-    all but the last a whole number of pages (so their last page is a full one, not a partial page that costs
-    a request of its own), the last the rest. Ids are placed by their spacing: over the slice's own id range
-    when it has an end (AC counted exactly what is in it), else that of its last page (an open-ended slice's
-    top is an estimate: one that is off costs a partial page and balance, never records)."""
+    whole pages, as evenly as pages go (so a slice's last page is a full one, not a partly filled page that
+    costs a request of its own, and no slice is more than a page longer than another), the last slice also the
+    records of a last partly filled page. Ids are placed by their spacing: over the slice's own id range when
+    it has an end (AC counted exactly what is in it), else that of its last page (an open-ended slice's top is
+    an estimate: one that is off costs a partly filled page and balance, never records)."""
     after = int(span.after or 0)
     width = span.before - 1 - after if span.before else int(left * spacing)
-    share = left // parts // AC_PAGE * AC_PAGE
-    if share < AC_PAGE or width < parts:
+    pages = left // AC_PAGE
+    if pages < parts or width < parts:
         return [(span, left)]
-    cuts = sorted({after + round(k * share * width / left) for k in range(1, parts)} - {after, after + width})
+    counts = [AC_PAGE * (pages // parts + (1 if k < pages % parts else 0)) for k in range(parts)]
+    counts[-1] += left % AC_PAGE
+    ends = list(itertools.accumulate(counts[:-1]))
+    cuts = sorted({after + round(end * width / left) for end in ends} - {after, after + width})
+    if len(cuts) != len(ends):
+        return [(span, left)]
     starts = [span.after, *(str(cut) for cut in cuts)]
-    ends = [*(cut + 1 for cut in cuts), span.before]
-    counts = [*(share for _ in cuts), left - share * len(cuts)]
-    return [(IdRange(start, end), count) for start, end, count in zip(starts, ends, counts, strict=True)]
+    stops = [*(cut + 1 for cut in cuts), span.before]
+    return [(IdRange(start, stop), count) for start, stop, count in zip(starts, stops, counts, strict=True)]
 
 
 class SliceWalk(PipelinedWalk):
@@ -215,7 +220,7 @@ class SliceWalk(PipelinedWalk):
 
     def _read_ahead(self, lane: Lane, done: Future[SlicePage]) -> None:
         """The page after `done` (the slice's next, just arrived), while nothing holds the walk back."""
-        if not self._prefetching or done.cancelled() or done.exception() is not None:
+        if not self._prefetching or self.reader.closing.is_set() or done.cancelled() or done.exception() is not None:
             return
         page = done.result()
         with self._lock:

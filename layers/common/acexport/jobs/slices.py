@@ -44,6 +44,7 @@ class SlicePage:
     last: bool                # the slice's last page
     after: str | None         # the last id read (the slice goes on above it); None if none yet
     spacing: float = 1.0      # ids per record in this page
+    before: int | None = None  # the slice's end when the page was requested (AC's count is up to it)
 
     @property
     def left(self) -> int | None:
@@ -174,7 +175,7 @@ class SliceWalk(PipelinedWalk):
         if page.last:
             self._drop(lane)                        # the slice after it takes its place in the turns
         else:
-            lane.left, lane.spacing, lane.counted = page.left, page.spacing, page.left is not None
+            self._count(lane, page)
             index += 1
         self._turn = index
         self._cut_the_largest()
@@ -183,6 +184,16 @@ class SliceWalk(PipelinedWalk):
                 if other.next is None:
                     self._request(other)
         return Arrived(page.records, page.total, not self._lanes)
+
+    @staticmethod
+    def _count(lane: Lane, page: SlicePage) -> None:
+        """What is left of the slice after `page`: AC's count, unless the page was requested before the slice was
+        cut (its count runs past the slice's end): then the slice's share of the cut, less the page."""
+        lane.spacing = page.spacing
+        if page.before == lane.span.before and page.left is not None:
+            lane.left, lane.counted = page.left, True
+        else:
+            lane.left, lane.counted = max(0, (lane.left or 0) - len(page.records)), False
 
     def _index(self, prefetch: bool) -> int:
         """The slice whose turn it is; without prefetch, the first from there with a page requested."""
@@ -242,7 +253,8 @@ class SliceWalk(PipelinedWalk):
             raise UpstreamInvalid("ActiveCampaign sent contacts at or below the last id read; the walk cannot advance")
         total = parse_total(body)
         last = len(records) < AC_PAGE or (total is not None and total <= len(records))
-        return SlicePage(records, total, last, str(records[-1]["id"]) if records else span.after, _spacing(records))
+        return SlicePage(records, total, last, str(records[-1]["id"]) if records else span.after, _spacing(records),
+                         span.before)
 
     # ---- cutting
     def _cut_the_largest(self) -> None:

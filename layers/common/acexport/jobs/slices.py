@@ -3,14 +3,19 @@ no deep offsets). When AC's answer time needs several pages in flight, the id ra
 walked the same way up to `id_less=<its end>` (AC documents both filters on /contacts), each with its next page
 and one page ahead requested; the slices take turns, a page each, so the file's order is fixed.
 
-- Cutting: a slice is cut while fewer slices than pages wanted are walking (`PipelinedWalk.wanted`), by id,
-  into parts of at least EXPORT_SLICE_PAGES pages by AC's count (`meta.total` counts what the filters match,
-  so a slice knows exactly how many records it has left). The slices end together only if they are the same
-  size (each moves a page per turn), so the slice cut is always the one with the most records left; the last
-  slice left walking is cut down to two pages a part, since a slice alone reads one page per answer time.
-  The last slice is open-ended (contacts added during the walk land in it); its top is estimated from AC's
-  count of what is left and the ids' spacing in its last page: an estimate that is off costs balance, never
-  records.
+- Cutting: while fewer slices than pages wanted are walking (`PipelinedWalk.wanted`: at the first page, when
+  a slice ends, when AC answers more slowly), the slice with the most records left is cut by id into the
+  slices missing, each of at least EXPORT_SLICE_PAGES pages. The slices move a page per turn, so they end
+  together only if they hold about as many; and a slice walking alone reads one page per answer time (half
+  AC's rate at 400 ms). What a slice holds is AC's count (`meta.total` counts what the filters match, id
+  range included), taken from its last page when that page was asked with the slice's present end; a part
+  just cut has its share until its first page is counted, and is not cut again before.
+- Whole pages: the parts are cut to hold whole pages, as evenly as pages go, by the ids' spacing (over the
+  slice's own id range when it has an end; else that of its last page), so a part's last page is a full one,
+  not a partly filled page that costs a request of its own (exact when ids are dense).
+- The last slice is open-ended (contacts added during the walk land in it); its top is estimated from AC's
+  count of what is left and the ids' spacing in its last page: an estimate that is off costs balance and a
+  partly filled page, never records.
 - A page requested before its slice was cut may hold ids of the slice after it: those are dropped and the
   slice has ended (`_within`).
 - A page whose first id is not above the slice's last id (`id_greater` ignored: the same page for ever)

@@ -40,11 +40,12 @@ class Arrived:
 class PageWalk(Protocol):
     """What the worker uses of a walk (jobs.walk.Walk makes the one a resource needs)."""
 
-    outage_since: float | None
-
     def __enter__(self) -> PageWalk: ...
 
     def __exit__(self, *exc: object) -> None: ...
+
+    @property
+    def outage_since(self) -> float | None: ...
 
     @property
     def pending(self) -> bool: ...

@@ -20,11 +20,12 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TypeVar
 
 from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
 from acexport.ac.records import enrich
-from acexport.ac.resources import Params, Record, plan, timestamp
+from acexport.ac.resources import Filter, Params, Record, plan, timestamp
 from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
 from acexport.jobs.cursors import ID_ORDER
 from acexport.jobs.spec import JobSpec
@@ -58,6 +59,14 @@ def updated_since(record: Record, field: str, since: str) -> bool:
         return True
 
 
+def _matches(filter_spec: Filter, value: str, record: Record) -> bool:
+    return filter_spec.matches(record, value)   # type: ignore[misc]  # local filters have `matches` (plan)
+
+
+def _updated(field: str, since: str, record: Record) -> bool:
+    return updated_since(record, field, since)
+
+
 @dataclass(frozen=True)
 class Query:
     """AC's parameters for every page of a walk (paging parameters aside), and the checks applied here."""
@@ -72,12 +81,13 @@ class Query:
         if order == ID_ORDER:
             params = [p for p in params if not p[0].startswith("orders[")] + [("orders[id]", "ASC")]
         params = [*params, ("limit", str(AC_PAGE))]
-        checks = [lambda r, s=filter_spec, v=value: s.matches(r, v) for filter_spec, value in steps.local_filters]
+        checks: list[Callable[[Record], bool]] = [partial(_matches, filter_spec, value)
+                                                  for filter_spec, value in steps.local_filters]
         since = spec.updated_after
         if since:
             if spec.resource.name in UPDATED_AT_AC:
                 params.append(("filters[updated_after]", since if len(since) == 10 else _day_before(since)))
-            checks.append(lambda r, f=UPDATED[spec.resource.name]: updated_since(r, f, since))
+            checks.append(partial(_updated, UPDATED[spec.resource.name], since))
         return cls(params, tuple(checks))
 
     def keep(self, records: list[Record]) -> list[Record]:

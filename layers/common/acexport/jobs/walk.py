@@ -12,6 +12,8 @@ resource needs, behind one interface (jobs.pipeline.PageWalk).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from acexport.ac.client import AC_PAGE, ACClient
 from acexport.jobs import offsets, slices
 from acexport.jobs.offsets import OrderLost
@@ -21,7 +23,8 @@ from acexport.jobs.spec import JobSpec
 from acexport.settings import job_settings
 
 # How each resource is walked: by what AC lets it be read in an order that holds while the walk runs.
-WALKS = {"contacts": slices.resume, "deals": offsets.resume, "accounts": offsets.resume}
+WALKS: dict[str, Callable[..., PipelinedWalk]] = {"contacts": slices.resume, "deals": offsets.resume,
+                                                 "accounts": offsets.resume}
 
 __all__ = ["OrderLost", "OutOfTime", "Page", "PageWalk", "Walk", "updated_since"]
 

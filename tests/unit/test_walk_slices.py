@@ -125,3 +125,16 @@ def test_out_of_time_returns_the_pages_already_requested_then_stops():
     seen, _, _ = walk(client, cursor=page.cursor)
     ids = [int(r["id"]) for r in got] + seen
     assert sorted(ids) == list(range(1, 3001)) and len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("in_flight", [3, 5])
+def test_slices_of_dense_ids_are_whole_pages_and_cost_no_request(in_flight):
+    """Slices cut to hold whole pages end on a full page: a walk of 5,000 dense ids asks AC for 50 pages, as one
+    walk would, however many slices it is cut into (cut into equal id widths, each slice ended on a partly
+    filled page of its own)."""
+    client = FakeContacts(range(1, 5001))
+    seen, _, _ = walk(client, in_flight=in_flight)
+    pages = [call for call in client.calls if call.get("orders[id]") == "ASC"]
+    assert sorted(seen) == list(range(1, 5001)) and len(seen) == 5000
+    assert len({call.get("id_less") for call in pages}) >= in_flight       # walked in slices
+    assert len(pages) == 50

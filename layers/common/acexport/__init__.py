@@ -41,8 +41,13 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
       service       start / read / list / cancel a job, over HTTP or EventBridge
       store         the job documents (leases, conditional checkpoints)
       view          what callers see of a job (progress, time left, download URL)
-      walk          every record of a resource from AC, page after page, pipelined
-      offsets       deals and accounts: offset pages requested ahead at predicted starts
+      walk          every record of a resource from AC, page after page: the walk each resource needs
+      pipeline      what a walk offers the worker (PageWalk) and the page pipeline the walks share
+      reading       a walk's AC calls: the query, the job's patience, the page cap
+      cursors       where a walk continues: typed, versioned cursors that read every stored shape
+      slices        contacts: by id, in slices cut by AC's count, taking turns
+      offsets       deals and accounts: by offset, each page placed by the last record written
+      ahead         deals and accounts: offset pages requested ahead at predicted starts
       files         the export file's encoding (NDJSON/CSV), gzip members, the S3 multipart upload
       writer        records into the file: buffer, gzip member, parts, ETags, columns (checkpointed)
       worker        one worker step: claim, walk, write, checkpoint, hand on or finish

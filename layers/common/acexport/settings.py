@@ -86,7 +86,7 @@ class JobSettings:
     max_active: int            # queued + running jobs one caller may have
     max_records: int           # records a job may read from AC before it fails (a host that never ends)
     pages_in_flight: int       # most AC pages one job requests at once (contacts: one per id slice)
-    slice_pages: int           # a contacts id slice is cut only for at least this many pages
+    slice_pages: int           # a contacts id slice is cut only into parts of at least this many pages
 
     @classmethod
     def from_env(cls) -> JobSettings:
@@ -109,7 +109,7 @@ class JobSettings:
             max_active=int(_number("EXPORT_MAX_ACTIVE_JOBS", 5, 1)),
             max_records=int(_number("EXPORT_MAX_RECORDS", 20_000_000, 1)),
             pages_in_flight=int(_number("EXPORT_PAGES_IN_FLIGHT", 5, 1)),
-            slice_pages=int(_number("EXPORT_SLICE_PAGES", 3, 1)),
+            slice_pages=int(_number("EXPORT_SLICE_PAGES", 2, 1)),
         )
 
 

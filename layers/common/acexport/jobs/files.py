@@ -9,7 +9,10 @@ upload of a part number, so the finished file is exact.
 
 CSV: a header row (the keys of the first page's records, in order, then `_extra`), one row per record;
 nested values (lists, objects) as JSON; a key first seen after the header goes into `_extra` (a JSON
-object), so no field is ever dropped. NDJSON: one JSON object per line, AC's fields as AC sent them.
+object), so no field is ever dropped. A cell a spreadsheet would run as a formula (it begins with `=`, `+`,
+`-`, `@`, a tab or a carriage return, perhaps after spaces) gets a leading `'` (OWASP, "CSV Injection"):
+anyone can type `=HYPERLINK(...)` into a public AC form. A plain number (`-12.5`, `+15551234567`) is left as
+it is: no formula can hide in it. NDJSON: one JSON object per line, AC's fields exactly as AC sent them.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 import zlib
 from collections.abc import Iterable
 from typing import Any
@@ -26,10 +30,21 @@ from acexport.jobs.aws import client, error_code
 FORMATS = ("ndjson", "csv")
 EXTRA_COLUMN = "_extra"
 GZIP_LEVEL = 6
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")          # what makes a spreadsheet read a cell as a formula
+NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)")
 
 
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def inert(text: str) -> str:
+    """`text` as a spreadsheet shows it, never runs it: a leading `'` when it would start a formula (also after
+    leading spaces, which spreadsheets skip), unless it is a plain number."""
+    start = text.lstrip(" \u00a0")
+    if start.startswith(FORMULA_START) and not NUMBER.fullmatch(text):
+        return "'" + text
+    return text
 
 
 def _cell(value: Any) -> str:
@@ -38,8 +53,12 @@ def _cell(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, dict | list):
-        return _json(value)
-    return str(value)
+        return _json(value)       # starts with { or [: never a formula
+    return inert(str(value))
+
+
+def _header(columns: list[str]) -> list[str]:
+    return [*(inert(column) for column in columns), EXTRA_COLUMN]
 
 
 def encode(fmt: str, records: list[dict], columns: list[str] | None) -> tuple[bytes, list[str] | None]:
@@ -53,7 +72,7 @@ def encode(fmt: str, records: list[dict], columns: list[str] | None) -> tuple[by
     writer = csv.writer(out)
     if columns is None:
         columns = list(dict.fromkeys(key for record in records for key in record))
-        writer.writerow([*columns, EXTRA_COLUMN])
+        writer.writerow(_header(columns))
     known = set(columns)
     for record in records:
         extra = {key: value for key, value in record.items() if key not in known}

@@ -1,75 +1,216 @@
-"""Several offset pages in flight for deals and accounts (issue 12): pages requested ahead at predicted offsets.
+"""Deals and accounts, walked by offset (AC has no id_greater for them): `limit`/`offset` in an order that keeps
+records in place while the walk runs. Deals: `orders[cdate]=ASC` (documented; creation dates never change and
+new deals come last). Accounts: AC documents no order; the walk sends `orders[id]=ASC` (ignored if AC does not
+know it) and relies on AC's observed id order.
 
-An offset page is read from one record before the cursor (the last record written, by which jobs.walk places
-the page) and a full page moves the cursor by 99, so while pages are full the starts of the next pages are
-known in advance: s, s + 99, s + 198, ... This module keeps the pages requested at those starts, oldest first.
-A page is used only when the walk reaches its start exactly and the answer holds the last record written
-(jobs.walk places it after that record, as any page). An answer requested ahead may be older than the page
-before it, so when the record is not in it (records before the cursor were deleted) the walk reads that start
-again and recovers from the new answer exactly as with one page in flight. A prediction missed (the walk
-stepped back; a page came back short because records at the end went) drops every page requested after it;
-answers read and not used are counted as wasted.
-
-No page is requested past AC's count (`meta.total`): the page at p is the last when p + 100 >= total; before the
-first page of a step the count is not known, and only the cursor's own page is requested.
+- Placing a page: each page is read from one record before the cursor. When that record (the last one
+  written) is still there, nothing moved and the page continues after it; when it moved, the page is searched
+  for it (stepping back a page while the page starts above it); when it is gone, the walk keeps only records
+  whose order key (deals: (cdate, id), accounts: id) is above the last one written. If the order key cannot
+  decide (keys missing or not ascending), the job fails with OrderLost rather than skip or repeat a record.
+  A deals cursor of an older release (no order saved) continues in the id order it started with.
+- Several pages in flight: the pages after the cursor's are requested ahead at the starts full pages predict
+  (jobs.ahead: s, s + 99, ..., none past AC's count); each is used when the walk reaches exactly its start and
+  it holds the last record written (else that start is read again and placed as above), and a missed
+  prediction (the walk stepped back, a short page) drops the rest.
+- Placing runs in the walk's pool, not the worker's thread: a recovery read may wait out AC's failures, and
+  the worker keeps renewing its lease meanwhile. The walk's own state is its thread's (no lock).
 """
 
 from __future__ import annotations
 
-from collections import deque
+import itertools
+import logging
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import Future, wait
+from dataclasses import dataclass, replace
 
 from acexport.ac.client import AC_PAGE
+from acexport.ac.records import page_records, parse_total
+from acexport.ac.resources import Record, Resource, timestamp
+from acexport.jobs.ahead import Ahead
+from acexport.jobs.cursors import CREATION_ORDER, ID_ORDER, OffsetCursor
+from acexport.jobs.pipeline import Arrived, PipelinedWalk
+from acexport.jobs.reading import OutOfTime, Query, Reader
+from acexport.jobs.spec import JobSpec
 
-STEP = AC_PAGE - 1        # a full page moves the cursor by this many records (one record of overlap)
+logger = logging.getLogger(__name__)
+
+Key = tuple | None
+Placement = list[Record] | int       # the records after the last one written, or the start to read next
 
 
-def start_of(cursor: dict) -> int:
-    """Where the page after `cursor` is read from: one record before the cursor's offset (the last record
-    written, to place the page by), or the offset itself when no record has been written."""
-    offset = int(cursor.get("offset", 0))
-    return offset - 1 if offset and cursor.get("last_id") is not None else offset
+class OrderLost(Exception):
+    """AC's order of the records changed under the walk in a way that cannot be resolved without skipping or
+    repeating a record: the job fails with this message (start it again)."""
+
+    def __init__(self, resource: str):
+        super().__init__(f"ActiveCampaign's order of the {resource} changed while they were exported (the last "
+                         "record written is gone and the order cannot place the rest); start the export again")
 
 
-class Ahead:
-    """Offset pages requested ahead of the walk: (start, future of AC's answer), oldest first. Used by the
-    walk's thread only (no lock)."""
+@dataclass(frozen=True)
+class Placed:
+    records: list[Record]     # the records after the last one written
+    total: int | None
+    last: bool
+    cursor: OffsetCursor      # after this page
+    reread: int = 0           # answers requested ahead, not used, read again
 
-    def __init__(self) -> None:
-        self._pages: deque[tuple[int, Future]] = deque()
-        self.wasted = 0           # AC requests made for pages the walk did not use (missed predictions)
 
-    def __len__(self) -> int:
-        return len(self._pages)
+def natural_order(resource: Resource) -> str:
+    """The order a new walk of `resource` pages in: AC's documented creation order where the resource pages in
+    it by default (deals), else the id order."""
+    return CREATION_ORDER if ("orders[cdate]", "ASC") in resource.default_order else ID_ORDER
 
-    def keep_from(self, start: int) -> None:
-        """Keep the pages only if they continue at `start` (the start the walk's cursor expects): else drop
-        them all (a missed prediction; the rest was predicted from it)."""
-        if self._pages and self._pages[0][0] != start:
-            self.drop()
 
-    def drop(self) -> None:
-        """Forget every page requested ahead: a request not yet started is cancelled, one started is wasted."""
-        while self._pages:
-            _, future = self._pages.popleft()
-            if not future.cancel():
-                self.wasted += 1
+def key_of(order: str) -> Callable[[Record], Key]:
+    """The walk's order key of a record, None when the record does not have one (a disabled deal stub)."""
+    def key(record: Record) -> Key:
+        try:
+            ident = int(str(record.get("id")))
+            if order == CREATION_ORDER:
+                return (timestamp(record["cdate"]).timestamp(), ident)
+            return (ident,)
+        except (KeyError, TypeError, ValueError):
+            return None
+    return key
 
-    def take(self) -> Future:
-        return self._pages.popleft()[1]
 
-    def top_up(self, start: int, total: int | None, wanted: int, request: Callable[[int, int], Future | None]) -> None:
-        """Pages requested at the starts after `start` (the cursor's page first), until `wanted` are requested:
-        only the cursor's page when AC's count is unknown, none after the page that AC's count makes the last.
-        `request(start, ahead)` (ahead: pages before it in the queue) returns the page's future, or None to
-        request no more (the walk's page cap)."""
-        predicted = self._pages[-1][0] + STEP if self._pages else start
-        while len(self._pages) < max(1, wanted):
-            if self._pages and (total is None or self._pages[-1][0] + AC_PAGE >= total):
-                return
-            future = request(predicted, len(self._pages))
-            if future is None:
-                return
-            self._pages.append((predicted, future))
-            predicted += STEP
+def _ascending(keys: list[Key]) -> bool:
+    return None not in keys and all(a < b for a, b in itertools.pairwise(keys))   # type: ignore[operator]
+
+
+def place(records: list[Record], cursor: OffsetCursor, start: int, key: Callable[[Record], Key], *,
+          requested_ahead: bool, resource: str) -> Placement:
+    """Where AC's page at `start` continues the walk: its records after the last one written, or the start to
+    read (again: an answer requested ahead that does not hold that record; a page earlier: records before it
+    went). Raises OrderLost when the order cannot place the page."""
+    if cursor.last_id is None or start == cursor.offset:
+        return records[cursor.offset - start:]                     # the first page
+    at = next((i for i, r in enumerate(records) if str(r.get("id")) == cursor.last_id), None)
+    if at is not None:
+        return records[at + 1:]                                    # the last record written: go on after it
+    if requested_ahead:
+        return start                                               # records moved: read the start again
+    return _after_key(records, cursor, start, key, resource)
+
+
+def _after_key(records: list[Record], cursor: OffsetCursor, start: int, key: Callable[[Record], Key],
+               resource: str) -> Placement:
+    """The last record written is not in the page (read after it): the records above its order key, or the
+    page before when the page starts above it (records before it went)."""
+    keys = [key(r) for r in records]
+    if cursor.last_key is None or not _ascending(keys):
+        raise OrderLost(resource)
+    if start > 0 and (not keys or keys[0] > cursor.last_key):     # type: ignore[operator]
+        return max(0, start - AC_PAGE)                             # look earlier
+    return [r for r, k in zip(records, keys, strict=True) if k > cursor.last_key]   # type: ignore[operator]
+
+
+class OffsetWalk(PipelinedWalk):
+    def __init__(self, reader: Reader, spec: JobSpec, cursor: OffsetCursor, *, in_flight: int, rate: float):
+        super().__init__(reader, Query.of(spec, cursor.order), in_flight=in_flight, rate=rate)
+        self._cursor = cursor
+        self._key = key_of(cursor.order)
+        self._ahead = Ahead()                           # offset pages requested ahead (jobs.ahead)
+        self._placing: Future[Placed] | None = None     # the next page, being placed in the pool
+        self._ended = False
+
+    @property
+    def pending(self) -> bool:
+        return bool(self._ahead) or self._placing is not None
+
+    @property
+    def wasted(self) -> int:
+        return self._ahead.wasted
+
+    @property
+    def pages(self) -> int:
+        return self._cursor.pages
+
+    def cursor(self) -> dict:
+        return self._cursor.dump()
+
+    def _start(self) -> None:
+        self._ahead.top_up(self._cursor.start, None, 1, self._request_at)    # AC's count is not known yet
+
+    def _closed(self) -> None:
+        if self._ahead.wasted:
+            logger.info("offset pages requested ahead and not used", extra={"wasted": self._ahead.wasted})
+
+    def _next(self, prefetch: bool, timeout: float | None) -> Arrived | None:
+        """The page at the cursor's start (requested ahead, or now) placed in the pool; then pages requested
+        ahead at the predicted starts, up to `wanted()`."""
+        if self._ended:
+            return Arrived([], None, True)
+        if self._placing is None:
+            self._placing = self._place_next(prefetch)
+        if not wait([self._placing], timeout=timeout).done:
+            return None
+        placing, self._placing = self._placing, None
+        placed = placing.result()
+        self._ahead.wasted += placed.reread
+        self._cursor = replace(placed.cursor, pages=self._cursor.pages + 1)
+        if placed.last:
+            self._ahead.drop()
+            self._ended = True
+        else:
+            self._ahead.keep_from(self._cursor.start)      # the walk stepped back: the pages ahead are off
+            if prefetch:
+                self._ahead.top_up(self._cursor.start, placed.total, self.wanted(), self._request_at)
+        return Arrived(placed.records, placed.total, placed.last)
+
+    def _place_next(self, prefetch: bool) -> Future[Placed]:
+        self._ahead.keep_from(self._cursor.start)
+        if not self._ahead:
+            if not prefetch:
+                raise OutOfTime()
+            self._ahead.top_up(self._cursor.start, None, 1, self._request_at)
+        assert self.pool is not None
+        return self.pool.submit(self._place, self._cursor, self._ahead.take())
+
+    def _request_at(self, start: int, ahead: int) -> Future | None:
+        """AC's answer for the offset page at `start`, `ahead` pages after the cursor's, requested in the pool;
+        a page ahead past the page cap is not requested (the cursor's own fails there first)."""
+        number = self._cursor.pages + 1 + ahead
+        if ahead and number > self.reader.max_pages:
+            return None
+        assert self.pool is not None
+        return self.pool.submit(self.reader.page, self._at(start), number)
+
+    def _at(self, start: int) -> list[tuple[str, str]]:
+        return [*self.query.params, ("offset", str(start))]
+
+    def _place(self, cursor: OffsetCursor, requested: Future | None) -> Placed:
+        """The page after `cursor`, placed by the last record written (`place`): `requested` is AC's answer for
+        the page at the cursor's start, requested ahead; read again when it does not hold that record."""
+        start, reread = cursor.start, 0
+        while True:
+            body = requested.result() if requested is not None else \
+                self.reader.page(self._at(start), cursor.pages + 1)
+            records = page_records(self.reader.spec.resource, body)
+            placed = place(records, cursor, start, self._key, requested_ahead=requested is not None,
+                           resource=self.reader.spec.resource.name)
+            if isinstance(placed, list):
+                break
+            reread += requested is not None
+            start, requested = placed, None
+        total = parse_total(body)
+        end = start + len(records)
+        last = len(records) < AC_PAGE or (total is not None and end >= total)
+        return Placed(placed, total, last, self._after(cursor, records, end), reread)
+
+    def _after(self, cursor: OffsetCursor, records: list[Record], end: int) -> OffsetCursor:
+        if not records:
+            return replace(cursor, offset=end)
+        newest = records[-1]
+        return replace(cursor, offset=end, last_id=str(newest.get("id")), last_key=self._key(newest))
+
+
+def resume(reader: Reader, spec: JobSpec, saved: dict, *, in_flight: int, rate: float,
+           slice_pages: int = 0) -> OffsetWalk:
+    """The walk from a checkpoint's cursor (any shape stored so far: jobs.cursors); `slice_pages` is the
+    contacts walk's and is not used here."""
+    cursor = OffsetCursor.load(saved, natural_order=natural_order(spec.resource))
+    return OffsetWalk(reader, spec, cursor, in_flight=in_flight, rate=rate)

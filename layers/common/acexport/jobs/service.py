@@ -23,9 +23,9 @@ import secrets
 
 from acexport import query
 from acexport.ac.resources import RESOURCES
-from acexport.credentials import store
+from acexport.credentials import store as credential_store
 from acexport.errors import ApiError, BadRequest, Forbidden, NotConnected, ServiceUnavailable
-from acexport.jobs import store as jobs
+from acexport.jobs import store as job_store
 from acexport.jobs.messages import REJECTED, emit, send_work
 from acexport.jobs.spec import JobSpec, parse
 from acexport.logs import bind
@@ -65,21 +65,21 @@ def _queue(doc: dict) -> None:
     if handoff.get("sent"):
         return
     send_work(doc["_id"], int(handoff.get("seq", 0)), doc["ac_host"])
-    jobs.mark_sent(doc["_id"], int(handoff.get("seq", 0)))
+    job_store.mark_sent(doc["_id"], int(handoff.get("seq", 0)))
 
 
 def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None = None) -> dict:
     """Store a job and queue its first message. With a request_key seen before (an event delivered
     twice), the job it started, queued if it was not yet."""
     if request_key is not None:
-        existing = jobs.by_request_key(request_key)
+        existing = job_store.by_request_key(request_key)
         if existing is not None:
             _queue(existing)
             return existing
-    connection = store.find(tenant)
+    connection = credential_store.find(tenant)
     if connection is None:
         raise NotConnected()
-    identity = store.identity(connection)   # a stored base_url the guard refuses: 403 reconnect
+    identity = credential_store.identity(connection)   # a stored base_url the guard refuses: 403 reconnect
     job_id = secrets.token_urlsafe(24)
     doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
            "owner": tenant.owner, "source": source, "resource": spec.resource.name, "format": spec.format,
@@ -91,14 +91,15 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
         doc["updated_after"] = spec.updated_after
     limit = job_settings().max_active
     try:
-        doc, created = jobs.create(doc, slots=limit)
-    except jobs.NoFreeSlot:
+        doc, created = job_store.create(doc, slots=limit)
+    except job_store.NoFreeSlot:
         raise TooManyJobs(limit) from None
     try:
         _queue(doc)
     except ServiceUnavailable:
         if created:
-            jobs.settle(doc["_id"], "failed", {"error": {"message": "The export could not be queued; start it again"}})
+            job_store.settle(doc["_id"], "failed",
+                             {"error": {"message": "The export could not be queued; start it again"}})
         raise
     bind(job_id=doc["_id"])
     logger.info("export job started" if created else "export job start repeated",
@@ -107,14 +108,14 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
 
 
 def find(tenant: Tenant, job_id: str) -> dict:
-    doc = jobs.get_for(tenant, job_id) if JOB_ID.match(job_id or "") else None
+    doc = job_store.get_for(tenant, job_id) if JOB_ID.match(job_id or "") else None
     if doc is None:
         raise JobNotFound()
     return doc
 
 
 def cancel(tenant: Tenant, job_id: str) -> dict:
-    doc = jobs.cancel(tenant, job_id) if JOB_ID.match(job_id or "") else None
+    doc = job_store.cancel(tenant, job_id) if JOB_ID.match(job_id or "") else None
     if doc is None:
         doc = find(tenant, job_id)      # missing or another tenant's: 404
         raise JobFinished(doc["status"])
@@ -127,11 +128,11 @@ def recent(tenant: Tenant, raw_query: str | None) -> tuple[list[dict], dict]:
     parsed = query.parse(raw_query, filters=LIST_FILTERS, orders=(), resource="export jobs")
     where: dict = {}
     for name, value in parsed.filters:
-        allowed = jobs.STATUSES if name == "status" else tuple(sorted(RESOURCES))
+        allowed = job_store.STATUSES if name == "status" else tuple(sorted(RESOURCES))
         if value not in allowed:
             raise BadRequest(f"filters[{name}] must be one of {', '.join(allowed)}", parameter=f"filters[{name}]")
         where[name] = value
-    docs, total = jobs.recent(tenant, where=where, skip=parsed.offset, limit=parsed.limit)
+    docs, total = job_store.recent(tenant, where=where, skip=parsed.offset, limit=parsed.limit)
     return docs, pagination(parsed.page, parsed.limit, total)
 
 

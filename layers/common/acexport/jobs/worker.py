@@ -4,7 +4,7 @@ A step claims the job's lease, resumes from its checkpoint, walks AC (`jobs.walk
 records to the file writer (`jobs.writer`: encoding, gzip members, parts, ETags) until the walk ends or
 its time runs low, then either finishes the file or saves a checkpoint and hands the rest on through the
 queue. The step decides when; the writer what goes into the file. Checkpoints are saved only at page
-boundaries, at a gzip member boundary, conditionally (jobs.save), right after each part upload, after
+boundaries, at a gzip member boundary, conditionally (job_store.save), right after each part upload, after
 the last part and at the hand-on: after a crash, a timeout or a duplicate delivery the next step resumes
 from the last one, re-reads from its cursor and re-uploads from its next part number, so every record is
 in the file exactly once.
@@ -23,7 +23,8 @@ EXPORT_UPSTREAM_PATIENCE_SECONDS (AC's error), AC's answers can never be used (t
 never ends: `UpstreamInvalid`), the job's own request cannot be processed (a 4xx, an overflow), the key's
 AC user lacks a permission (PermissionDenied, a 403: the permission message, no `reconnect`, nothing marked),
 or AC's order of the records changed under the walk in a way it cannot place (walk.OrderLost): errors that
-cannot go away fail the job at once instead of holding the host's queue group through retries.
+cannot go away fail the job at once instead of holding the host's queue group through retries. Which errors
+those are is decided in one table, by error kind (`OUTCOMES`, `outcome_of`), not by the order of except clauses.
 
 Logs and metrics: every line of a step names the job and its tenant (acexport.logs.bind). Each step
 publishes, as page exports do (Powertools Metrics, CloudWatch EMF, flushed by the handlers): ExportedRecords
@@ -34,28 +35,31 @@ watch JobFailed and ACThrottled (docs/runbook.md).
 
 from __future__ import annotations
 
-import concurrent.futures
 import contextlib
 import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 
 from acexport import metrics
 from acexport.ac.client import ACClient, UpstreamInvalid
 from acexport.ac.resources import RESOURCES
-from acexport.credentials import store
+from acexport.credentials import store as credential_store
 from acexport.errors import (
     INVALID_CREDENTIALS,
     NOT_CONNECTED,
     ApiError,
+    ServiceUnavailable,
     StoredCredentialsRejected,
     UpstreamTimeout,
     UpstreamUnavailable,
 )
-from acexport.jobs import store as jobs
+from acexport.jobs import store as job_store
+from acexport.jobs.cursors import CursorUnreadable
 from acexport.jobs.files import Upload, file_name
 from acexport.jobs.messages import FINISHED, delay_redelivery, emit, parse_work, send_work
+from acexport.jobs.pipeline import Page, PageWalk
 from acexport.jobs.spec import JobSpec
 from acexport.jobs.view import iso
 from acexport.jobs.walk import OrderLost, OutOfTime, Walk
@@ -134,17 +138,17 @@ def on_dead_letter(body: str) -> None:
         return
     job_id, seq = parsed
     bind(job_id=job_id)
-    doc = jobs.get(job_id)
-    if doc is None or doc["status"] in jobs.TERMINAL or _superseded(doc, seq):
+    doc = job_store.get(job_id)
+    if doc is None or doc["status"] in job_store.TERMINAL or _superseded(doc, seq):
         return
     bind(account_id=doc.get("account_id"), owner=doc.get("owner"))
-    until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
-    if until and until > jobs.now():
+    until = job_store.as_datetime((doc.get("lease") or {}).get("until"))
+    if until and until > job_store.now():
         logger.warning("dead letter for a job that is being worked on; ignored", extra={"job_id": job_id})
         return
     reason = doc.get("last_error") or "no error was recorded"
     message = f"The export worker failed repeatedly on this job ({reason}); start a new export"
-    if jobs.settle(job_id, "failed", {"error": {"message": message}}):
+    if job_store.settle(job_id, "failed", {"error": {"message": message}}):
         logger.error("export job failed in the dead-letter queue", extra={"reason": reason})
         metrics.add("JobFailed", metrics.MetricUnit.Count, 1)
         finalize(job_id)
@@ -156,11 +160,11 @@ def handle(body: str, *, remaining_seconds: float, worker_id: str) -> None:
         raise PoisonMessage()
     job_id, seq = parsed
     bind(job_id=job_id)
-    doc = jobs.get(job_id)
+    doc = job_store.get(job_id)
     if doc is None:
         logger.warning("message for an unknown job; dropped", extra={"job_id": job_id})
         return
-    if doc["status"] in jobs.TERMINAL:
+    if doc["status"] in job_store.TERMINAL:
         finalize(job_id, doc)
         return
     if _superseded(doc, seq):
@@ -183,7 +187,7 @@ def _note_error(job_id: str, exc: BaseException) -> None:
     (it could carry data), except our own API errors' messages, which are fixed text."""
     text = f"{type(exc).__name__}: {exc.message}" if isinstance(exc, ApiError) else type(exc).__name__
     try:
-        jobs.set_fields(job_id, {"last_error": text[:300]})
+        job_store.set_fields(job_id, {"last_error": text[:300]})
     except Exception:
         logger.warning("could not record the step's error", extra={"job_id": job_id})
 
@@ -192,14 +196,14 @@ def _note_error(job_id: str, exc: BaseException) -> None:
 
 def finalize(job_id: str, doc: dict | None = None) -> None:
     """The side effects of a finished job, once: abort an unfinished upload, emit the finished event."""
-    doc = doc if doc is not None else jobs.get(job_id)
-    if doc is None or doc["status"] not in jobs.TERMINAL or doc.get("finalized"):
+    doc = doc if doc is not None else job_store.get(job_id)
+    if doc is None or doc["status"] not in job_store.TERMINAL or doc.get("finalized"):
         return
     upload = doc.get("upload")
     if upload and doc["status"] != "succeeded":
         Upload(upload["bucket"], upload["key"], upload["upload_id"]).abort()
     emit(FINISHED, finished_event(doc))
-    jobs.mark_finalized(job_id)
+    job_store.mark_finalized(job_id)
 
 
 def finished_event(doc: dict) -> dict:
@@ -257,89 +261,138 @@ class _State:
         return {"read": self.read, "written": self.written, **({"total": self.total} if self.total is not None else {})}
 
 
+# ---- what an error means for the job --------------------------------------------------------------
+
+class Outcome(Enum):
+    STOP = "stop"               # cancelled, or this step lost its lease: save nothing
+    FAIL = "fail"               # the job cannot succeed: fail it with a client-facing message
+    RECONNECT = "reconnect"     # AC rejects the stored key (the client marked the connection for reconnecting): fail the job
+    RETRY = "retry"             # our side failed (Mongo, KMS, the deployment, a bug): the queue retries the step
+
+
+# One error kind per base class. An error's outcome is the one of its nearest base listed here (in its class's
+# method resolution order), so the decision follows the class hierarchy, never the order of this table or of
+# except clauses: ConfigurationError is a ServiceUnavailable (503, RETRY: a deployment is fixed by deploying,
+# and the DLQ fails the job if it is not) before it is a ValueError.
+OUTCOMES: dict[type[BaseException], Outcome] = {
+    Stopped: Outcome.STOP,
+    JobFailed: Outcome.FAIL,
+    StoredCredentialsRejected: Outcome.RECONNECT,
+    UpstreamUnavailable: Outcome.FAIL,        # AC kept failing beyond EXPORT_UPSTREAM_PATIENCE_SECONDS
+    UpstreamTimeout: Outcome.FAIL,
+    UpstreamInvalid: Outcome.FAIL,            # AC's answers can never be used (too large, a walk that never ends)
+    OrderLost: Outcome.FAIL,                  # AC's order changed under the walk: fail rather than skip or repeat
+    CursorUnreadable: Outcome.FAIL,           # a checkpoint of a newer release
+    ServiceUnavailable: Outcome.RETRY,        # our dependencies, and ConfigurationError
+    ValueError: Outcome.FAIL,                 # the job's own data cannot be processed (a value out of range)
+    OverflowError: Outcome.FAIL,
+}
+
+
+def outcome_of(exc: BaseException) -> Outcome:
+    """What `exc`, raised by a step, means for its job (OUTCOMES); another API error by its status: the job's own
+    request refused (4xx, e.g. PermissionDenied) fails it, our own 5xx is retried; anything else is retried."""
+    for kind in type(exc).__mro__:
+        if kind in OUTCOMES:
+            return OUTCOMES[kind]
+        if kind is ApiError:
+            return Outcome.FAIL if exc.status < 500 else Outcome.RETRY    # type: ignore[attr-defined]
+    return Outcome.RETRY
+
+
+def failure_of(exc: BaseException) -> JobFailed:
+    """The client-facing failure of a FAIL or RECONNECT outcome: our own errors' fixed messages; never the free
+    text of another exception (it could carry data)."""
+    if isinstance(exc, JobFailed):
+        return exc
+    if outcome_of(exc) is Outcome.RECONNECT:
+        return JobFailed(INVALID_CREDENTIALS, reconnect=True)
+    if isinstance(exc, ApiError):
+        return JobFailed(exc.message)
+    if isinstance(exc, OrderLost):
+        return JobFailed(str(exc))
+    logger.warning("export job cannot be processed", extra={"error": type(exc).__name__})
+    return JobFailed(CANNOT_PROCESS)
+
+
+# ---- one step -----------------------------------------------------------------------------------
+
 class Step:
+    """One step of a job, for one queue message: claim the job (or learn why not), then work it (Claimed)."""
+
     def __init__(self, job_id: str, worker: str, settings: JobSettings, lambda_deadline: float):
         self.job_id, self.worker, self.settings = job_id, worker, settings
-        self.doc: dict = {}                     # the claimed job: set by run()
-        self.seq = 0                            # the checkpoint this step saves over (jobs.save)
-        self.tenant: Tenant | None = None
-        self.state = _State(cursor={})          # the walk's checkpoint: loaded by run()
-        self.writer: FileWriter | None = None   # the file's: made by _work() once the upload is known
-        self.client: ACClient | None = None     # AC, once the connection is read (its counts are metrics)
         now = time.monotonic()
         self.deadline = lambda_deadline - settings.reserve_seconds       # no AC call starts after it
         self.stop_at = min(self.deadline, now + settings.step_seconds) if settings.step_seconds else self.deadline
-        self.next_tick = now + settings.progress_seconds
 
-    # ---- lifecycle
     def run(self) -> None:
-        doc = jobs.claim(self.job_id, self.worker, self.settings.lease_seconds)
+        doc = job_store.claim(self.job_id, self.worker, self.settings.lease_seconds)
         if doc is None:
             self._not_claimed()
             return
-        self.doc, self.seq = doc, int(doc.get("seq", 0))
+        Claimed(self, doc).run()
+
+    def _not_claimed(self) -> None:
+        doc = job_store.get(self.job_id)
+        if doc is None:
+            return
+        if doc["status"] in job_store.TERMINAL:
+            finalize(self.job_id, doc)
+            return
+        until = job_store.as_datetime((doc.get("lease") or {}).get("until"))
+        raise LeaseHeld(max(1.0, (until - job_store.now()).total_seconds()) if until else 1.0)
+
+
+class Claimed:
+    """A step that holds the job's lease: the job, its tenant and its checkpoint, known when it is made. It walks
+    AC into the file until the walk ends (then completes the file) or its time is up (then hands on); an error
+    ends the step as `outcome_of` says."""
+
+    def __init__(self, step: Step, doc: dict):
+        self.job_id, self.worker, self.settings = step.job_id, step.worker, step.settings
+        self.deadline, self.stop_at = step.deadline, step.stop_at
+        self.doc = doc
+        self.seq = int(doc.get("seq", 0))        # the checkpoint this step saves over (job_store.save)
         self.tenant = Tenant(account_id=doc["account_id"], owner=doc["owner"], workspace_id=doc.get("workspace_id"),
                              agency_account_id=doc.get("agency_account_id"))
+        self.state = _State.load(doc.get("checkpoint"))       # the walk's part of the checkpoint
+        self.next_tick = time.monotonic() + self.settings.progress_seconds
+
+    # ---- lifecycle
+    def run(self) -> None:
         bind_tenant(self.tenant)
-        self.state = _State.load(doc.get("checkpoint"))
         started, written = time.monotonic(), self.state.written
         try:
             self._work()
-        except Stopped:
-            self._stopped()
-        except JobFailed as failure:
-            self._fail(failure)
-        except StoredCredentialsRejected:      # the client marked the connection for reconnecting
-            self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
-        except (UpstreamUnavailable, UpstreamTimeout, UpstreamInvalid) as exc:   # beyond patience, or never usable
-            self._fail(JobFailed(exc.message))
-        except OrderLost as exc:      # AC's order changed under the walk: fail rather than skip or repeat
-            self._fail(JobFailed(str(exc)))
-        except ApiError as exc:
-            if exc.status >= 500:
-                with contextlib.suppress(Exception):
-                    jobs.release(self.job_id, self.worker)
+        except BaseException as exc:
+            if outcome_of(exc) is Outcome.RETRY:
+                with contextlib.suppress(Exception):     # best effort: let the retry start at once
+                    job_store.release(self.job_id, self.worker)
                 raise
-            self._fail(JobFailed(exc.message))      # the job's own request is refused: no retry changes that
-        except (OverflowError, ValueError) as exc:
-            logger.warning("export job cannot be processed", extra={"job_id": self.job_id,
-                                                                    "error": type(exc).__name__})
-            self._fail(JobFailed(CANNOT_PROCESS))
-        except BaseException:
-            with contextlib.suppress(Exception):     # best effort: let the retry start at once
-                jobs.release(self.job_id, self.worker)
-            raise
+            self._end(exc)
         finally:
-            self._measure(time.monotonic() - started, self.state.written - written)
+            metrics.add("JobStepSeconds", metrics.MetricUnit.Seconds, round(time.monotonic() - started, 3))
+            metrics.add("ExportedRecords", metrics.MetricUnit.Count, max(0, self.state.written - written))
 
-    def _measure(self, seconds: float, written: int) -> None:
-        metrics.add("JobStepSeconds", metrics.MetricUnit.Seconds, round(seconds, 3))
-        metrics.add("ExportedRecords", metrics.MetricUnit.Count, max(0, written))
-        if self.client is not None:
-            metrics.add("ACCalls", metrics.MetricUnit.Count, self.client.calls)
-            if self.client.throttled:
-                metrics.add("ACThrottled", metrics.MetricUnit.Count, self.client.throttled)
-
-    def _not_claimed(self) -> None:
-        doc = jobs.get(self.job_id)
-        if doc is None:
+    def _end(self, exc: BaseException) -> None:
+        """The job ends (FAIL, RECONNECT) or this step stops (STOP) with `exc`."""
+        outcome = outcome_of(exc)
+        if outcome is Outcome.STOP:
+            self._stopped()
             return
-        if doc["status"] in jobs.TERMINAL:
-            finalize(self.job_id, doc)
-            return
-        until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
-        raise LeaseHeld(max(1.0, (until - jobs.now()).total_seconds()) if until else 1.0)
+        self._fail(failure_of(exc))   # RECONNECT: the client (credential_store.client) marked the connection
 
     def _stopped(self) -> None:
-        doc = jobs.get(self.job_id)
-        if doc is not None and doc["status"] in jobs.TERMINAL:
+        doc = job_store.get(self.job_id)
+        if doc is not None and doc["status"] in job_store.TERMINAL:
             finalize(self.job_id, doc)            # cancelled while we worked: abort the upload, tell the world
         else:
             logger.warning("lease lost; another step continues", extra={"job_id": self.job_id})
 
     def _fail(self, failure: JobFailed) -> None:
-        if jobs.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
-                       worker=self.worker, seq=self.seq):
+        if job_store.settle(self.job_id, "failed", {"error": failure.error, "progress": self.state.progress()},
+                            worker=self.worker, seq=self.seq):
             logger.warning("export job failed", extra={"job_id": self.job_id, "reason": failure.error["message"]})
             metrics.add("JobFailed", metrics.MetricUnit.Count, 1)
             finalize(self.job_id)
@@ -347,16 +400,37 @@ class Step:
             self._stopped()
 
     # ---- the work
+    def _work(self) -> None:
+        if self.state.final:                      # the walk had ended; only completing the file was left
+            upload = self._upload()
+            self._complete(self._writer(upload), upload)
+            return
+        client = self._client()
+        try:
+            upload = self._upload()
+            writer = self._writer(upload)
+            self._walk(client, writer)
+        finally:
+            metrics.add("ACCalls", metrics.MetricUnit.Count, client.calls)
+            if client.throttled:
+                metrics.add("ACThrottled", metrics.MetricUnit.Count, client.throttled)
+        writer.close_member()
+        if self.state.final:
+            writer.finish()
+            self._save(writer)
+            self._complete(writer, upload)
+        else:
+            self._hand_on(writer)
+
     def _client(self) -> ACClient:
         """A client of the connection the job started with (its recorded identity), or the job fails."""
-        connection = store.find(self.tenant)
+        connection = credential_store.find(self.tenant)
         if connection is None:
             raise JobFailed(NOT_CONNECTED)
         recorded = self.doc.get("connection")
-        if recorded and store.identity(connection) != recorded:
+        if recorded and credential_store.identity(connection) != recorded:
             raise JobFailed(CONNECTION_CHANGED)
-        self.client = store.client(connection, deadline=self.deadline)
-        return self.client
+        return credential_store.client(connection, deadline=self.deadline)   # marks a refused key
 
     def _upload(self) -> Upload:
         saved = self.doc.get("upload")
@@ -365,8 +439,8 @@ class Step:
         bucket = required(self.settings.bucket, "EXPORT_BUCKET")
         name = file_name(self.doc["resource"], self.doc["format"], self.job_id)
         upload = Upload.start(bucket, f"{self.settings.prefix}{self.job_id}/{name}", name, self.job_id)
-        if not jobs.set_upload(self.job_id, self.worker, self.seq,
-                               {"bucket": upload.bucket, "key": upload.key, "upload_id": upload.upload_id}):
+        if not job_store.set_upload(self.job_id, self.worker, self.seq,
+                                    {"bucket": upload.bucket, "key": upload.key, "upload_id": upload.upload_id}):
             upload.abort()
             raise Stopped()
         return upload
@@ -379,15 +453,8 @@ class Step:
     def _writer(self, upload: Upload) -> FileWriter:
         return FileWriter.resume(self.doc["format"], self.settings.part_size, upload, self.doc.get("checkpoint"))
 
-    def _work(self) -> None:
-        if self.state.final:                      # the walk had ended; only completing the file was left
-            upload = self._upload()
-            self.writer = self._writer(upload)
-            self._complete(self.writer, upload)
-            return
-        client = self._client()
-        upload = self._upload()
-        writer = self.writer = self._writer(upload)
+    def _walk(self, client: ACClient, writer: FileWriter) -> None:
+        """Pages into the file until the walk ends or the step's time is up; a part uploaded is checkpointed."""
         walk = Walk(client, self._spec(), self.state.cursor, deadline=self.deadline,
                     patience=self.settings.patience_seconds, outage_since=self.state.outage_since,
                     in_flight=self.settings.pages_in_flight, slice_pages=self.settings.slice_pages,
@@ -396,37 +463,38 @@ class Step:
             while True:
                 more = time.monotonic() < self.stop_at     # a step always writes at least one page
                 try:                                       # and, once its time is up, the pages requested
-                    page = walk.next_page(self._wait, prefetch=more)
+                    page = self._next_page(walk, prefetch=more)
                 except OutOfTime:
                     break
-                writer.write(page.records)
-                self.state.cursor = page.cursor
-                self.state.read += page.read
-                self.state.written += len(page.records)
-                self.state.outage_since = walk.outage_since
-                if self.state.total is None:
-                    self.state.total = page.total
+                self._write(page, writer, walk.outage_since)
                 if page.last:
-                    self.state.final = True
                     break
                 if writer.part_due():
                     writer.put_part()
-                    self._save()
+                    self._save(writer)
                 if not more and not walk.pending:
                     break
                 self._tick_if_due()
             self.state.outage_since = walk.outage_since
-        writer.close_member()
-        if self.state.final:
-            writer.finish()
-            self._save()
-            self._complete(writer, upload)
-        else:
-            self._hand_on()
 
-    def _wait(self, future: concurrent.futures.Future) -> None:
-        concurrent.futures.wait([future], timeout=max(0.0, self.next_tick - time.monotonic()))
-        self._tick_if_due()
+    def _next_page(self, walk: PageWalk, *, prefetch: bool) -> Page:
+        """The walk's next page; until it has arrived, the lease is renewed and a cancel noticed."""
+        while True:
+            page = walk.next_page(prefetch=prefetch, timeout=max(0.0, self.next_tick - time.monotonic()))
+            if page is not None:
+                return page
+            self._tick_if_due()
+
+    def _write(self, page: Page, writer: FileWriter, outage_since: float | None) -> None:
+        writer.write(page.records)
+        state = self.state
+        state.cursor = page.cursor
+        state.read += page.read
+        state.written += len(page.records)
+        state.outage_since = outage_since
+        if state.total is None:
+            state.total = page.total
+        state.final = page.last
 
     def _tick_if_due(self) -> None:
         """Every EXPORT_PROGRESS_SECONDS: renew the lease, record progress, notice a cancel or a deleted
@@ -434,35 +502,36 @@ class Step:
         if time.monotonic() < self.next_tick:
             return
         self.next_tick = time.monotonic() + self.settings.progress_seconds
-        if not jobs.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds, self.state.progress()):
+        if not job_store.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds,
+                               self.state.progress()):
             raise Stopped()
-        current = store.connection_id(self.tenant)
+        current = credential_store.connection_id(self.tenant)
         if current is None:
             raise JobFailed(NOT_CONNECTED)
         if (self.doc.get("connection") or {}).get("id") not in (None, current):
             raise JobFailed(CONNECTION_CHANGED)
 
-    def _save(self, *, handoff: int | None = None) -> None:
-        checkpoint = self.state.dump(self.writer.checkpoint())
-        if not jobs.save(self.job_id, self.worker, self.seq, checkpoint, self.state.progress(),
-                         handoff=handoff, lease_seconds=self.settings.lease_seconds):
+    def _save(self, writer: FileWriter, *, handoff: int | None = None) -> None:
+        checkpoint = self.state.dump(writer.checkpoint())
+        if not job_store.save(self.job_id, self.worker, self.seq, checkpoint, self.state.progress(),
+                              handoff=handoff, lease_seconds=self.settings.lease_seconds):
             raise Stopped()
         self.seq += 1
         self.next_tick = time.monotonic() + self.settings.progress_seconds
 
-    def _hand_on(self) -> None:
+    def _hand_on(self, writer: FileWriter) -> None:
         handoff = self.seq + 1
-        self._save(handoff=handoff)
+        self._save(writer, handoff=handoff)
         send_work(self.job_id, handoff, self.doc["ac_host"])
-        jobs.mark_sent(self.job_id, handoff)
+        job_store.mark_sent(self.job_id, handoff)
         logger.info("export job handed on", extra={"job_id": self.job_id, "written": self.state.written})
 
     def _complete(self, writer: FileWriter, upload: Upload) -> None:
         writer.complete()
         file = {"bucket": upload.bucket, "key": upload.key, "size": writer.size,
                 "records": self.state.written, "name": upload.key.rsplit("/", 1)[-1]}
-        if not jobs.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
-                           worker=self.worker, seq=self.seq):
+        if not job_store.settle(self.job_id, "succeeded", {"file": file, "progress": self.state.progress()},
+                                worker=self.worker, seq=self.seq):
             upload.delete()   # cancelled (or taken over) after S3 completed the file: leave no complete file
             raise Stopped()
         logger.info("export job succeeded", extra={"job_id": self.job_id, "records": self.state.written})

@@ -266,7 +266,7 @@ class _State:
 class Outcome(Enum):
     STOP = "stop"               # cancelled, or this step lost its lease: save nothing
     FAIL = "fail"               # the job cannot succeed: fail it with a client-facing message
-    RECONNECT = "reconnect"     # AC rejects the stored key (the client marked the connection for reconnecting): fail the job
+    RECONNECT = "reconnect"     # AC rejects the stored key (the client marked the connection): fail the job
     RETRY = "retry"             # our side failed (Mongo, KMS, the deployment, a bug): the queue retries the step
 
 

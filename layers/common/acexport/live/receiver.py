@@ -4,8 +4,9 @@ No JWT: AC cannot send one and does not sign its deliveries, so the path secret 
 (`subscriptions.find_by_secret`: only an enabled subscription of the connection that exists now). This is
 the one route on the internet without a JWT, so nothing costly happens before the secret is known: the
 checks that cost nothing (size, the secret's shape, the content type), then the secret (two indexed reads:
-the subscription, then its connection), then the subscription's delivery quota (`state.take`, which also brings the contact field catalogue), and
-only then the body is parsed and mapped, with every number, date, text and list bounded (`mapping`).
+the subscription, then its connection), then the subscription's delivery quota (`state.take`, which also
+brings the contact field catalogue), and only then the body is parsed and mapped, with every number, date,
+text and list bounded (`mapping`).
 Then the sequence number, an insert, one PutEvents. Nothing calls AC.
 
 Answers: 200 stored (or a duplicate, stored before); 413 too large; 404 a path segment that cannot be a

@@ -36,14 +36,14 @@ def connection(who, base_url: str, *, api_key: str = SANDBOX_API_KEY) -> bool:
     """Give `who` a connection to `base_url` (the key encrypted with the stack's KMS key), unless it has
     one. True when one was created."""
     from acexport.credentials import crypto, store
-    from acexport.errors import AlreadyExists
+    from acexport.errors import AlreadyExistsError
 
     if store.exists(who):
         return False
     ciphertext = crypto.encrypt(api_key, account_id=who.account_id, owner=who.owner)
     try:
         store.insert(who, base_url=base_url, ciphertext=ciphertext)
-    except AlreadyExists:
+    except AlreadyExistsError:
         return False
     return True
 

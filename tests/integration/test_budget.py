@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from acexport.ac.budget import MongoBudget
 from acexport.ac.ratelimit import BudgetExhausted
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 from pymongo import MongoClient
 
 from devstack.ac_sandbox import most_in_any_window
@@ -176,7 +176,7 @@ def test_mongo_down_is_a_503_within_the_mongo_timeout():
     # client's own 30 s; pymongo re-checks an unreachable server every 0.5 s, hence the slack.
     for deadline in (30.0, 0.2):
         started = time.monotonic()
-        with pytest.raises(ServiceUnavailable):
+        with pytest.raises(ServiceUnavailableError):
             budget.acquire("down.api-us1.com", time.monotonic() + deadline)
         assert time.monotonic() - started < 1.6
     budget.penalise("down.api-us1.com", 5)   # best effort: never raises
@@ -191,7 +191,7 @@ def test_through_the_client_mongo_down_is_a_503_and_ac_is_not_called(api, monkey
     api.env(MONGODB_URI="mongodb://127.0.0.1:9/?directConnection=true", MONGODB_TIMEOUT_MS="800")
     api.sandbox.requests.clear()
     started = time.monotonic()
-    with pytest.raises(ServiceUnavailable) as err:
+    with pytest.raises(ServiceUnavailableError) as err:
         ACClient(api.sandbox.base_url, "sandbox-key", deadline=time.monotonic() + 20).get("/contacts")
     assert time.monotonic() - started < 2.5
     assert err.value.status == 503 and api.sandbox.count() == 0

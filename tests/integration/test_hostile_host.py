@@ -12,9 +12,9 @@ import pytest
 import requests
 import urllib3.util.connection
 from acexport.ac import base_url
-from acexport.ac.client import ACClient, UpstreamInvalid
+from acexport.ac.client import ACClient, UpstreamInvalidError
 from acexport.ac.reference import fetch_all
-from acexport.errors import UpstreamTimeout
+from acexport.errors import UpstreamTimeoutError
 
 
 @pytest.fixture
@@ -102,7 +102,7 @@ def test_full_reference_pages_for_ever_end_with_a_clear_error(api):
     page = json.dumps({"fields": [{"id": str(i), "title": f"f{i}"} for i in range(100)]}).encode()
     api.sandbox.inject(body=page, times=50, path="/fields")
     client = ACClient(api.sandbox.base_url, "sandbox-key", deadline=time.monotonic() + 20)
-    with pytest.raises(UpstreamInvalid) as err:
+    with pytest.raises(UpstreamInvalidError) as err:
         fetch_all(client, "/fields", "fields")
     assert "kept sending full pages of fields" in err.value.message
     assert api.sandbox.count("/fields") == 3
@@ -198,7 +198,7 @@ def test_a_trickled_answer_ends_at_the_deadline(api, where):
     with Trickle(where) as host:
         client = ACClient(host.base_url, "key", deadline=time.monotonic() + 2)
         started = time.monotonic()
-        with pytest.raises(UpstreamTimeout) as raised:
+        with pytest.raises(UpstreamTimeoutError) as raised:
             client.validate()
         assert time.monotonic() - started < 2.6
         assert raised.value.status == 504 and client.calls == 1

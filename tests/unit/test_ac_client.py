@@ -22,12 +22,12 @@ from acexport.ac import client as ac_client
 from acexport.ac.client import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, ACClient, Outcome, Verdict
 from acexport.ac.ratelimit import SlidingWindowLimiter
 from acexport.errors import (
-    InvalidCredentials,
-    PermissionDenied,
-    StoredCredentialsRejected,
-    UpstreamThrottled,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+    InvalidCredentialsError,
+    PermissionDeniedError,
+    StoredCredentialsRejectedError,
+    UpstreamThrottledError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
 )
 from requests.structures import CaseInsensitiveDict
 
@@ -125,7 +125,7 @@ def test_what_orjson_refuses_and_json_reads_is_still_the_answer(clock, text):
 def test_throttled_waits_retry_after_and_holds_the_account(clock, limiter, status):
     client = make_client(clock)
     failure, wait = retried(client._classify(response(status, {"message": "slow down"}, {"Retry-After": "7"}), 1))
-    assert isinstance(failure, UpstreamThrottled) and failure.headers == {"Retry-After": "7"}
+    assert isinstance(failure, UpstreamThrottledError) and failure.headers == {"Retry-After": "7"}
     assert wait == 7.0 and client.throttled == 1
     start = clock()
     limiter.acquire(client.budget_key, start + 60)     # every caller of this AC account is held too
@@ -135,29 +135,30 @@ def test_throttled_waits_retry_after_and_holds_the_account(clock, limiter, statu
 def test_retry_after_as_an_http_date(clock):
     when = email.utils.formatdate(time.time() + 30, usegmt=True)
     failure, wait = retried(make_client(clock)._classify(response(429, b"", {"Retry-After": when}), 1))
-    assert isinstance(failure, UpstreamThrottled) and 27 <= wait <= 30
+    assert isinstance(failure, UpstreamThrottledError) and 27 <= wait <= 30
 
 
 def test_429_without_retry_after_backs_off(clock):
     client = make_client(clock)
     failure, wait = retried(client._classify(response(429, {"message": "Too Many Requests"}), 3))
-    assert isinstance(failure, UpstreamThrottled) and in_bounds(wait, 3) and client.throttled == 1
+    assert isinstance(failure, UpstreamThrottledError) and in_bounds(wait, 3) and client.throttled == 1
 
 
 def test_503_without_retry_after_is_an_outage_not_a_throttle(clock):
     client = make_client(clock)
     failure, wait = retried(client._classify(response(503, {"message": "Service Unavailable"}), 2))
-    assert isinstance(failure, UpstreamUnavailable) and "503" in failure.message
+    assert isinstance(failure, UpstreamUnavailableError) and "503" in failure.message
     assert in_bounds(wait, 2) and client.throttled == 0
 
 
 @pytest.mark.parametrize("status", [500, 502, 504])
 def test_5xx_is_retried_with_backoff(clock, status):
     failure, wait = retried(make_client(clock)._classify(response(status, b"<html>oops</html>"), 1))
-    assert isinstance(failure, UpstreamUnavailable) and str(status) in failure.message and in_bounds(wait, 1)
+    assert isinstance(failure, UpstreamUnavailableError) and str(status) in failure.message and in_bounds(wait, 1)
 
 
-@pytest.mark.parametrize("validating, error", [(False, StoredCredentialsRejected), (True, InvalidCredentials)])
+@pytest.mark.parametrize("validating, error",
+                         [(False, StoredCredentialsRejectedError), (True, InvalidCredentialsError)])
 @pytest.mark.parametrize("status", [301, 302, 307])
 def test_a_redirect_is_rejected_at_once(clock, status, validating, error):
     answer = response(status, b"<html>login</html>", {"Location": "https://www.activecampaign.com/login/"})
@@ -170,29 +171,30 @@ def test_a_refused_key_gets_one_more_try_then_is_rejected(clock, status):
     client = make_client(clock)
     answer = response(status, b'{"message": "Forbidden"}')    # AC's 403 comes without a Content-Type
     failure, wait = retried(client._classify(answer, 1))
-    assert isinstance(failure, StoredCredentialsRejected) and in_bounds(wait, 1)
+    assert isinstance(failure, StoredCredentialsRejectedError) and in_bounds(wait, 1)
     assert failure.body()["reconnect"] is True
-    assert isinstance(failed(client._classify(answer, 2)), StoredCredentialsRejected)
+    assert isinstance(failed(client._classify(answer, 2)), StoredCredentialsRejectedError)
 
 
 @pytest.mark.parametrize("status", [401, 403])
 def test_a_refused_key_is_rejected_at_once_when_validating(clock, status):
     raised = failed(make_client(clock)._classify(response(status, b'{"message": "Forbidden"}'), 1, validating=True))
-    assert type(raised) is InvalidCredentials and raised.status == 400
+    assert type(raised) is InvalidCredentialsError and raised.status == 400
 
 
 @pytest.mark.parametrize("body", [b"<html>not AC</html>", b"", b'{"contacts": [', b'["a list"]'])
 def test_a_2xx_that_is_not_a_json_object_is_retried(clock, body):
     failure, wait = retried(make_client(clock)._classify(response(200, body, {"Content-Type": "text/html"}), 1))
-    assert isinstance(failure, UpstreamUnavailable) and "unreadable" in failure.message and in_bounds(wait, 1)
+    assert isinstance(failure, UpstreamUnavailableError) and "unreadable" in failure.message and in_bounds(wait, 1)
 
 
 def test_a_2xx_that_is_not_a_json_object_fails_validation(clock):
     outcome = make_client(clock)._classify(response(200, b"<html>welcome</html>"), 1, validating=True)
-    assert isinstance(failed(outcome), InvalidCredentials)
+    assert isinstance(failed(outcome), InvalidCredentialsError)
 
 
-@pytest.mark.parametrize("validating, error", [(False, StoredCredentialsRejected), (True, InvalidCredentials)])
+@pytest.mark.parametrize("validating, error",
+                         [(False, StoredCredentialsRejectedError), (True, InvalidCredentialsError)])
 def test_a_4xx_without_json_means_the_host_is_not_acs_api(clock, validating, error):
     outcome = make_client(clock)._classify(response(404, b"<html>Not Found</html>"), 1, validating=validating)
     assert type(failed(outcome)) is error
@@ -201,8 +203,8 @@ def test_a_4xx_without_json_means_the_host_is_not_acs_api(clock, validating, err
 def test_a_4xx_with_json_is_refused_without_retry(clock):
     answer = response(422, {"errors": [{"title": "The filter is invalid"}]})
     refused = failed(make_client(clock)._classify(answer, 1))
-    assert isinstance(refused, UpstreamUnavailable) and "refused the request (422)" in refused.message
-    assert isinstance(failed(make_client(clock)._classify(answer, 1, validating=True)), InvalidCredentials)
+    assert isinstance(refused, UpstreamUnavailableError) and "refused the request (422)" in refused.message
+    assert isinstance(failed(make_client(clock)._classify(answer, 1, validating=True)), InvalidCredentialsError)
 
 
 # ---- the retry loop, against the AC stand-in over HTTP, on the fake clock
@@ -238,7 +240,7 @@ def test_429_waits_exactly_retry_after(clock, sandbox):
 def test_a_retry_after_beyond_the_deadline_is_answered_at_once(clock, sandbox):
     sandbox.inject(429, path="/contacts", retry_after=10)
     client, start = make_client(clock, sandbox.base_url, seconds=5), clock()
-    with pytest.raises(UpstreamThrottled) as raised:
+    with pytest.raises(UpstreamThrottledError) as raised:
         client.get("/contacts")
     assert raised.value.headers == {"Retry-After": "10"}
     assert clock() == start and sandbox.count("/contacts") == 1
@@ -247,7 +249,7 @@ def test_a_retry_after_beyond_the_deadline_is_answered_at_once(clock, sandbox):
 def test_an_outage_gets_max_attempts_then_fails(clock, sandbox):
     sandbox.inject(500, times=MAX_ATTEMPTS + 1, path="/contacts")
     client, start = make_client(clock, sandbox.base_url), clock()
-    with pytest.raises(UpstreamUnavailable, match="500"):
+    with pytest.raises(UpstreamUnavailableError, match="500"):
         client.get("/contacts")
     assert client.calls == MAX_ATTEMPTS and sandbox.count("/contacts") == MAX_ATTEMPTS
     low, high = total_backoff_bounds(MAX_ATTEMPTS - 1)   # no wait after the last attempt
@@ -258,14 +260,14 @@ def test_no_useless_wait_when_no_retry_would_fit(clock, sandbox):
     sandbox.inject(500, times=2, path="/contacts")
     # 0.6 s left: one attempt fits; any back-off would leave less than MIN_ATTEMPT_SECONDS for a second one
     client, start = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS + 0.1), clock()
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailableError):
         client.get("/contacts")
     assert clock() == start and sandbox.count("/contacts") == 1
 
 
 def test_no_attempt_without_time_for_one(clock, sandbox):
     client = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS - 0.01)
-    with pytest.raises(UpstreamTimeout):
+    with pytest.raises(UpstreamTimeoutError):
         client.get("/contacts")
     assert client.calls == 0 and sandbox.count() == 0
 
@@ -279,7 +281,7 @@ def test_an_intermittent_403_is_retried_once(clock, sandbox):
 def test_a_403_twice_is_a_rejected_connection(clock, sandbox):
     sandbox.remove_key(KEY)
     client = make_client(clock, sandbox.base_url)
-    with pytest.raises(StoredCredentialsRejected):
+    with pytest.raises(StoredCredentialsRejectedError):
         client.get("/contacts")
     assert sandbox.count("/contacts") == 2
 
@@ -287,7 +289,7 @@ def test_a_403_twice_is_a_rejected_connection(clock, sandbox):
 def test_validation_is_refused_on_the_first_403(clock, sandbox):
     sandbox.remove_key(KEY)
     client, start = make_client(clock, sandbox.base_url), clock()
-    with pytest.raises(InvalidCredentials):
+    with pytest.raises(InvalidCredentialsError):
         client.validate()
     assert sandbox.count("/users/me") == 1 and clock() == start
 
@@ -295,7 +297,7 @@ def test_validation_is_refused_on_the_first_403(clock, sandbox):
 def test_no_slot_in_the_budget_before_the_deadline_is_a_throttle_without_a_request(clock, limiter, sandbox):
     client = make_client(clock, sandbox.base_url, seconds=5)
     limiter.penalise(client.host, 10)                  # another caller of the account got Retry-After: 10
-    with pytest.raises(UpstreamThrottled):
+    with pytest.raises(UpstreamThrottledError):
         client.get("/contacts")
     assert client.calls == 0 and sandbox.count() == 0
 
@@ -305,7 +307,7 @@ def test_an_unreachable_host_is_retried_then_unavailable(clock):
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     client, start = make_client(clock, f"http://127.0.0.1:{port}"), clock()
-    with pytest.raises(UpstreamUnavailable, match="could not be reached") as raised:
+    with pytest.raises(UpstreamUnavailableError, match="could not be reached") as raised:
         client.get("/contacts")
     assert client.calls == MAX_ATTEMPTS and KEY not in str(raised.value)
     low, high = total_backoff_bounds(MAX_ATTEMPTS - 1)
@@ -318,7 +320,7 @@ def test_the_read_timeout_is_the_time_left_on_the_clients_clock(clock, sandbox):
     # 0.6 s left on the fake clock: the read times out after 0.6 s (real), not AC_READ_TIMEOUT's 10 s
     client = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS + 0.1)
     began = time.monotonic()
-    with pytest.raises(UpstreamTimeout):
+    with pytest.raises(UpstreamTimeoutError):
         client.get("/contacts")
     assert time.monotonic() - began < 3 and client.calls == 1
 
@@ -330,14 +332,14 @@ def test_a_refused_stored_key_calls_on_rejected_once_and_other_failures_never(cl
     client = ACClient(sandbox.base_url, KEY, deadline=clock() + 30, clock=clock, sleep=clock.sleep,
                       on_rejected=lambda: marked.append(1))
     sandbox.inject(500, times=MAX_ATTEMPTS, path="/contacts")
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailableError):
         client.get("/contacts")
     sandbox.inject(403, path="/deals", body=b'{"errors":[{"detail":"You do not have permission to view deals."}]}')
-    with pytest.raises(PermissionDenied):
+    with pytest.raises(PermissionDeniedError):
         client.get("/deals")
     assert marked == []
     sandbox.remove_key(KEY)
-    with pytest.raises(StoredCredentialsRejected):
+    with pytest.raises(StoredCredentialsRejectedError):
         client.get("/contacts")
     assert marked == [1]
 

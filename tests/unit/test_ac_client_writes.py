@@ -9,7 +9,7 @@ from acexport import caches
 from acexport.ac import client as ac_client
 from acexport.ac.client import ACClient
 from acexport.ac.ratelimit import SlidingWindowLimiter
-from acexport.errors import UpstreamUnavailable
+from acexport.errors import UpstreamUnavailableError
 
 from devstack.ac_sandbox import ACSandbox
 from tests.fakes import FakeClock
@@ -50,7 +50,7 @@ def client(clock, sandbox) -> ACClient:
 
 def test_a_create_is_not_sent_again_after_a_5xx(clock, sandbox):
     sandbox.inject(502, path="/webhooks")
-    with pytest.raises(UpstreamUnavailable):
+    with pytest.raises(UpstreamUnavailableError):
         client(clock, sandbox).request("POST", "/webhooks", json=HOOK, idempotent=False)
     assert sandbox.count("/webhooks") == 1 and sandbox.webhooks == {}
 
@@ -70,7 +70,7 @@ def test_reads_are_still_retried(clock, sandbox):
 def test_missing_ok_reads_acs_json_404_as_none(clock, sandbox):
     ac = client(clock, sandbox)
     assert ac.request("DELETE", "/webhooks/99", missing_ok=True) is None
-    with pytest.raises(UpstreamUnavailable, match="404"):
+    with pytest.raises(UpstreamUnavailableError, match="404"):
         ac.request("DELETE", "/webhooks/99")
     created = ac.request("POST", "/webhooks", json=HOOK, idempotent=False)["webhook"]
     assert ac.request("DELETE", f"/webhooks/{created['id']}", missing_ok=True) == {}

@@ -10,7 +10,7 @@ from acexport import caches
 from acexport.ac import base_url
 from acexport.ac.base_url import UnsafeAddress, account_key, normalise_base_url, public, public_address
 from acexport.ac.client import MAX_RETRY_AFTER, PinnedAdapter, _retry_after
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 from acexport.settings import ConfigurationError, get_settings
 
 NOT_PUBLIC = [
@@ -100,13 +100,13 @@ def test_the_pool_refuses_before_connecting(monkeypatch):
 
 
 def test_regions_seen_only_in_third_party_material_are_opt_in(monkeypatch):
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         normalise_base_url("https://acme.api-eu1.com")
     monkeypatch.setenv("AC_ALLOWED_HOST_SUFFIXES", "api-us1.com, api-eu1.com ,activehosted.com")
     caches.reset()
     assert normalise_base_url("https://acme.api-eu1.com") == "https://acme.api-eu1.com"
     assert get_settings().allowed_host_suffixes == ("api-us1.com", "api-eu1.com", "activehosted.com")
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         normalise_base_url("https://acme.api-zz9.com")
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 from acexport.ac.base_url import normalise_base_url
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 
 ACCEPTED = {
     "https://acme.api-us1.com": "https://acme.api-us1.com",
@@ -86,7 +86,7 @@ def test_accepts_ac_hosts_and_normalises(raw, expected):
 
 @pytest.mark.parametrize("raw", REJECTED)
 def test_rejects_everything_else(raw):
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(BadRequestError) as err:
         normalise_base_url(raw)
     assert err.value.status == 400
     assert "Invalid base_url" in err.value.message
@@ -115,7 +115,7 @@ def test_refused_before_any_network_call(raw, monkeypatch):
     monkeypatch.setattr(socket, "create_connection", no_network)
     monkeypatch.setattr(socket.socket, "connect", no_network)
     try:
-        with pytest.raises(BadRequest):
+        with pytest.raises(BadRequestError):
             connections.save(Tenant("a", "u"), {"base_url": raw or " ", "api_key": "k"}, deadline=0)
     finally:
         monkeypatch.undo()
@@ -126,5 +126,5 @@ def test_local_switch_accepts_only_loopback():
     assert normalise_base_url("http://127.0.0.1:8010/api/3/", allow_local=True) == "http://127.0.0.1:8010"
     assert normalise_base_url("http://localhost:9000", allow_local=True) == "http://localhost:9000"
     for raw in ("http://10.0.0.1:80", "http://169.254.169.254", "http://user@127.0.0.1:8010"):
-        with pytest.raises(BadRequest):
+        with pytest.raises(BadRequestError):
             normalise_base_url(raw, allow_local=True)

@@ -8,6 +8,7 @@ from acexport import caches
 from acexport.ac import client
 from acexport.ac.budget import MongoBudget
 from acexport.ac.ratelimit import BudgetExhausted, SlidingWindowLimiter
+from acexport.errors import ConfigurationError
 from acexport.settings import Settings
 
 from devstack.ac_sandbox import most_in_any_window
@@ -80,7 +81,7 @@ def test_local_keeps_the_in_process_limiter(monkeypatch):
 
 def test_an_unknown_budget_kind_is_refused(monkeypatch):
     monkeypatch.setenv("AC_RATE_BUDGET", "redis")
-    with pytest.raises(ValueError, match="AC_RATE_BUDGET"):
+    with pytest.raises(ConfigurationError, match="AC_RATE_BUDGET"):
         Settings.from_env()
 
 

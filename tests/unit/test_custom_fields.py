@@ -6,7 +6,7 @@ import pytest
 from acexport import query
 from acexport.ac import custom_fields as cf
 from acexport.ac.resources import ACCOUNTS, CONTACTS, DEALS, Filter, Order, plan, sort_locally
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 
 FIELDS = (cf.CustomField("1", "Favorite Color", "text", "FAVORITE_COLOR"),
           cf.CustomField("2", "Interests", "checkbox", "INTERESTS"),
@@ -31,7 +31,7 @@ def test_names_compare_case_insensitively_with_spaces_and_tags():
     ("customField:99", ["no custom field with id 99"]),
 ])
 def test_unknown_and_ambiguous_names_are_400s_that_name_the_candidates(name, needles):
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(BadRequestError) as err:
         cf.resolve(FIELDS, CONTACTS, "filter", name)
     assert err.value.status == 400
     for needle in needles:
@@ -39,7 +39,7 @@ def test_unknown_and_ambiguous_names_are_400s_that_name_the_candidates(name, nee
 
 
 def test_no_custom_fields_says_so():
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(BadRequestError) as err:
         cf.resolve((), ACCOUNTS, "order", "Colour")
     assert "accounts has no custom fields" in err.value.message
 
@@ -94,7 +94,7 @@ def test_plan_with_a_contact_custom_filter_orders_here_and_looks_up():
 
 def test_plan_refuses_an_ac_only_order_with_a_custom_one():
     deals = _extended(DEALS, orders=[("Seats", FIELDS[5])])
-    with pytest.raises(BadRequest, match=r"orders\[contact_name\]"):
+    with pytest.raises(BadRequestError, match=r"orders\[contact_name\]"):
         plan(deals, [], [("contact_name", "ASC"), ("Seats", "DESC")])
     steps = plan(deals, [], [("Seats", "DESC"), ("value", "ASC")])
     assert len(steps.local_orders) == 2 and steps.params[-1] == ("orders[cdate]", "ASC")
@@ -108,5 +108,5 @@ def test_query_keeps_custom_names_with_spaces_and_refuses_nested_or_control_char
     assert q.filters == (("Favorite Color", "Red"), ("a/b: c?", "1"))
     assert q.orders == (("Size (cm)", "DESC"),)
     for raw in ("filters[a][b]=x", "filters[%0A]=x", "filters[ ]=x", f"filters[{'x' * 256}]=1"):
-        with pytest.raises(BadRequest, match="Malformed"):
+        with pytest.raises(BadRequestError, match="Malformed"):
             parse(raw)

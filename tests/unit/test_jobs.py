@@ -9,7 +9,7 @@ import json
 import threading
 
 import pytest
-from acexport.errors import ApiError, BadRequest
+from acexport.errors import ApiError, BadRequestError
 from acexport.jobs import files as job_files
 from acexport.jobs import spec as job_spec
 from acexport.jobs import view as job_view
@@ -92,15 +92,15 @@ def test_defaults_and_normalisation():
 
 
 @pytest.mark.parametrize(("resource", "options", "error", "status"), [
-    ("widgets", {}, job_spec.UnknownResource, 404),
-    ("contacts", [], BadRequest, 400),
-    ("contacts", {"format": 3}, BadRequest, 400),
-    ("contacts", {"filters": {"email": "x" * 257}}, BadRequest, 400),
-    ("contacts", {"filters": {"email": " "}}, BadRequest, 400),
-    ("contacts", {"filters": {"listid": "abc"}}, BadRequest, 400),
-    ("deals", {"filters": {"minimum_value": "-1"}}, BadRequest, 400),
-    ("contacts", {"updated_after": 20250101}, BadRequest, 400),
-    ("contacts", {"limit": 10}, BadRequest, 400),
+    ("widgets", {}, job_spec.UnknownResourceError, 404),
+    ("contacts", [], BadRequestError, 400),
+    ("contacts", {"format": 3}, BadRequestError, 400),
+    ("contacts", {"filters": {"email": "x" * 257}}, BadRequestError, 400),
+    ("contacts", {"filters": {"email": " "}}, BadRequestError, 400),
+    ("contacts", {"filters": {"listid": "abc"}}, BadRequestError, 400),
+    ("deals", {"filters": {"minimum_value": "-1"}}, BadRequestError, 400),
+    ("contacts", {"updated_after": 20250101}, BadRequestError, 400),
+    ("contacts", {"limit": 10}, BadRequestError, 400),
 ])
 def test_refusals(resource, options, error, status):
     with pytest.raises(error) as caught:

@@ -7,7 +7,7 @@ import datetime as dt
 from urllib.parse import urlencode
 
 import pytest
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 from acexport.live import form, mapping
 
 FORM = "application/x-www-form-urlencoded"
@@ -116,19 +116,19 @@ def test_a_date_without_offset_is_the_receive_time():
     "type=update&date_time=2024-02-28&contact[id]=1&a[b][c][d][e][f]=1",      # nested deeper than AC's five
 ])
 def test_malformed_deliveries_are_400(body):
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         change(body)
 
 
 def test_only_form_bodies_are_read():
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         form.parse(b'{"type": "update"}', "application/json")
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         form.parse(b"type=update&x=\xff", FORM)
     assert form.parse(b"a[b]=1&a[c][0]=2", "application/x-www-form-urlencoded; charset=utf-8") == \
         {"a": {"b": "1", "c": {"0": "2"}}}
 
 
 def test_too_many_fields_are_refused():
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         form.parse("&".join(f"f{i}=1" for i in range(form.MAX_FIELDS + 1)).encode(), FORM)

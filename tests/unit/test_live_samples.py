@@ -9,7 +9,7 @@ import time
 from urllib.parse import quote, urlencode
 
 import pytest
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 from acexport.live import fields, form, mapping
 
 from tests import ac_webhooks
@@ -36,7 +36,7 @@ def test_every_sample_maps_as_expected_or_is_a_400(name):
     sample = SAMPLES[name]
     expect = sample["expect"]
     if expect["status"] == 400:
-        with pytest.raises(BadRequest):
+        with pytest.raises(BadRequestError):
             change(ac_webhooks.body(sample))
         return
     c = change(ac_webhooks.body(sample))
@@ -114,7 +114,7 @@ def test_numbers_are_read_from_a_few_digits_only(body):
                                        "2024-02-30T00:00:00Z", "x" * 10_000, "2024-02-28T04:45:41+25:00"])
 def test_unrepresentable_dates_are_a_400(date_time):
     """0001-01-01T00:00:00+01:00 was an OverflowError: a 500."""
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         change(urlencode({"type": "update", "date_time": date_time, "contact[id]": "1"}))
 
 
@@ -154,7 +154,7 @@ def test_counts_are_capped():
 ])
 def test_hostile_forms_are_a_400_quickly(body):
     started = time.process_time()
-    with pytest.raises(BadRequest):
+    with pytest.raises(BadRequestError):
         change(body)
     assert time.process_time() - started < 0.2
 

@@ -7,7 +7,7 @@ import json
 import pytest
 import requests
 from acexport.ac.client import permission_refused
-from acexport.errors import PermissionDenied, StoredCredentialsRejected
+from acexport.errors import PermissionDeniedError, StoredCredentialsRejectedError
 from requests.structures import CaseInsensitiveDict
 
 from tests.unit.test_ac_client import clock, failed, limiter, make_client, retried  # noqa: F401  (fixtures, helpers)
@@ -28,7 +28,7 @@ DOCUMENTED = {"errors": [{"status": 403, "title": "Forbidden", "detail": "You do
 def test_the_permission_body_is_permission_denied_at_once_without_reconnect(clock, limiter):  # noqa: F811
     client = make_client(clock)
     error = failed(client._classify(answer(403, DOCUMENTED), 1, "/deals"))
-    assert isinstance(error, PermissionDenied)
+    assert isinstance(error, PermissionDeniedError)
     assert error.status == 403 and "reconnect" not in error.body()
     assert "permission to view deals (AC: GET /deals)" in error.message
 
@@ -38,7 +38,7 @@ def test_the_permission_body_is_permission_denied_at_once_without_reconnect(cloc
 def test_any_other_403_is_still_a_rejected_key(clock, limiter, body):  # noqa: F811
     client = make_client(clock)
     failure, _ = retried(client._classify(answer(403, body, None), 1, "/deals"))
-    assert isinstance(failure, StoredCredentialsRejected)
+    assert isinstance(failure, StoredCredentialsRejectedError)
 
 
 def test_only_letters_and_spaces_of_ac_text_reach_the_message():

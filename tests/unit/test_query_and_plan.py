@@ -3,7 +3,7 @@
 import pytest
 from acexport import query
 from acexport.ac.resources import ACCOUNTS, CONTACTS, DEALS, plan, sort_locally
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 from acexport.exports import pagination, parse_total
 
 
@@ -37,7 +37,7 @@ def test_defaults_and_order_kept():
     ("filters[a][b]=x", "Malformed"),
 ])
 def test_bad_queries_name_what_is_allowed(raw, needle):
-    with pytest.raises(BadRequest) as err:
+    with pytest.raises(BadRequestError) as err:
         parse(raw)
     assert needle in err.value.message
     assert err.value.status == 400
@@ -81,7 +81,7 @@ def test_deal_filters_are_ac_filters_and_values_checked():
     for raw in ("filters[status]=7", "filters[stage]=x", "filters[created_after]=yesterday",
                 "filters[search_field]=notes", "filters[minimum_value]=1500.50", "filters[maximum_value]=1e3"):
         q = parse(raw, DEALS)
-        with pytest.raises(BadRequest):
+        with pytest.raises(BadRequestError):
             plan(DEALS, q.filters, q.orders)
 
 

@@ -1,20 +1,20 @@
 """What an error raised in a worker step means for its job: decided by the error's nearest listed base class,
-never by the order errors are listed or caught in (ConfigurationError is both a 503 and a ValueError)."""
+never by the order errors are listed or caught in."""
 
 from __future__ import annotations
 
 import pytest
-from acexport.ac.client import UpstreamInvalid
+from acexport.ac.client import UpstreamInvalidError
 from acexport.errors import (
     INVALID_CREDENTIALS,
     ApiError,
-    BadRequest,
-    PermissionDenied,
-    ServiceUnavailable,
-    StoredCredentialsRejected,
-    UpstreamThrottled,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+    BadRequestError,
+    PermissionDeniedError,
+    ServiceUnavailableError,
+    StoredCredentialsRejectedError,
+    UpstreamThrottledError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
 )
 from acexport.jobs import worker
 from acexport.jobs.walk import OrderLost
@@ -24,16 +24,16 @@ from acexport.settings import ConfigurationError
 CASES = [
     (Stopped(), Outcome.STOP),
     (JobFailed("gone"), Outcome.FAIL),
-    (StoredCredentialsRejected(), Outcome.RECONNECT),           # a 403 ApiError, but its own kind
-    (UpstreamUnavailable(), Outcome.FAIL),                       # a 502 past the job's patience
-    (UpstreamTimeout(), Outcome.FAIL),
-    (UpstreamInvalid("too large"), Outcome.FAIL),
+    (StoredCredentialsRejectedError(), Outcome.RECONNECT),           # a 403 ApiError, but its own kind
+    (UpstreamUnavailableError(), Outcome.FAIL),                       # a 502 past the job's patience
+    (UpstreamTimeoutError(), Outcome.FAIL),
+    (UpstreamInvalidError("too large"), Outcome.FAIL),
     (OrderLost("deals"), Outcome.FAIL),
-    (PermissionDenied(), Outcome.FAIL),                          # the job's own request refused (4xx)
-    (BadRequest("bad filter"), Outcome.FAIL),
-    (ConfigurationError("Configuration missing: set EXPORT_BUCKET"), Outcome.RETRY),   # 503 first, ValueError second
-    (ServiceUnavailable(), Outcome.RETRY),                       # Mongo, KMS
-    (UpstreamThrottled(3), Outcome.RETRY),                       # a 503 of AC's rate, never waited out here
+    (PermissionDeniedError(), Outcome.FAIL),                          # the job's own request refused (4xx)
+    (BadRequestError("bad filter"), Outcome.FAIL),
+    (ConfigurationError("Configuration missing: set EXPORT_BUCKET"), Outcome.RETRY),   # a 503: ours
+    (ServiceUnavailableError(), Outcome.RETRY),                       # Mongo, KMS
+    (UpstreamThrottledError(3), Outcome.RETRY),                       # a 503 of AC's rate, never waited out here
     (ApiError(), Outcome.RETRY),                                 # our own 500
     (ValueError("12e999"), Outcome.FAIL),                        # the job's data cannot be processed
     (OverflowError(), Outcome.FAIL),
@@ -53,7 +53,7 @@ def test_the_order_of_the_table_does_not_matter(monkeypatch):
 
 
 def test_failures_carry_fixed_messages_only():
-    assert failure_of(StoredCredentialsRejected()).error == {"message": INVALID_CREDENTIALS, "reconnect": 1}
-    assert failure_of(PermissionDenied()).error == {"message": PermissionDenied.message}
+    assert failure_of(StoredCredentialsRejectedError()).error == {"message": INVALID_CREDENTIALS, "reconnect": 1}
+    assert failure_of(PermissionDeniedError()).error == {"message": PermissionDeniedError.message}
     assert "start the export again" in failure_of(OrderLost("deals")).error["message"]
     assert failure_of(ValueError("secret-looking 12e999")).error == {"message": CANNOT_PROCESS}   # never its text

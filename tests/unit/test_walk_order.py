@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from acexport.ac.client import UpstreamInvalid
+from acexport.ac.client import UpstreamInvalidError
 from acexport.jobs import spec as job_spec
 from acexport.jobs.walk import OrderLost, OutOfTime, Walk
 
@@ -218,7 +218,7 @@ def test_the_page_cap_is_checked_before_any_call_ahead():
     with Walk(client, spec, {}, deadline=time.monotonic() + 30, patience=0, in_flight=5, max_pages=3) as walk:
         for _ in range(3):
             walk.next_page()
-        with pytest.raises(UpstreamInvalid, match="EXPORT_MAX_RECORDS"):
+        with pytest.raises(UpstreamInvalidError, match="EXPORT_MAX_RECORDS"):
             walk.next_page()
     assert client.calls == 3
 

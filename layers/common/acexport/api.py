@@ -19,7 +19,7 @@ from aws_lambda_powertools.event_handler import APIGatewayHttpResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 
 from acexport import metrics, tenancy
-from acexport.errors import ApiError, BadRequest
+from acexport.errors import ApiError, BadRequestError
 from acexport.logs import bind_tenant, logger
 from acexport.settings import get_settings
 
@@ -111,9 +111,9 @@ def json_object(app: APIGatewayHttpResolver) -> dict:
     try:
         body = json.loads(app.current_event.decoded_body or "{}")
     except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: "[[[[..." nested too deep
-        raise BadRequest("Request body must be a JSON object") from None
+        raise BadRequestError("Request body must be a JSON object") from None
     if not isinstance(body, dict):
-        raise BadRequest("Request body must be a JSON object")
+        raise BadRequestError("Request body must be a JSON object")
     return body
 
 
@@ -125,5 +125,5 @@ def raw_body(app: APIGatewayHttpResolver) -> bytes:
         try:
             return base64.b64decode(body, validate=True)
         except (binascii.Error, ValueError):
-            raise BadRequest("Malformed body") from None
+            raise BadRequestError("Malformed body") from None
     return body.encode("utf-8")

@@ -25,7 +25,7 @@ from pymongo.collection import Collection
 from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from acexport import caches
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 from acexport.settings import get_settings, secret
 
 logger = logging.getLogger(__name__)
@@ -96,4 +96,4 @@ def mongo_errors() -> Iterator[None]:
     except DuplicateKeyError:
         raise
     except PyMongoError as exc:
-        raise ServiceUnavailable("Database unavailable; retry later") from exc
+        raise ServiceUnavailableError("Database unavailable; retry later") from exc

@@ -22,7 +22,7 @@ from acexport.ac.client import AC_PAGE, ACClient
 from acexport.ac.records import attach_custom_values, enrich, page_records, parse_total
 from acexport.ac.resources import Plan, Record, Resource, plan, sort_locally
 from acexport.credentials import store
-from acexport.errors import BadRequest, NotConnected
+from acexport.errors import BadRequestError, NotConnectedError
 from acexport.query import pagination
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
@@ -51,12 +51,12 @@ def read_direct(client: ACClient, resource: Resource, steps: Plan, page: int, li
     return records, total if total is not None else offset + len(records)
 
 
-def _too_many(resource: Resource, cap: int) -> BadRequest:
-    return BadRequest(f"This {resource.name} query needs more than {cap} records read to filter or order "
+def _too_many(resource: Resource, cap: int) -> BadRequestError:
+    return BadRequestError(f"This {resource.name} query needs more than {cap} records read to filter or order "
                       "them here; narrow it with a filter ActiveCampaign applies itself (see docs/query.md)")
 
 
-def _read_all(client: ACClient, path: str, params, pages, cap: int, too_many: BadRequest) -> list:
+def _read_all(client: ACClient, path: str, params, pages, cap: int, too_many: BadRequestError) -> list:
     """Every item of an AC list (`pages(body)` reads one answer's items), 100 per call: the first call's
     meta.total says how many more to ask together; without it, pages until a short one. More than `cap`
     items: `too_many`, before reading them when AC's count says so."""
@@ -81,7 +81,7 @@ def _read_all(client: ACClient, path: str, params, pages, cap: int, too_many: Ba
 
 
 def _field_value_contacts(client: ACClient, lookups: tuple[tuple[str, str], ...], cap: int,
-                          too_many: BadRequest) -> set[str]:
+                          too_many: BadRequestError) -> set[str]:
     """The ids of the contacts AC says hold one of the values (`GET /fieldValues?filters[fieldid]=<id>&
     filters[val]=<value>`, AC reference, list all custom field values: items `{contact, field, value}`)."""
     ids: set[str] = set()
@@ -148,7 +148,7 @@ def export_page(tenant: Tenant, resource: Resource, raw_query: str | None, *, de
                  [o for o in query.orders if o[0] not in order_names])
     doc = store.find(tenant)
     if doc is None:
-        raise NotConnected()
+        raise NotConnectedError()
     client = store.client(doc, deadline=deadline)   # marks the connection if AC refuses its key
     try:
         custom: set[str] = set()

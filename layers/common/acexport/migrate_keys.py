@@ -18,7 +18,7 @@ from bson.binary import Binary
 from pymongo.errors import PyMongoError
 
 from acexport.credentials import crypto, store
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 
 NEEDS = ("Needs MONGODB_URI (or MONGODB_URI_SECRET_ARN), MONGODB_DATABASE, CREDENTIALS_COLLECTION and, with "
          "--apply, KMS_KEY_ID (the stack's ApiKeyEncryptionKeyArn output) and AWS credentials allowed to use "
@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         counts = migrate(apply=args.apply)
-    except ServiceUnavailable as exc:   # a missing setting, an unreadable secret, KMS refusing: names, no values
+    except ServiceUnavailableError as exc:   # a missing setting, an unreadable secret, KMS refusing: names, no values
         print(f"migrate_keys: {exc.message}. {NEEDS}", file=sys.stderr)
         return 2
     except PyMongoError as exc:

@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 
 DEFAULT_LIMIT = 20
 MAX_LIMIT = 250
@@ -43,7 +43,7 @@ def _integer(name: str, value: str, low: int, high: int) -> int:
     text = value.strip()
     # ASCII digits only: str.isdigit() is also true for "²", which int() refuses (that was a 500).
     if not (text.isascii() and text.isdigit()) or not low <= int(text) <= high:
-        raise BadRequest(f"{name} must be an integer from {low} to {high}", parameter=name)
+        raise BadRequestError(f"{name} must be an integer from {low} to {high}", parameter=name)
     return int(text)
 
 
@@ -53,14 +53,14 @@ def parse(raw_query: str | None, *, filters, orders, resource: str, custom: bool
     try:
         pairs = parse_qsl(raw_query or "", keep_blank_values=True, max_num_fields=100)
     except ValueError as exc:
-        raise BadRequest("Too many query parameters") from exc
+        raise BadRequestError("Too many query parameters") from exc
     seen: set[str] = set()
     page, limit = 1, DEFAULT_LIMIT
     found_filters: list[tuple[str, str]] = []
     found_orders: list[tuple[str, str]] = []
     for key, value in pairs:
         if key in seen:
-            raise BadRequest(f"Query parameter {key} is given more than once", parameter=key)
+            raise BadRequestError(f"Query parameter {key} is given more than once", parameter=key)
         seen.add(key)
         if key == "page":
             page = _integer("page", value, 1, MAX_PAGE)
@@ -69,23 +69,23 @@ def parse(raw_query: str | None, *, filters, orders, resource: str, custom: bool
         elif key.startswith(("filters", "orders")):
             match = _BRACKETED.match(key)
             if not match or "][" in match.group(2) or not match.group(2).strip():
-                raise BadRequest(f"Malformed query parameter {key}: use filters[<field>]=<value> "
+                raise BadRequestError(f"Malformed query parameter {key}: use filters[<field>]=<value> "
                                  "or orders[<field>]=ASC|DESC", parameter=key)
             kind, field = match.groups()
             allowed = filters if kind == "filters" else orders
             if field not in allowed and not custom:
                 names = ", ".join(sorted(allowed)) or "none"
-                raise BadRequest(f"Unsupported {kind[:-1]} '{field}' for {resource}. Supported: {names}",
+                raise BadRequestError(f"Unsupported {kind[:-1]} '{field}' for {resource}. Supported: {names}",
                                  parameter=key, supported=sorted(allowed))
             if kind == "filters":
                 if not value.strip() or len(value) > MAX_VALUE_LENGTH:
-                    raise BadRequest(f"{key} needs a value of 1 to {MAX_VALUE_LENGTH} characters",
+                    raise BadRequestError(f"{key} needs a value of 1 to {MAX_VALUE_LENGTH} characters",
                                      parameter=key)
                 found_filters.append((field, value.strip()))
             else:
                 direction = value.strip().upper()
                 if direction not in _DIRECTIONS:
-                    raise BadRequest(f"{key} must be ASC or DESC", parameter=key)
+                    raise BadRequestError(f"{key} must be ASC or DESC", parameter=key)
                 found_orders.append((field, direction))
     return Query(page=page, limit=limit, filters=tuple(found_filters), orders=tuple(found_orders))
 

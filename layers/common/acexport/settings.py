@@ -19,7 +19,7 @@ import sys
 from dataclasses import dataclass
 
 from acexport import caches
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ConfigurationError, ServiceUnavailableError
 
 TRUE = {"1", "true", "yes", "on"}
 MIN_PART_SIZE = 1024   # S3 wants >= 5 MiB for every part but the last; smaller sizes are for local tests
@@ -29,10 +29,6 @@ MIN_PART_SIZE = 1024   # S3 wants >= 5 MiB for every part but the last; smaller 
 # (Lambda's log-level controls can set DEBUG). tests/integration/test_secrets.py checks this.
 for _name in ("botocore", "boto3"):
     logging.getLogger(_name).setLevel(max(logging.getLogger(_name).level, logging.INFO))
-
-
-class ConfigurationError(ServiceUnavailable, ValueError):
-    """A setting is missing or unreadable: the deployment is wrong (503 naming the variable, never a value)."""
 
 
 def _env(name: str, default: str) -> str:
@@ -247,7 +243,7 @@ def secret(plain_name: str, arn_name: str) -> str:
         try:
             value = parameters.get_secret(arn, max_age=300)
         except Exception as exc:  # GetParameterError, botocore errors: all mean "not available now"
-            raise ServiceUnavailable(f"Configuration secret {arn_name} is unavailable") from exc
+            raise ServiceUnavailableError(f"Configuration secret {arn_name} is unavailable") from exc
         return str(value).strip()
     value = os.environ.get(plain_name, "").strip()
     if not value:

@@ -54,7 +54,7 @@ from pymongo.errors import OperationFailure, PyMongoError
 from acexport import db
 from acexport.ac import budget
 from acexport.credentials import store as credentials
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 from acexport.jobs import store as jobs
 from acexport.live import changes, subscriptions
 from acexport.settings import get_settings
@@ -192,9 +192,9 @@ def outcome(*, check_only: bool = False) -> Outcome:
     try:
         collection = get_settings().credentials_collection
         report = run(check_only=check_only)
-    except (ServiceUnavailable, PyMongoError) as exc:
+    except (ServiceUnavailableError, PyMongoError) as exc:
         # ConfigurationError names the missing variable; of a driver error only its type (never the URI).
-        message = exc.message if isinstance(exc, ServiceUnavailable) else type(exc).__name__
+        message = exc.message if isinstance(exc, ServiceUnavailableError) else type(exc).__name__
         return Outcome(2, f"setup_db: cannot reach MongoDB or read the settings: {message}. Needs MONGODB_URI (or "
                           "MONGODB_URI_SECRET_ARN and AWS credentials), MONGODB_DATABASE; see docs/deploy.md.")
     text = render(report, collection=collection, check_only=check_only)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from acexport.errors import BadRequest, Forbidden
+from acexport.errors import BadRequestError, ForbiddenError
 
 SUB_ACCOUNT_HEADER = "x-sub-account-id"
 _ID = re.compile(r"^[A-Za-z0-9_.:-]{1,128}$")
@@ -39,16 +39,16 @@ def resolve(event: dict) -> Tenant:
     uid, account_id = claims.get("uid"), claims.get("account_id")
     if not uid or not account_id:
         # Only reachable when a route is deployed without the authorizer: refuse, never guess.
-        raise Forbidden("Missing caller identity")
+        raise ForbiddenError("Missing caller identity")
     headers = {k.lower(): v for k, v in (event.get("headers") or {}).items()}
     sub_account = (headers.get(SUB_ACCOUNT_HEADER) or "").strip()
     if not sub_account or sub_account == account_id:
         return Tenant(account_id=str(account_id), owner=str(uid), workspace_id=claims.get("workspace_id"))
     if not _ID.match(sub_account):
-        raise BadRequest("Invalid X-Sub-Account-Id header")
+        raise BadRequestError("Invalid X-Sub-Account-Id header")
     stored = stored_sub_account(sub_account, parent=str(account_id))
     if stored is None:
-        raise Forbidden("Sub-account not accessible")
+        raise ForbiddenError("Sub-account not accessible")
     return Tenant(account_id=stored, owner=str(uid), agency_account_id=str(account_id))
 
 

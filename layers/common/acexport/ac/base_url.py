@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterable
 from urllib.parse import SplitResult, urlsplit
 
 from acexport import caches
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 from acexport.settings import get_settings
 
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
@@ -84,12 +84,12 @@ def _parts(raw: str) -> tuple[SplitResult, int | None]:
     control characters or a backslash, a port that is not a number."""
     text = raw.strip() if isinstance(raw, str) else ""
     if len(text) > _MAX_LENGTH or not text.isascii() or "\\" in text or any(c.isspace() or ord(c) < 32 for c in text):
-        raise BadRequest(INVALID_BASE_URL)
+        raise BadRequestError(INVALID_BASE_URL)
     try:
         parts = urlsplit(text)
         return parts, parts.port
     except ValueError as exc:
-        raise BadRequest(INVALID_BASE_URL) from exc
+        raise BadRequestError(INVALID_BASE_URL) from exc
 
 
 def _extras(parts: SplitResult) -> bool:
@@ -107,13 +107,13 @@ def normalise_base_url(raw: str, *, allow_local: bool = False, suffixes: Iterabl
     """
     parts, port = _parts(raw)
     if _extras(parts):
-        raise BadRequest(INVALID_BASE_URL)
+        raise BadRequestError(INVALID_BASE_URL)
     host = (parts.hostname or "").lower()
     if allow_local and host in _LOCAL_HOSTS and parts.scheme == "http" and port:
         return f"http://{host}:{port}"
     suffixes = allowed_suffixes() if suffixes is None else tuple(suffixes)
     if parts.scheme != "https" or port is not None or ":" in parts.netloc or not host_allowed(host, suffixes):
-        raise BadRequest(INVALID_BASE_URL)
+        raise BadRequestError(INVALID_BASE_URL)
     return f"https://{host}"
 
 

@@ -59,7 +59,7 @@ from pymongo.errors import BulkWriteError, PyMongoError
 
 from acexport import db
 from acexport.ac.ratelimit import BudgetExhausted
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 from acexport.settings import get_settings
 
 logger = logging.getLogger(__name__)
@@ -205,7 +205,7 @@ class MongoBudget:
         try:
             with pymongo.timeout(self._timeout(self._mongo_timeout_seconds())):
                 recent = self._collection().count_documents({"_id": {"$in": self._slots(key)}, "t": {"$gt": since}})
-        except (PyMongoError, ServiceUnavailable):
+        except (PyMongoError, ServiceUnavailableError):
             return
         if recent < self.rate:
             logger.info("rate budget: AC counts requests this service did not send; holding off",
@@ -223,7 +223,7 @@ class MongoBudget:
         try:
             with pymongo.timeout(self._timeout(self._mongo_timeout_seconds())):
                 self._collection().update_many({"_id": {"$in": self._slots(key)}}, {"$max": {"t": until}})
-        except (PyMongoError, ServiceUnavailable) as exc:
+        except (PyMongoError, ServiceUnavailableError) as exc:
             logger.warning("rate budget: could not record AC's Retry-After",
                            extra={"ac_host": key, "error": type(exc).__name__})
 

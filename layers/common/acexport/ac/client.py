@@ -54,12 +54,14 @@ from acexport.ac.ratelimit import BudgetExhausted, Limiter, SlidingWindowLimiter
 from acexport.ac.transport import PinnedAdapter, Watch, deadline_watch
 from acexport.errors import (
     ApiError,
-    InvalidCredentials,
-    PermissionDenied,
-    StoredCredentialsRejected,
-    UpstreamThrottled,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+    InvalidCredentialsError,
+    PermissionDeniedError,
+    StoredCredentialsRejectedError,
+    UpstreamInvalidError,
+    UpstreamRefusedError,
+    UpstreamThrottledError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
 )
 from acexport.settings import get_settings
 
@@ -73,18 +75,6 @@ VALIDATION_LANE_MARGIN = 0.05  # seconds added to the lane's 1 s window (fixed; 
 USER_AGENT = "activecampaign-integration/1.0"
 MAX_RETRY_AFTER = 60.0      # AC documents Retry-After in seconds, e.g. 30 (reference/rate-limits); 1 is seen
 CHUNK = 64 * 1024
-
-
-class UpstreamInvalid(ApiError):
-    """AC's answer can never be used (too large, or a walk that never ends): not worth retrying."""
-
-    status = 502
-    message = "ActiveCampaign sent an answer this service cannot use"
-
-
-class UpstreamRefused(UpstreamUnavailable):
-    """AC answered a 4xx with a JSON body (e.g. 422, a field it does not accept): it did nothing, so the
-    caller may send a corrected request (live/hooks.py registers without the events an account refuses)."""
 
 
 _session: requests.Session | None = None
@@ -177,14 +167,14 @@ def _read_capped(response: requests.Response, limit: int, deadline: float, clock
     content. A bigger answer is UpstreamInvalid; a slower one UpstreamTimeout."""
     declared = response.headers.get("Content-Length", "")
     if declared.isdigit() and int(declared) > limit:
-        raise UpstreamInvalid(f"ActiveCampaign sent an answer larger than {limit} bytes")
+        raise UpstreamInvalidError(f"ActiveCampaign sent an answer larger than {limit} bytes")
     chunks, size = [], 0
     for chunk in response.iter_content(CHUNK):
         size += len(chunk)
         if size > limit:
-            raise UpstreamInvalid(f"ActiveCampaign sent an answer larger than {limit} bytes")
+            raise UpstreamInvalidError(f"ActiveCampaign sent an answer larger than {limit} bytes")
         if clock() > deadline:
-            raise UpstreamTimeout()
+            raise UpstreamTimeoutError()
         chunks.append(chunk)
     response._content = b"".join(chunks)   # what _json() and response.json() read, as requests does itself
 
@@ -194,7 +184,7 @@ def _read_capped(response: requests.Response, limit: int, deadline: float, clock
 _PERMISSION = re.compile(r"You do not have permission to ([A-Za-z][A-Za-z ]{0,60}?)\.?\s*$", re.IGNORECASE)
 
 
-def permission_refused(response: requests.Response, path: str = "") -> PermissionDenied | None:
+def permission_refused(response: requests.Response, path: str = "") -> PermissionDeniedError | None:
     """A 403 whose JSON body says "You do not have permission to ...": the key is good, its user group
     lacks that permission. Only the action AC names (letters and spaces) goes into the message."""
     try:
@@ -207,7 +197,7 @@ def permission_refused(response: requests.Response, path: str = "") -> Permissio
         match = _PERMISSION.search(detail) if isinstance(detail, str) and len(detail) < 200 else None
         if match:
             where = f" (AC: GET {path})" if path else ""
-            return PermissionDenied(f"The ActiveCampaign user of this connection does not have permission to "
+            return PermissionDeniedError(f"The ActiveCampaign user of this connection does not have permission to "
                                     f"{match.group(1).strip().lower()}{where}; an AC admin can grant "
                                     "it in the user's group, or connect with another user's key")
     return None
@@ -287,7 +277,7 @@ class _Call:
 
 def _rejected(validating: bool) -> ApiError:
     """AC refuses the pair: while saving it, the 400 of a bad pair; for a stored one, the 403 `reconnect`."""
-    return InvalidCredentials() if validating else StoredCredentialsRejected()
+    return InvalidCredentialsError() if validating else StoredCredentialsRejectedError()
 
 
 class ACClient:
@@ -334,7 +324,7 @@ class ACClient:
 
     # ---- the retry loop
     def _call(self, call: _Call) -> dict | None:
-        failure: ApiError = UpstreamTimeout()
+        failure: ApiError = UpstreamTimeoutError()
         for attempt in range(1, MAX_ATTEMPTS + 1):
             if self.deadline - self._clock() < MIN_ATTEMPT_SECONDS:
                 break
@@ -345,12 +335,12 @@ class ACClient:
             if outcome.verdict is Verdict.FAIL or not self._may_retry(call, failure, outcome.wait, attempt):
                 break
             self._sleep(outcome.wait)
-        if isinstance(failure, StoredCredentialsRejected) and self._on_rejected is not None:
+        if isinstance(failure, StoredCredentialsRejectedError) and self._on_rejected is not None:
             self._on_rejected()
         raise failure
 
     def _may_retry(self, call: _Call, failure: ApiError, wait: float, attempt: int) -> bool:
-        if not call.idempotent and not isinstance(failure, UpstreamThrottled):
+        if not call.idempotent and not isinstance(failure, UpstreamThrottledError):
             return False  # a timeout or a dropped connection: AC may have acted; never send it twice
         logger.info("ac retry", extra={"ac_host": self.host, "path": call.path, "attempt": attempt,
                                        "error": type(failure).__name__, "wait": round(wait, 3)})
@@ -369,7 +359,7 @@ class ACClient:
         try:
             stamp = self._slot(call.validating)
         except BudgetExhausted as exc:
-            return Outcome.fail(UpstreamThrottled(exc.wait))
+            return Outcome.fail(UpstreamThrottledError(exc.wait))
         self.calls += 1
         left = self.deadline - self._clock()
         timeouts = (max(0.1, min(self._timeouts[0], left)), max(0.1, min(self._timeouts[1], left)))
@@ -379,20 +369,20 @@ class ACClient:
                 response = self._send(call, timeouts, watch)
             except base_url.UnsafeAddress:
                 logger.warning("ac host resolves to a non-public address; refused", extra={"ac_host": self.host})
-                refused = InvalidCredentials() if call.validating else \
-                    StoredCredentialsRejected(base_url.STORED_BASE_URL_REFUSED)
+                refused = InvalidCredentialsError() if call.validating else \
+                    StoredCredentialsRejectedError(base_url.STORED_BASE_URL_REFUSED)
                 return Outcome.fail(refused)
-            except (requests.RequestException, UpstreamTimeout) as exc:
-                if watch.expired or isinstance(exc, UpstreamTimeout):
-                    return Outcome.fail(UpstreamTimeout())   # the deadline passed: no time for another
+            except (requests.RequestException, UpstreamTimeoutError) as exc:
+                if watch.expired or isinstance(exc, UpstreamTimeoutError):
+                    return Outcome.fail(UpstreamTimeoutError())   # the deadline passed: no time for another
                 if isinstance(exc, requests.Timeout):
-                    return Outcome.retry(UpstreamTimeout(), _backoff(attempt))
-                return Outcome.retry(UpstreamUnavailable("ActiveCampaign could not be reached; retry later"),
+                    return Outcome.retry(UpstreamTimeoutError(), _backoff(attempt))
+                return Outcome.retry(UpstreamUnavailableError("ActiveCampaign could not be reached; retry later"),
                                      _backoff(attempt))
-            except UpstreamInvalid as exc:
+            except UpstreamInvalidError as exc:
                 return Outcome.fail(exc)
         if watch.expired:   # the connection was shut at the deadline while the answer came: it is not whole
-            return Outcome.fail(UpstreamTimeout())
+            return Outcome.fail(UpstreamTimeoutError())
         self._answered(stamp, sent, self._clock() - started, response)
         return self._classify(response, attempt, call.path, validating=call.validating, missing_ok=call.missing_ok)
 
@@ -423,7 +413,7 @@ class ACClient:
         if status in (401, 403):
             return self._refused(response, attempt, path, validating)
         if status >= 500:
-            failure = UpstreamUnavailable(f"ActiveCampaign is unavailable (it answered {status}); retry later")
+            failure = UpstreamUnavailableError(f"ActiveCampaign is unavailable (it answered {status}); retry later")
             return Outcome.retry(failure, _backoff(attempt))
         if missing_ok and status == 404 and _is_json(response):
             return Outcome.answer(None)
@@ -435,17 +425,17 @@ class ACClient:
         wait = _backoff(attempt) if wait is None else wait
         if not validating:   # a caller without a connection must not hold the host's budget
             limiter().penalise(self.budget_key, wait)
-        return Outcome.retry(UpstreamThrottled(wait), wait)
+        return Outcome.retry(UpstreamThrottledError(wait), wait)
 
     @staticmethod
     def _refused(response: requests.Response, attempt: int, path: str, validating: bool) -> Outcome:
         if validating:
-            return Outcome.fail(InvalidCredentials())
+            return Outcome.fail(InvalidCredentialsError())
         if response.status_code == 403 and (denied := permission_refused(response, path)):
             return Outcome.fail(denied)  # a good key without a permission: not retried, never marks reconnect
         if attempt >= 2:
-            return Outcome.fail(StoredCredentialsRejected())
-        return Outcome.retry(StoredCredentialsRejected(), _backoff(attempt))  # AC's 403s can be intermittent
+            return Outcome.fail(StoredCredentialsRejectedError())
+        return Outcome.retry(StoredCredentialsRejectedError(), _backoff(attempt))  # AC's 403s can be intermittent
 
     @staticmethod
     def _read(response: requests.Response, attempt: int, validating: bool) -> Outcome:
@@ -458,12 +448,12 @@ class ACClient:
             if isinstance(body, dict):
                 return Outcome.answer(body)
             if validating:
-                return Outcome.fail(InvalidCredentials())  # a 2xx that isn't AC's JSON: not an AC API host
-            return Outcome.retry(UpstreamUnavailable("ActiveCampaign sent an unreadable answer; retry later"),
+                return Outcome.fail(InvalidCredentialsError())  # a 2xx that isn't AC's JSON: not an AC API host
+            return Outcome.retry(UpstreamUnavailableError("ActiveCampaign sent an unreadable answer; retry later"),
                                  _backoff(attempt))
         if body is None or validating:
             return Outcome.fail(_rejected(validating))  # an HTML 404 and the like: the base URL is not AC's API
-        return Outcome.fail(UpstreamRefused(f"ActiveCampaign refused the request ({response.status_code})"))
+        return Outcome.fail(UpstreamRefusedError(f"ActiveCampaign refused the request ({response.status_code})"))
 
 
 snapstart.register(before=session)   # one place: every function that calls AC imports this module at init

@@ -28,7 +28,7 @@ from typing import Any
 from acexport.ac import reference
 from acexport.ac.client import ACClient
 from acexport.ac.resources import Filter, Order, Record, Resource
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 
 VALUES = "_customValues"      # transient: {field id: exported value}, or None when unknown; popped by enrich()
 ID_FORM = re.compile(r"customfield:([0-9]{1,18})", re.IGNORECASE)
@@ -118,7 +118,7 @@ def resolve(fields: tuple[CustomField, ...], resource: Resource, kind: str, name
         found = [f for f in fields if f.id == match.group(1)]
         if found:
             return found[0]
-        raise BadRequest(f"{resource.name} has no custom field with id {match.group(1)}", parameter=parameter)
+        raise BadRequestError(f"{resource.name} has no custom field with id {match.group(1)}", parameter=parameter)
     wanted = normal(name)
     tag = wanted.strip("%")
     found = [f for f in fields if normal(f.name) == wanted or (f.tag and normal(f.tag) == tag)]
@@ -126,13 +126,13 @@ def resolve(fields: tuple[CustomField, ...], resource: Resource, kind: str, name
         return found[0]
     standard = sorted(resource.filters if kind == "filter" else resource.orders)
     if found:
-        raise BadRequest(f"The custom field name '{name[:64]}' is ambiguous for {resource.name}: it names "
+        raise BadRequestError(f"The custom field name '{name[:64]}' is ambiguous for {resource.name}: it names "
                          f"{_listed(found)}; use {kind}s[customField:<id>]", parameter=parameter,
                          supported=standard)
     close = difflib.get_close_matches(wanted, [normal(f.name) for f in fields], n=MAX_LISTED, cutoff=0.6)
     candidates = [f for f in fields if normal(f.name) in close] or list(fields)
     custom = f" Custom fields: {_listed(candidates)}." if fields else f" {resource.name} has no custom fields."
-    raise BadRequest(f"Unsupported {kind} '{name[:64]}' for {resource.name}: neither a supported field nor a "
+    raise BadRequestError(f"Unsupported {kind} '{name[:64]}' for {resource.name}: neither a supported field nor a "
                      f"custom field. Supported: {', '.join(standard)}.{custom}", parameter=parameter,
                      supported=standard)
 

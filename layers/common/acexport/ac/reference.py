@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import TypeVar
 
 from acexport import caches
-from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
-from acexport.errors import PermissionDenied
+from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalidError
+from acexport.errors import PermissionDeniedError
 from acexport.settings import get_settings
 
 _cache: dict[tuple[str, str, str], tuple[float, float, list[dict] | None]] = {}
@@ -48,14 +48,14 @@ def fetch_all(client: ACClient, path: str, collection: str, *, cap: int | None =
         body = client.get(path, [("limit", str(AC_PAGE)), ("offset", str(len(items)))])
         batch = body.get(collection) or []
         if not isinstance(batch, list):
-            raise UpstreamInvalid(f"ActiveCampaign sent an unreadable {collection} list")
+            raise UpstreamInvalidError(f"ActiveCampaign sent an unreadable {collection} list")
         batch = [item for item in batch if isinstance(item, dict)]
         items.extend(batch)
         if cap is not None and len(items) > cap:
             raise TooMany(path)
         if len(batch) < AC_PAGE:
             return items
-    raise UpstreamInvalid(f"ActiveCampaign kept sending full pages of {collection}; gave up after {len(items)}")
+    raise UpstreamInvalidError(f"ActiveCampaign kept sending full pages of {collection}; gave up after {len(items)}")
 
 
 def reference(client: ACClient, path: str, collection: str, *, optional: bool = False,
@@ -72,13 +72,13 @@ def reference(client: ACClient, path: str, collection: str, *, optional: bool = 
             return hit[2]
     try:
         items: list[dict] | None = fetch_all(client, path, collection, cap=cap)
-    except PermissionDenied:
+    except PermissionDeniedError:
         if not optional:
             raise
         items = []
     except TooMany:
         items = None
-    except UpstreamInvalid:
+    except UpstreamInvalidError:
         if not optional:       # fields, pipelines, stages: the page cannot be built without them
             raise
         items = None           # more tags/lists/users than AC_MAX_REFERENCE_PAGES: names left out

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 
 Params = list[tuple[str, str]]
 Record = dict[str, Any]
@@ -48,7 +48,7 @@ def integer(label: str, values: set[str] | None = None) -> Callable[[str, str], 
         valid = text in values if values is not None else _ID.fullmatch(text) is not None
         if not valid:
             allowed = f" ({', '.join(sorted(values, key=int))})" if values else ""
-            raise BadRequest(f"filters[{name}] must be {label}{allowed}", parameter=f"filters[{name}]")
+            raise BadRequestError(f"filters[{name}] must be {label}{allowed}", parameter=f"filters[{name}]")
         return text
     return check
 
@@ -57,7 +57,7 @@ def date(name: str, value: str) -> str:
     try:
         return dt.date.fromisoformat(value.strip()).isoformat()
     except ValueError:
-        raise BadRequest(f"filters[{name}] must be a date YYYY-MM-DD (AC filters by day)",
+        raise BadRequestError(f"filters[{name}] must be a date YYYY-MM-DD (AC filters by day)",
                          parameter=f"filters[{name}]") from None
 
 
@@ -67,7 +67,7 @@ def dollars(name: str, value: str) -> str:
     float() would also pass "nan", "inf" and "1e308", and "1500.50" would be read by AC in its own way."""
     text = value.strip()
     if not _DOLLARS.fullmatch(text):
-        raise BadRequest(f"filters[{name}] must be a whole number of dollars (AC takes no cents), e.g. 1500",
+        raise BadRequestError(f"filters[{name}] must be a whole number of dollars (AC takes no cents), e.g. 1500",
                          parameter=f"filters[{name}]")
     return text
 
@@ -76,7 +76,8 @@ def one_of(label: str, values: tuple[str, ...]) -> Callable[[str, str], str]:
     def check(name: str, value: str) -> str:
         text = value.strip().lower()
         if text not in values:
-            raise BadRequest(f"filters[{name}] must be {label} ({', '.join(values)})", parameter=f"filters[{name}]")
+            raise BadRequestError(f"filters[{name}] must be {label} ({', '.join(values)})",
+                                  parameter=f"filters[{name}]")
         return text
     return check
 
@@ -188,7 +189,7 @@ def plan(resource: Resource, filters, orders) -> Plan:
     if not specs or lookups or any(order.ac_field is None for order, _ in specs):
         for (order, _), (name, _) in zip(specs, orders, strict=True):
             if order.key is None:
-                raise BadRequest(f"orders[{name}] is applied by ActiveCampaign and cannot be combined with an "
+                raise BadRequestError(f"orders[{name}] is applied by ActiveCampaign and cannot be combined with an "
                                  "order or filter applied here (a custom field's)", parameter=f"orders[{name}]")
         return Plan(exact + resource.default_order, tuple(local_filters), tuple(specs), tuple(lookups))
     exact += [(f"orders[{order.ac_field}]", direction) for order, direction in specs]

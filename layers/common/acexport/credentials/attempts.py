@@ -22,17 +22,9 @@ from pymongo import ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
 from acexport import db
-from acexport.errors import ApiError
+from acexport.errors import TooManySaveAttemptsError
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
-
-
-class TooManySaveAttempts(ApiError):
-    status = 429
-
-    def __init__(self, wait: int):
-        super().__init__("Too many attempts to save a connection; retry later",
-                         headers={"Retry-After": str(wait)}, retry_after=wait)
 
 
 def take(tenant: Tenant, *, clock=time.time) -> None:
@@ -51,4 +43,4 @@ def take(tenant: Tenant, *, clock=time.time) -> None:
         except DuplicateKeyError:   # two first attempts upserted at once: the other one created it
             doc = coll.find_one_and_update({"_id": key}, update, return_document=ReturnDocument.AFTER)
     if int((doc or {}).get("n", 0)) > settings.auth_attempts:
-        raise TooManySaveAttempts(max(1, math.ceil(start + window - now)))
+        raise TooManySaveAttemptsError(max(1, math.ceil(start + window - now)))

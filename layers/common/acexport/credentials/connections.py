@@ -10,9 +10,9 @@ from acexport.errors import (
     API_KEY_REQUIRED,
     BASE_URL_REQUIRED,
     INVALID_CREDENTIALS,
-    AlreadyExists,
-    BadRequest,
-    NotConnected,
+    AlreadyExistsError,
+    BadRequestError,
+    NotConnectedError,
 )
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
@@ -23,7 +23,7 @@ MAX_API_KEY_LENGTH = 256
 def _required_text(body: dict, field: str, message: str) -> str:
     value = body.get(field)
     if not isinstance(value, str) or not value.strip():
-        raise BadRequest(message)
+        raise BadRequestError(message)
     return value.strip()
 
 
@@ -60,9 +60,9 @@ def save(tenant: Tenant, body: dict, *, deadline: float) -> dict:
                                   allow_local=get_settings().allow_local_base_url)
     api_key = _required_text(body, "api_key", API_KEY_REQUIRED)
     if len(api_key) > MAX_API_KEY_LENGTH or not api_key.isascii() or not api_key.isprintable() or " " in api_key:
-        raise BadRequest(INVALID_CREDENTIALS)
+        raise BadRequestError(INVALID_CREDENTIALS)
     if store.exists(tenant):
-        raise AlreadyExists()
+        raise AlreadyExistsError()
     attempts.take(tenant)   # per caller: validations take no slot of the AC host's shared budget
     from acexport.ac.client import ACClient  # here: GET /auth never calls AC (no `requests` at its start)
 
@@ -77,9 +77,9 @@ def delete(tenant: Tenant, *, deadline: float) -> None:
     two (docs/live.md, "Lifecycle"), and the receiver refuses the subscription from the delete on."""
     doc = store.find(tenant)
     if doc is None:
-        raise NotConnected()
+        raise NotConnectedError()
     if not store.delete(tenant):
-        raise NotConnected()
+        raise NotConnectedError()
     from acexport.live import hooks  # imported here: only DELETE /auth needs the live side
 
     hooks.disable(tenant, deadline=deadline, connection=doc)

@@ -17,7 +17,7 @@ import threading
 import time
 
 from acexport import caches
-from acexport.errors import ServiceUnavailable, StoredCredentialsRejected
+from acexport.errors import ServiceUnavailableError, StoredCredentialsRejectedError
 from acexport.settings import get_settings
 
 DECRYPT_CACHE_SECONDS = 300
@@ -56,12 +56,12 @@ def _context(account_id: str, owner: str) -> dict[str, str]:
 def encrypt(plaintext: str, *, account_id: str, owner: str) -> bytes:
     key_id = get_settings().kms_key_id
     if not key_id:
-        raise ServiceUnavailable("Configuration missing: set KMS_KEY_ID")
+        raise ServiceUnavailableError("Configuration missing: set KMS_KEY_ID")
     try:
         reply = _kms().encrypt(KeyId=key_id, Plaintext=plaintext.encode(),
                                EncryptionContext=_context(account_id, owner))
     except Exception as exc:  # botocore ClientError / connection errors: KMS is unavailable to us
-        raise ServiceUnavailable("Key service unavailable; retry later") from exc
+        raise ServiceUnavailableError("Key service unavailable; retry later") from exc
     return reply["CiphertextBlob"]
 
 
@@ -85,6 +85,6 @@ def _kms_decrypt(ciphertext: bytes, *, account_id: str, owner: str) -> str:
         code = getattr(exc, "response", {}).get("Error", {}).get("Code", "")
         if code in {"InvalidCiphertextException", "IncorrectKeyException"}:
             # Not this tenant's ciphertext (or a corrupted record): the connection must be made again.
-            raise StoredCredentialsRejected() from None
-        raise ServiceUnavailable("Key service unavailable; retry later") from exc
+            raise StoredCredentialsRejectedError() from None
+        raise ServiceUnavailableError("Key service unavailable; retry later") from exc
     return reply["Plaintext"].decode()

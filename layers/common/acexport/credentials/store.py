@@ -26,7 +26,7 @@ from pymongo.errors import DuplicateKeyError
 from acexport import compat, db
 from acexport.ac.base_url import STORED_BASE_URL_REFUSED, normalise_base_url
 from acexport.credentials import crypto
-from acexport.errors import AlreadyExists, BadRequest, StoredCredentialsRejected
+from acexport.errors import AlreadyExistsError, BadRequestError, StoredCredentialsRejectedError
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
@@ -67,9 +67,9 @@ def checked_base_url(doc: dict) -> str:
     another host) marks the connection for reconnecting and is a 403 `reconnect`."""
     try:
         return normalise_base_url(str(doc.get("base_url") or ""), allow_local=get_settings().allow_local_base_url)
-    except BadRequest:
+    except BadRequestError:
         mark_rejected(_tenant(doc))   # GET /auth: reconnect
-        raise StoredCredentialsRejected(STORED_BASE_URL_REFUSED) from None
+        raise StoredCredentialsRejectedError(STORED_BASE_URL_REFUSED) from None
 
 
 def identity(doc: dict) -> dict[str, str]:
@@ -96,7 +96,7 @@ def insert(tenant: Tenant, *, base_url: str, ciphertext: bytes) -> dict:
         with db.mongo_errors():
             collection().insert_one(doc)
     except DuplicateKeyError:
-        raise AlreadyExists() from None
+        raise AlreadyExistsError() from None
     return doc
 
 
@@ -142,7 +142,7 @@ def credentials(doc: dict) -> Credentials:
     base_url = checked_base_url(doc)
     try:
         api_key = crypto.decrypt(stored, account_id=doc["account_id"], owner=doc["owner"])
-    except StoredCredentialsRejected:
+    except StoredCredentialsRejectedError:
         mark_rejected(_tenant(doc))
         raise
     return Credentials(base_url=base_url, api_key=api_key)

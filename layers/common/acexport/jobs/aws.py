@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from acexport import caches
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 
 _clients: dict[str, Any] = {}
 _lock = threading.Lock()
@@ -49,4 +49,4 @@ def aws_errors(what: str) -> Iterator[None]:
     try:
         yield
     except (BotoCoreError, ClientError) as exc:
-        raise ServiceUnavailable(f"{what} unavailable; retry later") from exc
+        raise ServiceUnavailableError(f"{what} unavailable; retry later") from exc

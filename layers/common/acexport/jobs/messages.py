@@ -20,7 +20,7 @@ import logging
 from typing import Any
 
 from acexport.ac.base_url import account_key
-from acexport.errors import ServiceUnavailable
+from acexport.errors import ServiceUnavailableError
 from acexport.jobs.aws import aws_errors, client
 from acexport.settings import job_settings, required
 
@@ -71,4 +71,4 @@ def emit(detail_type: str, detail: dict[str, Any]) -> None:
             "Detail": json.dumps(detail, separators=(",", ":"), default=str)}])
     if reply.get("FailedEntryCount"):
         codes = [entry.get("ErrorCode") for entry in reply.get("Entries", []) if entry.get("ErrorCode")]
-        raise ServiceUnavailable(f"EventBridge refused the event ({', '.join(map(str, codes)) or 'unknown'})")
+        raise ServiceUnavailableError(f"EventBridge refused the event ({', '.join(map(str, codes)) or 'unknown'})")

@@ -23,10 +23,10 @@ from dataclasses import dataclass
 from functools import partial
 from typing import TypeVar
 
-from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
+from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalidError
 from acexport.ac.records import enrich, keep_custom_matches
 from acexport.ac.resources import Filter, Params, Record, plan, timestamp
-from acexport.errors import UpstreamThrottled, UpstreamTimeout, UpstreamUnavailable
+from acexport.errors import UpstreamThrottledError, UpstreamTimeoutError, UpstreamUnavailableError
 from acexport.jobs.cursors import ID_ORDER
 from acexport.jobs.spec import JobSpec
 
@@ -117,7 +117,7 @@ class Reader:
     def page(self, params: Params, number: int) -> dict:
         """AC's answer for the walk's `number`th page."""
         if number > self.max_pages:
-            raise UpstreamInvalid(f"ActiveCampaign kept sending full pages past {self.max_pages} pages; "
+            raise UpstreamInvalidError(f"ActiveCampaign kept sending full pages past {self.max_pages} pages; "
                                   "the export was stopped (EXPORT_MAX_RECORDS)")
         return self.patiently(lambda: self.client.get(self.spec.resource.path, params))
 
@@ -136,9 +136,9 @@ class Reader:
                 raise OutOfTime()
             try:
                 result = call()
-            except UpstreamThrottled as exc:
+            except UpstreamThrottledError as exc:
                 wait = float(exc.extra.get("retry_after", 1))        # AC's rate limit: wait, never fail
-            except (UpstreamUnavailable, UpstreamTimeout) as exc:
+            except (UpstreamUnavailableError, UpstreamTimeoutError) as exc:
                 wait = self._failed(exc, attempt)
             else:
                 with self._lock:
@@ -147,7 +147,7 @@ class Reader:
             if time.monotonic() + wait > self.deadline - MIN_CALL_SECONDS or self.closing.wait(wait):
                 raise OutOfTime()
 
-    def _failed(self, exc: UpstreamUnavailable | UpstreamTimeout, attempt: int) -> float:
+    def _failed(self, exc: UpstreamUnavailableError | UpstreamTimeoutError, attempt: int) -> float:
         """How long to wait before trying again; AC's error once it has failed for the job's patience."""
         now = time.time()
         with self._lock:

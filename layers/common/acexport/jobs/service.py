@@ -24,7 +24,16 @@ import secrets
 from acexport import query
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store as credential_store
-from acexport.errors import ApiError, BadRequest, Forbidden, NotConnected, ServiceUnavailable
+from acexport.errors import (
+    ApiError,
+    BadRequestError,
+    ForbiddenError,
+    JobFinishedError,
+    JobNotFoundError,
+    NotConnectedError,
+    ServiceUnavailableError,
+    TooManyJobsError,
+)
 from acexport.jobs import store as job_store
 from acexport.jobs.messages import REJECTED, emit, send_work
 from acexport.jobs.spec import JobSpec, parse
@@ -37,26 +46,6 @@ JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 LIST_FILTERS = ("status", "resource")
 
 logger = logging.getLogger(__name__)
-
-
-class JobNotFound(ApiError):
-    status = 404
-    message = "Export job not found"
-
-
-class JobFinished(ApiError):
-    status = 409
-
-    def __init__(self, status: str):
-        super().__init__(f"Export job already {status}")
-
-
-class TooManyJobs(ApiError):
-    status = 429
-
-    def __init__(self, limit: int):
-        super().__init__(f"At most {limit} export jobs may be queued or running at once; wait for one to "
-                         "finish or cancel one", headers={"Retry-After": "60"}, retry_after=60)
 
 
 def _queue(doc: dict) -> None:
@@ -78,7 +67,7 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
             return existing
     connection = credential_store.find(tenant)
     if connection is None:
-        raise NotConnected()
+        raise NotConnectedError()
     identity = credential_store.identity(connection)   # a stored base_url the guard refuses: 403 reconnect
     job_id = secrets.token_urlsafe(24)
     doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
@@ -93,10 +82,10 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     try:
         doc, created = job_store.create(doc, slots=limit)
     except job_store.NoFreeSlot:
-        raise TooManyJobs(limit) from None
+        raise TooManyJobsError(limit) from None
     try:
         _queue(doc)
-    except ServiceUnavailable:
+    except ServiceUnavailableError:
         if created:
             job_store.settle(doc["_id"], "failed",
                              {"error": {"message": "The export could not be queued; start it again"}})
@@ -110,7 +99,7 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
 def find(tenant: Tenant, job_id: str) -> dict:
     doc = job_store.get_for(tenant, job_id) if JOB_ID.match(job_id or "") else None
     if doc is None:
-        raise JobNotFound()
+        raise JobNotFoundError()
     return doc
 
 
@@ -118,7 +107,7 @@ def cancel(tenant: Tenant, job_id: str) -> dict:
     doc = job_store.cancel(tenant, job_id) if JOB_ID.match(job_id or "") else None
     if doc is None:
         doc = find(tenant, job_id)      # missing or another tenant's: 404
-        raise JobFinished(doc["status"])
+        raise JobFinishedError(doc["status"])
     return doc
 
 
@@ -130,7 +119,7 @@ def recent(tenant: Tenant, raw_query: str | None) -> tuple[list[dict], dict]:
     for name, value in parsed.filters:
         allowed = job_store.STATUSES if name == "status" else tuple(sorted(RESOURCES))
         if value not in allowed:
-            raise BadRequest(f"filters[{name}] must be one of {', '.join(allowed)}", parameter=f"filters[{name}]")
+            raise BadRequestError(f"filters[{name}] must be one of {', '.join(allowed)}", parameter=f"filters[{name}]")
         where[name] = value
     docs, total = job_store.recent(tenant, where=where, skip=parsed.offset, limit=parsed.limit)
     return docs, pagination(parsed.page, parsed.limit, total)
@@ -141,7 +130,7 @@ def _event_text(detail: dict, name: str, *, required: bool = True) -> str | None
     if value is None and not required:
         return None
     if not isinstance(value, str) or not 1 <= len(value.strip()) <= 128 or not value.isprintable():
-        raise BadRequest(f"detail.{name} must be a string of 1 to 128 characters", parameter=f"detail.{name}")
+        raise BadRequestError(f"detail.{name} must be a string of 1 to 128 characters", parameter=f"detail.{name}")
     return value.strip()
 
 
@@ -158,7 +147,7 @@ def start_from_event(event: dict) -> dict | None:
         if agency is not None:
             stored = stored_sub_account(tenant.account_id, parent=agency)
             if stored is None:
-                raise Forbidden("Sub-account not accessible")
+                raise ForbiddenError("Sub-account not accessible")
             tenant = Tenant(account_id=stored, owner=tenant.owner, agency_account_id=agency)
         options = detail.get("options") if detail.get("options") is not None else {}
         spec = parse(str(detail.get("resource") or ""), options)

@@ -33,7 +33,7 @@ from concurrent.futures import Future, wait
 from dataclasses import dataclass, replace
 from functools import partial
 
-from acexport.ac.client import AC_PAGE, UpstreamInvalid
+from acexport.ac.client import AC_PAGE, UpstreamInvalidError
 from acexport.ac.records import page_records, parse_total
 from acexport.ac.resources import Params, Record
 from acexport.jobs.cursors import ID_ORDER, IdRange, SliceCursor
@@ -255,7 +255,8 @@ class SliceWalk(PipelinedWalk):
         records = page_records(self.reader.spec.resource, body)
         first = _ids(records[:1])
         if first and span.after is not None and span.after.isdigit() and first[0] <= int(span.after):
-            raise UpstreamInvalid("ActiveCampaign sent contacts at or below the last id read; the walk cannot advance")
+            raise UpstreamInvalidError("ActiveCampaign sent contacts at or below the last id read; "
+                                       "the walk cannot advance")
         total = parse_total(body)
         last = len(records) < AC_PAGE or (total is not None and total <= len(records))
         return SlicePage(records, total, last, str(records[-1]["id"]) if records else span.after, _spacing(records),

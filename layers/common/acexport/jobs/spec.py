@@ -12,18 +12,10 @@ from dataclasses import dataclass
 
 from acexport import query
 from acexport.ac.resources import RESOURCES, Resource, plan
-from acexport.errors import ApiError, BadRequest
+from acexport.errors import BadRequestError, UnknownResourceError
 from acexport.jobs.files import FORMATS
 
 OPTIONS = ("format", "filters", "updated_after")
-
-
-class UnknownResource(ApiError):
-    status = 404
-
-    def __init__(self, name: str):
-        super().__init__(f"Unknown export resource '{name[:64]}'. Supported: {', '.join(sorted(RESOURCES))}",
-                         supported=sorted(RESOURCES))
 
 
 @dataclass(frozen=True)
@@ -36,7 +28,7 @@ class JobSpec:
 
 def resource_named(name: str) -> Resource:
     if name not in RESOURCES:
-        raise UnknownResource(name)
+        raise UnknownResourceError(name, sorted(RESOURCES))
     return RESOURCES[name]
 
 
@@ -44,19 +36,19 @@ def _filters(resource: Resource, raw) -> tuple[tuple[str, str], ...]:
     if raw is None:
         return ()
     if not isinstance(raw, dict):
-        raise BadRequest("filters must be an object of field: value", parameter="filters")
+        raise BadRequestError("filters must be an object of field: value", parameter="filters")
     found = []
     for name, value in raw.items():
         if name not in resource.filters and not _custom_field_name(name):
             names = ", ".join(sorted(resource.filters))
-            raise BadRequest(f"Unsupported filter '{str(name)[:64]}' for {resource.name}. Supported: {names}, "
+            raise BadRequestError(f"Unsupported filter '{str(name)[:64]}' for {resource.name}. Supported: {names}, "
                              "or a custom field's name", parameter=f"filters.{str(name)[:64]}",
                              supported=sorted(resource.filters))
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise BadRequest(f"filters.{name} must be a string or a number", parameter=f"filters.{name}")
+            raise BadRequestError(f"filters.{name} must be a string or a number", parameter=f"filters.{name}")
         text = str(value).strip()
         if not text or len(text) > query.MAX_VALUE_LENGTH:
-            raise BadRequest(f"filters.{name} needs a value of 1 to {query.MAX_VALUE_LENGTH} characters",
+            raise BadRequestError(f"filters.{name} needs a value of 1 to {query.MAX_VALUE_LENGTH} characters",
                              parameter=f"filters.{name}")
         found.append((name, text))
     # the value checks of the page exports (ids, statuses, dates, numbers); custom fields: resolved by the walk
@@ -81,7 +73,7 @@ def _moment(raw) -> str | None:
         return None
     message = "updated_after must be an ISO date (YYYY-MM-DD) or date-time (YYYY-MM-DDTHH:MM:SSZ)"
     if not isinstance(raw, str) or len(raw) > 64:
-        raise BadRequest(message, parameter="updated_after")
+        raise BadRequestError(message, parameter="updated_after")
     text = raw.strip()
     try:
         day = dt.date.fromisoformat(text)
@@ -90,12 +82,12 @@ def _moment(raw) -> str | None:
             moment = dt.datetime.fromisoformat(text.replace("z", "Z").replace("Z", "+00:00"))
             moment = (moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
         except (ValueError, OverflowError):
-            raise BadRequest(message, parameter="updated_after") from None
+            raise BadRequestError(message, parameter="updated_after") from None
         day, value = moment.date(), moment.isoformat().replace("+00:00", "Z")
     else:
         value = day.isoformat()
     if not (dt.date(MIN_YEAR, 1, 2) <= day <= dt.date(MAX_YEAR, 12, 30)):
-        raise BadRequest(f"updated_after must be between {MIN_YEAR} and {MAX_YEAR}", parameter="updated_after")
+        raise BadRequestError(f"updated_after must be between {MIN_YEAR} and {MAX_YEAR}", parameter="updated_after")
     return value
 
 
@@ -103,16 +95,16 @@ def parse(resource_name: str, options: dict) -> JobSpec:
     """Check a start request (the HTTP body, or an EventBridge event's `options`) before any I/O."""
     resource = resource_named(resource_name)
     if not isinstance(options, dict):
-        raise BadRequest("Request body must be a JSON object")
+        raise BadRequestError("Request body must be a JSON object")
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
-        raise BadRequest(f"Unsupported field '{str(unknown[0])[:64]}'. Supported: {', '.join(OPTIONS)}",
+        raise BadRequestError(f"Unsupported field '{str(unknown[0])[:64]}'. Supported: {', '.join(OPTIONS)}",
                          supported=list(OPTIONS))
     fmt = options.get("format", "ndjson")
     if not isinstance(fmt, str) or fmt.strip().lower() not in FORMATS:
-        raise BadRequest(f"format must be one of {', '.join(FORMATS)}", parameter="format")
+        raise BadRequestError(f"format must be one of {', '.join(FORMATS)}", parameter="format")
     filters = _filters(resource, options.get("filters"))
     updated_after = _moment(options.get("updated_after"))
     if updated_after and any(name == "updated_after" for name, _ in filters):
-        raise BadRequest("Give updated_after or filters.updated_after, not both", parameter="updated_after")
+        raise BadRequestError("Give updated_after or filters.updated_after, not both", parameter="updated_after")
     return JobSpec(resource, fmt.strip().lower(), filters, updated_after)

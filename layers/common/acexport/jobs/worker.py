@@ -43,17 +43,17 @@ from dataclasses import dataclass
 from enum import Enum
 
 from acexport import metrics
-from acexport.ac.client import ACClient, UpstreamInvalid
+from acexport.ac.client import ACClient, UpstreamInvalidError
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store as credential_store
 from acexport.errors import (
     INVALID_CREDENTIALS,
     NOT_CONNECTED,
     ApiError,
-    ServiceUnavailable,
-    StoredCredentialsRejected,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+    ServiceUnavailableError,
+    StoredCredentialsRejectedError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
 )
 from acexport.jobs import store as job_store
 from acexport.jobs.cursors import CursorUnreadable
@@ -272,18 +272,18 @@ class Outcome(Enum):
 
 # One error kind per base class. An error's outcome is the one of its nearest base listed here (in its class's
 # method resolution order), so the decision follows the class hierarchy, never the order of this table or of
-# except clauses: ConfigurationError is a ServiceUnavailable (503, RETRY: a deployment is fixed by deploying,
-# and the DLQ fails the job if it is not) before it is a ValueError.
+# except clauses. Every API error has one base (acexport/errors.py): ConfigurationError is a
+# ServiceUnavailableError (503, RETRY: a deployment is fixed by deploying, and the DLQ fails the job if not).
 OUTCOMES: dict[type[BaseException], Outcome] = {
     Stopped: Outcome.STOP,
     JobFailed: Outcome.FAIL,
-    StoredCredentialsRejected: Outcome.RECONNECT,
-    UpstreamUnavailable: Outcome.FAIL,        # AC kept failing beyond EXPORT_UPSTREAM_PATIENCE_SECONDS
-    UpstreamTimeout: Outcome.FAIL,
-    UpstreamInvalid: Outcome.FAIL,            # AC's answers can never be used (too large, a walk that never ends)
+    StoredCredentialsRejectedError: Outcome.RECONNECT,
+    UpstreamUnavailableError: Outcome.FAIL,   # AC kept failing beyond EXPORT_UPSTREAM_PATIENCE_SECONDS
+    UpstreamTimeoutError: Outcome.FAIL,
+    UpstreamInvalidError: Outcome.FAIL,            # AC's answers can never be used (too large, a walk that never ends)
     OrderLost: Outcome.FAIL,                  # AC's order changed under the walk: fail rather than skip or repeat
     CursorUnreadable: Outcome.FAIL,           # a checkpoint of a newer release
-    ServiceUnavailable: Outcome.RETRY,        # our dependencies, and ConfigurationError
+    ServiceUnavailableError: Outcome.RETRY,        # our dependencies, and ConfigurationError
     ValueError: Outcome.FAIL,                 # the job's own data cannot be processed (a value out of range)
     OverflowError: Outcome.FAIL,
 }

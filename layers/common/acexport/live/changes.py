@@ -38,7 +38,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError, OperationFailure
 from acexport import db
 from acexport.compat import as_datetime
 from acexport.credentials import store as connections
-from acexport.errors import BadRequest, ServiceUnavailable
+from acexport.errors import BadRequestError, ServiceUnavailableError
 from acexport.live import subscriptions
 from acexport.live.mapping import Change
 from acexport.settings import get_settings
@@ -124,7 +124,7 @@ def store(subscription: dict, change: Change, *, received_at: dt.datetime, dedup
             # number's (a reader claimed it: this writer was slow; take another).
             if _claim(tenant, [doc["seq"]]) == 1:
                 return None
-    raise ServiceUnavailable("Database busy; retry later")
+    raise ServiceUnavailableError("Database busy; retry later")
 
 
 def _claim(tenant: Tenant, numbers: list[int]) -> int:
@@ -151,17 +151,17 @@ def parse_query(raw_query: str | None) -> tuple[int, int]:
         pairs = parse_qsl(raw_query or "", keep_blank_values=True, strict_parsing=bool(raw_query),
                           max_num_fields=10)
     except ValueError:
-        raise BadRequest("Malformed query string") from None
+        raise BadRequestError("Malformed query string") from None
     params = dict(pairs)
     unknown = sorted(set(params) - {"after", "limit"})
     if unknown or len(pairs) != len(params):
-        raise BadRequest("Supported parameters: after, limit (once each)", supported=["after", "limit"])
+        raise BadRequestError("Supported parameters: after, limit (once each)", supported=["after", "limit"])
     after_text, limit_text = params.get("after", "0").strip(), params.get("limit", str(DEFAULT_LIMIT)).strip()
     if not (after_text.isascii() and after_text.isdigit() and len(after_text) <= _CURSOR_DIGITS):
-        raise BadRequest("after must be a cursor from an earlier answer (next_cursor)", parameter="after")
+        raise BadRequestError("after must be a cursor from an earlier answer (next_cursor)", parameter="after")
     if not (limit_text.isascii() and limit_text.isdigit() and len(limit_text) <= 3
             and 1 <= int(limit_text) <= MAX_LIMIT):
-        raise BadRequest(f"limit must be an integer from 1 to {MAX_LIMIT}", parameter="limit")
+        raise BadRequestError(f"limit must be an integer from 1 to {MAX_LIMIT}", parameter="limit")
     return int(after_text), int(limit_text)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from urllib.parse import parse_qsl
 
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 
 FORM = "application/x-www-form-urlencoded"
 MAX_FIELDS = 2000
@@ -26,8 +26,8 @@ _KEY = re.compile(r"([^\[\]]+)((?:\[[^\[\]]*\])*)")
 _PART = re.compile(r"\[([^\[\]]*)\]")
 
 
-def _malformed() -> BadRequest:
-    return BadRequest("Malformed form body")
+def _malformed() -> BadRequestError:
+    return BadRequestError("Malformed form body")
 
 
 def is_form(content_type: str | None) -> bool:
@@ -39,7 +39,7 @@ def parse(body: bytes, content_type: str | None) -> dict:
     empty bracket appends, as PHP reads it (`list[][id]=3` -> {"list": {"0": {"id": "3"}}}). Repeated keys
     keep the last value. Raises BadRequest for anything that is not such a form."""
     if not is_form(content_type):
-        raise BadRequest(f"Webhook deliveries must be {FORM}")
+        raise BadRequestError(f"Webhook deliveries must be {FORM}")
     try:
         text = body.decode("utf-8")
         pairs = parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text), max_num_fields=MAX_FIELDS,

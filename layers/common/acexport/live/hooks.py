@@ -25,16 +25,17 @@ import logging
 import re
 from urllib.parse import urlsplit
 
-from acexport.ac.client import ACClient, UpstreamRefused
+from acexport.ac.client import ACClient, UpstreamRefusedError
 from acexport.compat import as_datetime
 from acexport.credentials import store
 from acexport.errors import (
     ApiError,
-    NotConnected,
-    StoredCredentialsRejected,
-    UpstreamThrottled,
-    UpstreamTimeout,
-    UpstreamUnavailable,
+    NotConnectedError,
+    RegistrationRacedError,
+    StoredCredentialsRejectedError,
+    UpstreamThrottledError,
+    UpstreamTimeoutError,
+    UpstreamUnavailableError,
 )
 from acexport.live import fields, state, subscriptions
 from acexport.live.mapping import TYPES
@@ -48,17 +49,9 @@ REQUIRED_EVENTS = ["subscribe", "update", "unsubscribe", "contact_tag_added", "c
 ACCOUNT_EVENTS = ["account_add", "account_update"]
 WANTED_EVENTS = [*REQUIRED_EVENTS, *(name for name in TYPES if name not in REQUIRED_EVENTS)]
 SOURCES = ["public", "admin", "api", "system"]
-_AC_TROUBLE = (UpstreamUnavailable, UpstreamTimeout, UpstreamThrottled)
+_AC_TROUBLE = (UpstreamUnavailableError, UpstreamTimeoutError, UpstreamThrottledError)
 _HOST = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9.-]{0,251}[A-Za-z0-9])?")   # a DNS name or an IPv4 address
 _LOOPBACK = {"127.0.0.1", "localhost"}
-
-
-class RegistrationRaced(ApiError):
-    """Another request (DELETE /live, DELETE /auth, PUT /live) changed the subscription while this PUT /live
-    registered its webhook at AC: that request wins; this one removed what it made."""
-
-    status = 409
-    message = "Live changes were changed by another request meanwhile; GET /live shows the state"
 
 
 def _iso(value) -> str | None:
@@ -136,7 +129,7 @@ def receiver_url(event: dict, path: str) -> str:
 def _client(tenant: Tenant, deadline: float) -> tuple[ACClient, dict]:
     conn = store.find(tenant)
     if conn is None:
-        raise NotConnected()
+        raise NotConnectedError()
     return store.client(conn, deadline=deadline), conn
 
 
@@ -169,12 +162,12 @@ def _register(client: ACClient, name: str, url: str, events: list[str]) -> tuple
             "name": name, "url": url, "events": names, "sources": SOURCES}})
         webhook_id = str(((created or {}).get("webhook") or {}).get("id") or "")
         if not webhook_id:
-            raise UpstreamUnavailable("ActiveCampaign did not confirm the webhook; retry later")
+            raise UpstreamUnavailableError("ActiveCampaign did not confirm the webhook; retry later")
         return webhook_id
 
     try:
         return post(events), events, []
-    except UpstreamRefused:
+    except UpstreamRefusedError:
         refused = [e for e in events if e in ACCOUNT_EVENTS]
         if not refused:
             raise
@@ -196,7 +189,7 @@ def _remember_fields(client: ACClient, doc: dict) -> None:
     only means deliveries keep the field keys AC sent."""
     try:
         state.remember_fields(doc["_id"], fields.catalogue(client))
-    except StoredCredentialsRejected:
+    except StoredCredentialsRejectedError:
         raise
     except ApiError as exc:
         logger.info("contact field catalogue not refreshed", extra={"error": type(exc).__name__})
@@ -235,8 +228,8 @@ def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
         _undo(client, webhook_id)
         if done is not None:
             subscriptions.disable(done, only_if_secret=doc["secret_hash"])
-            raise NotConnected()
-        raise RegistrationRaced()
+            raise NotConnectedError()
+        raise RegistrationRacedError()
     _remove(client, [i for i in old_ids if i != webhook_id])
     return describe(done)
 

@@ -31,7 +31,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from acexport.errors import BadRequest
+from acexport.errors import BadRequestError
 from acexport.live import fields as field_catalogue
 from acexport.live.form import is_list, items, keys, text
 
@@ -128,7 +128,7 @@ def _renamed(block: dict, names: dict[str, str], cut: Cut) -> dict[str, Any]:
 
 def _occurred_at(value: str | None, received_at: dt.datetime) -> dt.datetime:
     if not value:
-        raise BadRequest("date_time is required")
+        raise BadRequestError("date_time is required")
     try:
         if len(value) > MAX_DATE_CHARS:
             raise ValueError
@@ -137,7 +137,7 @@ def _occurred_at(value: str | None, received_at: dt.datetime) -> dt.datetime:
             return received_at
         return when.astimezone(dt.UTC)
     except (ValueError, OverflowError):   # OverflowError: 0001-01-01T00:00:00+01:00 has no UTC time
-        raise BadRequest("date_time must be an ISO 8601 date and time") from None
+        raise BadRequestError("date_time must be an ISO 8601 date and time") from None
 
 
 @dataclass
@@ -291,12 +291,12 @@ def change(delivery: dict, *, received_at: dt.datetime, catalogue: list[dict] | 
     `catalogue`: the account's contact field definitions (`fields.catalogue`), when known."""
     ac_type = text(delivery.get("type"))
     if ac_type not in TYPES:
-        raise BadRequest("Unsupported or missing event type")
+        raise BadRequestError("Unsupported or missing event type")
     resource, change_type = TYPES[ac_type]
     block = delivery.get(resource)
     record_id = text(block.get("id")) if isinstance(block, dict) else None
     if record_id is None or not _ID.fullmatch(record_id.strip()):
-        raise BadRequest(f"{resource}[id] is required")
+        raise BadRequestError(f"{resource}[id] is required")
     occurred_at = _occurred_at(text(delivery.get("date_time")), received_at)
     cut = Cut()
     details: dict[str, Any] = {}

@@ -21,37 +21,22 @@ from __future__ import annotations
 
 import logging
 
-from acexport.errors import ApiError, BadRequest
+from acexport.errors import ApiError, BadRequestError, DeliveryTooLargeError, HookGoneError, HookNotFoundError
 from acexport.live import changes, events, form, mapping, state, subscriptions
 
 logger = logging.getLogger(__name__)
 
 
-class HookGone(ApiError):
-    status = 410
-    message = "Unknown or revoked webhook"
-
-
-class NotFound(ApiError):
-    status = 404
-    message = "Unknown webhook"
-
-
-class TooLarge(ApiError):
-    status = 413
-    message = "Webhook delivery too large"
-
-
 def receive(secret: str, body: bytes, content_type: str | None, *, max_bytes: int) -> dict:
     if len(body) > max_bytes:
-        raise TooLarge()
+        raise DeliveryTooLargeError()
     if not subscriptions.SECRET_SHAPE.fullmatch(secret or ""):
-        raise NotFound()
+        raise HookNotFoundError()
     if not form.is_form(content_type):
-        raise BadRequest(f"Webhook deliveries must be {form.FORM}")
+        raise BadRequestError(f"Webhook deliveries must be {form.FORM}")
     subscription = subscriptions.find_by_secret(secret)
     if subscription is None:
-        raise HookGone()
+        raise HookGoneError()
     received_at = subscriptions.now()
     kept = state.take(subscription, received_at)
     change = mapping.change(form.parse(body, content_type), received_at=received_at,

@@ -28,7 +28,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 
-from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalid
+from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalidError
 
 RESOURCES = ("contacts", "deals", "accounts")
 ORDER = {"deals": ("orders[cdate]", "ASC"), "accounts": ("orders[id]", "ASC")}
@@ -67,19 +67,19 @@ class IdWalk:
         body = self.client.get(f"/{resource}", [*params, ("limit", str(AC_PAGE))])
         items = body.get(resource)
         if not isinstance(items, list):
-            raise UpstreamInvalid(f"ActiveCampaign's answer holds no {resource} list")
+            raise UpstreamInvalidError(f"ActiveCampaign's answer holds no {resource} list")
         ids = []
         for item in items:
             text = str(item.get("id") if isinstance(item, dict) else "")
             if not (text.isascii() and text.isdigit() and len(text) <= 18):
-                raise UpstreamInvalid(f"ActiveCampaign sent a {resource[:-1]} without a numeric id")
+                raise UpstreamInvalidError(f"ActiveCampaign sent a {resource[:-1]} without a numeric id")
             ids.append(int(text))
         total = _total(body.get("meta"))
         if total is not None:
             self.totals[resource] = total
         self.pages += 1
         if self.pages > self.max_pages:
-            raise UpstreamInvalid("ActiveCampaign's records never end (more pages than EXPORT_MAX_RECORDS allows)")
+            raise UpstreamInvalidError("ActiveCampaign's records never end (more pages than EXPORT_MAX_RECORDS allows)")
         return ids
 
     def walk(self, resource: str, cursor: dict, ids: set[int]) -> dict | None:
@@ -129,7 +129,7 @@ class IdWalk:
                         lane = pending.pop(future)
                         page = future.result()
                         if page and min(page) <= lane[0]:
-                            raise UpstreamInvalid("ActiveCampaign ignored id_greater (the same page again)")
+                            raise UpstreamInvalidError("ActiveCampaign ignored id_greater (the same page again)")
                         ids.update(page)
                         if len(page) < AC_PAGE or (lane[1] is not None and max(page) >= lane[1] - 1):
                             lanes.remove(lane)

@@ -24,10 +24,10 @@ import secrets
 
 from acexport import db
 from acexport.credentials import store
-from acexport.errors import ApiError, BadRequest, NotConnected
+from acexport.errors import ApiError, BadRequestError, NotConnectedError
 from acexport.jobs import store as jobs
 from acexport.jobs.messages import send_work
-from acexport.jobs.service import TooManyJobs
+from acexport.jobs.service import TooManyJobsError
 from acexport.live import subscriptions
 from acexport.settings import job_settings, reconcile_settings
 from acexport.tenancy import Tenant
@@ -65,14 +65,14 @@ def _queue(doc: dict) -> None:
 def check_request(body: dict) -> None:
     """A reconcile takes no options: an empty body or `{}`; anything else is a 400 before any I/O."""
     if body:
-        raise BadRequest("A reconcile takes no options; send no body (or {})")
+        raise BadRequestError("A reconcile takes no options; send no body (or {})")
 
 
 def start(tenant: Tenant, *, source: str = "api") -> tuple[dict, bool]:
     """The tenant's reconcile job, queued: (the job, True) when started now, (the running one, False)."""
     connection = store.find(tenant)
     if connection is None:
-        raise NotConnected()
+        raise NotConnectedError()
     identity = store.identity(connection)
     key = active_key(tenant)
     held = jobs.by_request_key(key)
@@ -89,7 +89,7 @@ def start(tenant: Tenant, *, source: str = "api") -> tuple[dict, bool]:
     try:
         doc, created = jobs.create(doc, slots=limit)
     except jobs.NoFreeSlot:
-        raise TooManyJobs(limit) from None
+        raise TooManyJobsError(limit) from None
     if doc["status"] in jobs.ACTIVE:
         _queue(doc)
     return doc, created

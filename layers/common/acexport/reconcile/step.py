@@ -26,13 +26,13 @@ import logging
 import time
 
 from acexport import metrics
-from acexport.ac.client import ACClient, UpstreamInvalid
+from acexport.ac.client import ACClient, UpstreamInvalidError
 from acexport.credentials import store
 from acexport.errors import (
     INVALID_CREDENTIALS,
     NOT_CONNECTED,
     ApiError,
-    StoredCredentialsRejected,
+    StoredCredentialsRejectedError,
 )
 from acexport.jobs import store as jobs
 from acexport.jobs import worker
@@ -89,10 +89,10 @@ class ReconcileStep:
             self._stopped()
         except JobFailed as failure:
             self._fail(failure)
-        except StoredCredentialsRejected:
+        except StoredCredentialsRejectedError:
             store.mark_rejected(self.tenant)
             self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
-        except UpstreamInvalid as exc:
+        except UpstreamInvalidError as exc:
             self._fail(JobFailed(exc.message))
         except ApiError as exc:
             if exc.status < 500:                    # a missing permission and the like: no retry changes it

@@ -1,4 +1,4 @@
-"""Cold start of every function (issue 12's targets). Not a test: it reports.
+"""Cold start of every function (the real-latency round's targets). Not a test: it reports.
 
     make bench-cold                     # or: .venv/bin/python benchmarks/bench_cold.py [--runs 7]
 

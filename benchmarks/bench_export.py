@@ -1,4 +1,5 @@
-"""Speed of the page exports against the local stack (issue 2's and issue 12's targets). Not a test: it reports.
+"""Speed of the page exports against the local stack (the page-export work's and the real-latency round's targets).
+Not a test: it reports.
 
     make bench                     # or: .venv/bin/python benchmarks/bench_export.py [--requests 300]
 
@@ -6,8 +7,8 @@ Reports
 1. the export handlers' own time per warm request with AC's time excluded: each handler is called as
    the Lambda runtime calls it (no HTTP, no local gateway in front), AC's time is measured around every
    HTTP call the layer makes and subtracted; Mongo (nx-27017 on loopback: the credential read and the
-   shared rate-budget slot) and everything else stays in (target: median < 2 ms, issue 12); also split into
-   the Mongo round trips (pymongo's own measure of each command, reported apart because nx-27017 is a
+   shared rate-budget slot) and everything else stays in (target: median < 2 ms, the real-latency round); also split
+   into the Mongo round trips (pymongo's own measure of each command, reported apart because nx-27017 is a
    Python server, slower than mongod) and the rest, the project's own code;
 2. the same requests against a baseline measured in the same run, request by request: the same AC call
    (URL, parameters, headers) with a plain `requests` session, plus the same Mongo round trips (the

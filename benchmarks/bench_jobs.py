@@ -82,8 +82,8 @@ def worker() -> None:
 
 
 def _create_bus(sources) -> None:
-    """The service's own EventBridge bus (issue 9), where the worker publishes a finished job: the local
-    stack creates it with its EventBridge pollers, which this benchmark does not run. Without it the
+    """The service's own EventBridge bus (the second security round), where the worker publishes a finished job: the
+    local stack creates it with its EventBridge pollers, which this benchmark does not run. Without it the
     finishing step fails and its message, retried, holds the next job of the AC account's FIFO group."""
     bus = os.environ.get("EVENT_BUS_NAME") or sources.template["Parameters"]["EventBusName"]["Default"]
     events = sources.client("events")

@@ -1,5 +1,5 @@
-"""JSON on a warm page export: parsing AC's answer and encoding the response, json against orjson (issue 12,
-docs/decisions.md 39). Not a test: it reports.
+"""JSON on a warm page export: parsing AC's answer and encoding the response, json against orjson (the real-latency
+round, docs/decisions.md 39). Not a test: it reports.
 
     .venv/bin/python benchmarks/bench_json.py [--runs 2000]
 

@@ -1,7 +1,7 @@
 """A stand-in for ActiveCampaign's v3 API, served over real HTTP on loopback.
 
 It serves as the demo account of the local dev server and as the AC the tests drive. It behaves as
-``docs/ac-behaviour.md`` and the public evidence of issue 8 (docs/query.md, "AC behaviours
+``docs/ac-behaviour.md`` and the public evidence of the complete-records round (docs/query.md, "AC behaviours
 relied on") describe: ``limit``/``offset`` paging (default 20, also on ``/fields`` as observed in practice
 and ``/lists`` as documented; clamped to 100), ``meta.total`` a string everywhere except ``/deals`` (an int),
 unknown query parameters silently ignored, a bad or missing ``Api-Token`` answered 403
@@ -879,7 +879,7 @@ PERMISSION_WORDS = {"/deals": "view deals", "/accounts": "view accounts", "/list
                     "/dealGroups": "view deals", "/dealStages": "view deals"}
 
 
-# ---------------------------------------------------------------- webhooks and deliveries (issue 11)
+# ---------------------------------------------------------------- webhooks and deliveries (the live-changes work)
 #
 # AC's webhook API and delivery format as public evidence shows them (docs/live.md has the sources):
 # - `POST /api/3/webhooks` {"webhook": {name, url, events, sources, listid?}} -> 201 {"webhook": {..., "id"}}

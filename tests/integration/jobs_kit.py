@@ -26,7 +26,8 @@ from devstack.ac_sandbox import deal_created
 PART_SIZE = 16 * 1024
 FAST = {"EXPORT_PART_SIZE": str(PART_SIZE), "EXPORT_RETRY_SECONDS": "0.1", "EXPORT_PROGRESS_SECONDS": "0.1",
         "EXPORT_LEASE_SECONDS": "5",
-        # one walk per job, in id order: with AC's rate lifted, slices (issue 12) would only reorder the file;
+        # one walk per job, in id order: with AC's rate lifted, slices (the real-latency round) would only reorder
+        # the file;
         # tests/integration/test_jobs_slices.py sets its own
         "EXPORT_PAGES_IN_FLIGHT": "1"}
 

@@ -45,7 +45,8 @@ def test_ac_fields_stay_and_custom_fields_are_added(connected):
 
 def test_one_ac_call_per_page_of_up_to_100_once_reference_data_is_cached(connected):
     sandbox = connected.sandbox
-    connected.lift_rate_limit()   # a cold contacts page is 4 AC calls (issue 8): no 429 retry in the count
+    # a cold contacts page is 4 AC calls (the complete-records round): no 429 retry in the count
+    connected.lift_rate_limit()
     connected.export("contacts", "limit=100")
     sandbox.requests.clear()
     assert connected.export("contacts", "page=2&limit=100").status_code == 200
@@ -55,7 +56,7 @@ def test_one_ac_call_per_page_of_up_to_100_once_reference_data_is_cached(connect
 @pytest.mark.slow  # >= 1 s of real waiting
 def test_limit_250_is_three_ac_calls_of_at_most_100(connected):
     sandbox = connected.sandbox
-    connected.lift_rate_limit()   # warming is 4 AC calls (issue 8): no 429 retry in the count
+    connected.lift_rate_limit()   # warming is 4 AC calls (the complete-records round): no 429 retry in the count
     connected.export("contacts", "limit=1")  # warm the field cache
     sandbox.requests.clear()
     reply = connected.export("contacts", "limit=250")

@@ -95,7 +95,8 @@ def test_revoked_key_tells_the_client_to_reconnect(connected):
 
 def test_string_or_int_or_missing_total(connected):
     """meta.total arrives as a string (contacts), an int (deals); a junk total falls back to counting."""
-    connected.lift_rate_limit()   # the warm-up made 5 calls (issue 8): a 429 here would retry past the fault
+    # the warm-up made 5 calls (the complete-records round): a 429 here would retry past the fault
+    connected.lift_rate_limit()
     connected.sandbox.inject(body=b'{"accounts": [{"id": "1", "name": "A"}], "meta": {"total": null}}',
                              path="/accounts")
     reply = connected.export("accounts", "limit=10")

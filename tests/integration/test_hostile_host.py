@@ -1,5 +1,5 @@
-"""Issue 9, finding 1 and the Retry-After item, on the local stack: a name that resolves to a non-public
-address is refused without a connection and with one answer for every address (no port oracle); the
+"""The second security round, finding 1 and the Retry-After item, on the local stack: a name that resolves to a
+non-public address is refused without a connection and with one answer for every address (no port oracle); the
 connection goes to the address that was checked; a host that answers too much, or pages for ever, ends
 with a clear error instead of running without end."""
 

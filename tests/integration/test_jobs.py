@@ -238,7 +238,7 @@ def test_eventbridge_request_starts_a_job_once_per_event(kit):
     events = kit.stack.events.client("events")
     detail = {"account_id": "account-1", "owner": "user-1", "resource": "accounts",
               "options": {"format": "csv", "filters": {"search": "Acme"}}}
-    # issue 9: requests go to the service's own bus (EVENT_BUS_NAME), with a source the rule trusts
+    # the second security round: requests go to the service's own bus (EVENT_BUS_NAME), with a source the rule trusts
     reply = events.put_events(Entries=[{"Source": "platform.sync", "DetailType": "ActiveCampaign Export Requested",
                                         "EventBusName": "activecampaign-integration", "Detail": json.dumps(detail)}])
     assert reply["FailedEntryCount"] == 0

@@ -1,5 +1,5 @@
-"""Deals and accounts jobs with several offset pages in flight (issue 12), through the whole local stack (HTTP
-to the AC stand-in, the FIFO queue, S3 multipart, checkpoints in Mongo): slow answers overlap instead of
+"""Deals and accounts jobs with several offset pages in flight (the real-latency round), through the whole local stack
+(HTTP to the AC stand-in, the FIFO queue, S3 multipart, checkpoints in Mongo): slow answers overlap instead of
 queueing, the file is the one a walk with one page in flight writes, every record is in it once across
 hand-ons, a crash and edits made while the job runs, a deals cursor of an older release resumes, and a
 steady walk asks AC for no page it does not use."""

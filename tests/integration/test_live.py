@@ -1,5 +1,5 @@
-"""Live changes end to end (issue 11): PUT/GET/DELETE /live register, check and remove the webhooks at the AC
-sandbox; the sandbox posts AC-shaped form deliveries to the local API when its data changes; the receiver
+"""Live changes end to end (the live-changes work): PUT/GET/DELETE /live register, check and remove the webhooks at
+the AC sandbox; the sandbox posts AC-shaped form deliveries to the local API when its data changes; the receiver
 stores each once and puts an event on the bus; GET /changes reads them back. Real HTTP everywhere, the
 Mongo wire protocol to nx-27017, EventBridge on moto."""
 

@@ -1,4 +1,4 @@
-"""Logs and metrics of export jobs (issue 10): the layer's lines are Powertools JSON with the job id and the
+"""Logs and metrics of export jobs (the operations round): the layer's lines are Powertools JSON with the job id and the
 tenant, never a key, whatever the root logger's level (Lambda keeps it at WARNING); a job publishes its
 metrics (records, duration, AC calls, failures) as CloudWatch EMF, as page exports do.
 

@@ -1,4 +1,4 @@
-"""Issue 9 (second security round), findings 2-4 and 6-11 and the Mongo items, on the local stack."""
+"""The second security round (second security round), findings 2-4 and 6-11 and the Mongo items, on the local stack."""
 
 import concurrent.futures
 import json
@@ -279,6 +279,6 @@ def test_the_pool_is_small_and_set_by_the_setting(api):
     assert db.client().options.pool_options.max_pool_size == 2
 
 
-# An index that cannot be built (finding 5): issue 10 moved every index build out of the request path
+# An index that cannot be built (finding 5): the operations round moved every index build out of the request path
 # (acexport.setup_db), so the build's E11000 is the deploy command's report and a request never meets it:
 # tests/integration/test_setup_db.py::test_an_index_build_error_is_the_commands_report_and_requests_log_a_missing_index

@@ -1,5 +1,6 @@
-"""Database setup out of the request path (issue 10; issue 9 finding 5): `python -m acexport.setup_db`
-creates every index, reports duplicated or owner-less legacy credential records with what to do and exits
+"""Database setup out of the request path (the operations round; the second security round finding 5): `python -m
+acexport.setup_db` creates every index, reports duplicated or owner-less legacy credential records with what to do and
+exits
 non-zero while the unique index cannot be built; requests never create an index and work without one.
 
 Against the stack's real Mongo wire server (nx-27017; it builds a unique index over duplicates, which
@@ -109,7 +110,8 @@ def test_commands_name_the_settings_they_need_instead_of_a_traceback(monkeypatch
 
 
 def test_an_index_build_error_is_the_commands_report_and_requests_log_a_missing_index(api, fresh_db):
-    """Issue 9 finding 5 as issue 10 settles it: MongoDB's E11000 on a build is setup_db's error (exit 1),
+    """The second security round finding 5 as the operations round settles it: MongoDB's E11000 on a build is
+    setup_db's error (exit 1),
     never a request's; a container that finds a required unique index missing logs it once, naming the
     command, and still answers (replaces test_security_round2's logged-503 test of the request-path build)."""
     def duplicates(coll):

@@ -58,7 +58,8 @@ def limiter(monkeypatch, clock):
     """A new container whose request budget runs on the same fake clock as the client."""
     for name in ("ACTIVECAMPAIGN_API_VERSION", "AC_CONNECT_TIMEOUT", "AC_READ_TIMEOUT"):
         monkeypatch.delenv(name, raising=False)
-    # the stand-in is on loopback: the local switch lets the client connect there (issue 9's address check)
+    # the stand-in is on loopback: the local switch lets the client connect there (the second security round's
+    # address check)
     monkeypatch.setenv("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "true")
     caches.reset()
     budget = SlidingWindowLimiter(5, clock=clock, sleep=clock.sleep)

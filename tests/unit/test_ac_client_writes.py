@@ -24,7 +24,8 @@ def clock():
 
 @pytest.fixture(autouse=True)
 def limiter(monkeypatch, clock):
-    # the sandbox is on loopback: the local switch lets the client connect there (issue 9's address check)
+    # the sandbox is on loopback: the local switch lets the client connect there (the second security round's address
+    # check)
     monkeypatch.setenv("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "true")
     caches.reset()
     monkeypatch.setattr(ac_client, "_limiter", SlidingWindowLimiter(5, clock=clock, sleep=clock.sleep))

@@ -1,4 +1,4 @@
-"""Issue 9, finding 1 and the 'also check' items, without the network: the address check after DNS
+"""The second security round, finding 1 and the 'also check' items, without the network: the address check after DNS
 (with an injected resolver), the pinned pool, the allow-list setting, one budget per AC account, and
 Retry-After sanity."""
 

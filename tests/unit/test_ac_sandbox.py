@@ -310,7 +310,8 @@ def test_keep_alive_and_a_stopped_sandbox_answers_no_kept_connection():
         session.get(url, headers=headers, timeout=5)
 
 
-# ---------------------------------------------------------------- issue 8: what public evidence shows
+# ---------------------------------------------------------------- the complete-records round: what public evidence
+# shows
 
 def test_retry_after_can_be_larger_than_one_second():
     with ACSandbox(rate_limit=2, contacts=2, deals=1, accounts=1, retry_after=30) as limited:

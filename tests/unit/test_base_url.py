@@ -71,7 +71,7 @@ REJECTED = [
     "gopher://127.0.0.1:6379/_INFO",
     "data:text/plain,acme.api-us1.com",
     "https://acme.activehosted.com.evil.com",
-    "https://x.api-zz9.com",                        # a region shape AC does not serve (issue 9)
+    "https://x.api-zz9.com",                        # a region shape AC does not serve (the second security round)
     "https://acme.api-eu1.com",                     # seen only in third-party material: opt in by setting
     "https://acme.app-us1.com",                     # AC's app infrastructure, not the API
     "https://acme.api-us1.com/api/3/../../admin",

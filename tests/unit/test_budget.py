@@ -67,7 +67,8 @@ def test_shared_through_mongo_is_the_default(monkeypatch):
     assert current.rate_budget == "shared"
     assert current.rate_budget_collection == "integrations_activecampaign_rate_budget"  # no '-' (nx-27017)
     limiter = container_limiter()
-    # issue 12: the margin adapts (from 50 ms until lags are measured, never under AC_RATE_WINDOW_MARGIN_MS=25)
+    # the real-latency round: the margin adapts (from 50 ms until lags are measured, never under
+    # AC_RATE_WINDOW_MARGIN_MS=25)
     assert isinstance(limiter, MongoBudget) and limiter.rate == 5 and limiter.window == pytest.approx(1.025)
     assert limiter.adapt and limiter.window_for("new.api-us1.com") == pytest.approx(1.05)
 

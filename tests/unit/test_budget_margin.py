@@ -1,4 +1,4 @@
-"""The shared budget's adaptive margin (issue 12) on a simulated clock: it starts at 50 ms, follows the
+"""The shared budget's adaptive margin (the real-latency round) on a simulated clock: it starts at 50 ms, follows the
 measured spread of lags (never under the configured least), widens after a 429 and narrows again; AC's
 RateLimit-Remaining: 0 when this service did not fill AC's window holds every container off for a window."""
 

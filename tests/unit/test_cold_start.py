@@ -1,4 +1,4 @@
-"""Cold start (issue 12): functions that never call AC do not import `requests`; the SnapStart hooks prime
+"""Cold start (the real-latency round): functions that never call AC do not import `requests`; the SnapStart hooks prime
 what an AC-calling function needs and forget every per-container cache after a restore."""
 
 from __future__ import annotations

@@ -45,7 +45,7 @@ ROUTES = {  # logical id -> (directory under functions/ and events/, route key)
     "HooksReceiverFunction": ("hooks_receiver", f"POST {BASE}/hooks/{{secret}}"),
     "ChangesReconcileFunction": ("changes_reconcile", f"POST {BASE}/changes/reconcile"),
 }
-# The one route without the JWT authorizer: AC posts webhook deliveries and cannot send a token (issue 11);
+# The one route without the JWT authorizer: AC posts webhook deliveries and cannot send a token (the live-changes work);
 # the path secret is the credential, and the route has its own throttling.
 RECEIVER = "HooksReceiverFunction"
 LIVE_AC = {"LiveEnableFunction", "LiveStatusFunction", "LiveDisableFunction"}
@@ -60,7 +60,7 @@ EVENT_FUNCTIONS = {  # functions without a route: logical id -> directory
 DIRS = {AUTHORIZER: "authorizer", **{fn: d for fn, (d, _) in ROUTES.items()}, **EVENT_FUNCTIONS}
 EXPORTS = {"ExportContactsFunction", "ExportDealsFunction", "ExportAccountsFunction"}
 KMS_DECRYPT = EXPORTS | {WORKER} | LIVE_AC | {"DeleteAuthFunction"}  # whatever calls AC with a stored key
-# (DELETE /auth removes the connection's live webhooks at AC before forgetting the key: issue 11)
+# (DELETE /auth removes the connection's live webhooks at AC before forgetting the key: the live-changes work)
 MONGO_FUNCTIONS = set(ROUTES)
 QUEUE_ARN = {"Fn::GetAtt": ["ExportJobQueue", "Arn"]}
 DLQ_ARN = {"Fn::GetAtt": ["ExportJobDeadLetterQueue", "Arn"]}
@@ -587,7 +587,7 @@ def test_samconfig_environment(stage: str) -> None:
 def test_job_parameters() -> None:
     params = template()["Parameters"]
     assert params["JobsCollection"]["Default"] == "integrations-activecampaign-export-jobs"
-    # issue 9: the service's own bus, never the account's default bus
+    # the second security round: the service's own bus, never the account's default bus
     assert params["EventBusName"]["Default"] == "activecampaign-integration"
     assert not re.match(params["EventBusName"]["AllowedPattern"], "default")
     assert params["ExportFileDays"]["Type"] == "Number" and params["ExportFileDays"]["Default"] >= 1
@@ -612,7 +612,8 @@ def test_worker_reads_the_queue_one_message_at_a_time_and_reports_partial_failur
     (event,) = props(WORKER)["Events"].values()
     assert event["Type"] == "SQS"
     source = dict(event["Properties"])
-    source.pop("ScalingConfig")   # issue 10: capped at the reserved concurrency (test_template_operations.py)
+    # the operations round: capped at the reserved concurrency (test_template_operations.py)
+    source.pop("ScalingConfig")
     assert source == {"Queue": QUEUE_ARN, "BatchSize": 1, "FunctionResponseTypes": ["ReportBatchItemFailures"]}
     (dead,) = props("ExportJobDeadLettersFunction")["Events"].values()
     assert dead["Type"] == "SQS" and dead["Properties"]["Queue"] == DLQ_ARN
@@ -622,7 +623,7 @@ def test_worker_reads_the_queue_one_message_at_a_time_and_reports_partial_failur
 def test_export_requests_arrive_through_an_eventbridge_rule() -> None:
     (event,) = props("ExportJobEventsFunction")["Events"].values()
     assert event["Type"] == "EventBridgeRule"
-    # issue 9: the rule also filters on `source` (ExportRequestSources), on the service's own bus
+    # the second security round: the rule also filters on `source` (ExportRequestSources), on the service's own bus
     assert event["Properties"] == {"EventBusName": {"Ref": "EventBusName"},
                                    "Pattern": {"source": {"Ref": "ExportRequestSources"},
                                                "detail-type": ["ActiveCampaign Export Requested"]}}
@@ -630,15 +631,15 @@ def test_export_requests_arrive_through_an_eventbridge_rule() -> None:
 
 
 def test_the_service_bus_denies_every_publisher_it_does_not_name() -> None:
-    """Issue 9, finding 4: a resource policy on the service's own bus lets only the named publishers and
-    the service's own event-emitting functions put events."""
+    """The second security round, finding 4: a resource policy on the service's own bus lets only the named publishers
+    and the service's own event-emitting functions put events."""
     bus = resources()["ExportEventBus"]
     assert bus["Type"] == "AWS::Events::EventBus" and bus["Properties"]["Name"] == {"Ref": "EventBusName"}
     (stmt,) = bus["Properties"]["Policy"]["Statement"]
     assert stmt["Effect"] == "Deny" and stmt["Principal"] == "*" and stmt["Action"] == "events:PutEvents"
     assert stmt["Resource"] == EVENT_BUS_ARN
     allowed = stmt["Condition"]["StringNotEquals"]["aws:PrincipalArn"]["Fn::Split"][1]["Fn::Join"][1]
-    # every function allowed to put events (the job functions, and the webhook receiver: issue 11)
+    # every function allowed to put events (the job functions, and the webhook receiver: the live-changes work)
     emitting = {fn for fn in DIRS if "events:putevents" in granted(fn)}
     assert RECEIVER in emitting
     assert {"Fn::Join": [",", {"Ref": "EventPublisherArns"}]} in allowed

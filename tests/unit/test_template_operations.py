@@ -1,4 +1,4 @@
-"""template.yaml's operations side (issue 10): alarms on the DLQ, the API's 5xx rate, job failures and AC
+"""template.yaml's operations side (the operations round): alarms on the DLQ, the API's 5xx rate, job failures and AC
 throttling, sent to an optional SNS topic; HttpApi default route throttling; reserved concurrency of the
 worker and POST /auth; optional VPC placement; the log level per environment. cfn-lint checks the syntax
 (test_template.py); these check that the pieces are wired to what the code really publishes and to a

@@ -1,6 +1,6 @@
 """The offset walk of deals in AC's documented orders[cdate] order: edits during the walk neither skip nor
 repeat a deal, a cursor of an older release keeps its id order, and an order the walk cannot place is a
-clear failure (OrderLost), never a silent skip or repeat; with pages requested ahead (issue 12) the same,
+clear failure (OrderLost), never a silent skip or repeat; with pages requested ahead (the real-latency round) the same,
 and a steady walk asks AC for nothing it does not use."""
 
 import threading

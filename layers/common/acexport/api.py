@@ -36,8 +36,8 @@ SAFETY_MARGIN_SECONDS = 1.5   # kept back from the Lambda's remaining time to an
 def encode(body) -> str:
     """Every response body's JSON text (the resolver's serializer and the envelopes here), in UTF-8 as the old
     Node module's JSON.stringify wrote it. orjson: a 20-contact page encodes in ~0.03 ms against ~0.3 ms with
-    json (benchmarks/README.md, issue 12); json when orjson refuses a value (an integer beyond 64 bits, which a
-    hostile AC host could send)."""
+    json (benchmarks/README.md, the real-latency round); json when orjson refuses a value (an integer beyond 64 bits,
+    which a hostile AC host could send)."""
     try:
         return orjson.dumps(body).decode()
     except TypeError:

@@ -11,7 +11,8 @@ Indexes are not created here, nor anywhere in a request: `python -m acexport.set
 creates them at deploy time, and the local stack runs it when it starts. A missing index is not fatal to
 a request, but what a unique index guarantees (one connection per caller, the active-job quota) is then
 not enforced: `collection(name, required=...)` checks once per container, read only, that those indexes
-exist and logs an ERROR naming the command when one is missing (issue 9, finding 5; issue 10)."""
+exist and logs an ERROR naming the command when one is missing (the second security round, finding 5; the operations
+round)."""
 
 from __future__ import annotations
 

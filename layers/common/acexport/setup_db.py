@@ -27,7 +27,7 @@ The indexes:
   one of earlier versions), {account_id, owner, record_id, resource, occurred_at} and a TTL index on
   received_at (CHANGES_TTL_DAYS; a changed setting is applied to the index in place) (live/changes.py).
 
-Pre-flight (issue 9, finding 5): the credential collection is shared with the old service. On MongoDB,
+Pre-flight (the second security round, finding 5): the credential collection is shared with the old service. On MongoDB,
 building the unique index over duplicated {account_id, owner} records fails with E11000, so duplicates
 are reported first (by _id, account and owner; never a key), with what to do, and the unique index is not
 attempted while any remain. Records without an owner (or account) cannot be used by any caller; they are

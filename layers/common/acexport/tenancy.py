@@ -6,7 +6,7 @@ when the platform's accounts collection says that sub-account's parent is the ca
 The connection is always keyed by (effective account_id, uid): no tenant reaches another's record.
 The effective account_id of a sub-account is its id *as stored* in the accounts collection, never the
 header's spelling: ObjectId hex is matched whatever its letter case, so `ABC…` and `abc…` would
-otherwise be two tenants of one sub-account (issue 9, finding 8).
+otherwise be two tenants of one sub-account (the second security round, finding 8).
 """
 
 from __future__ import annotations

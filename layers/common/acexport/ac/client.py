@@ -122,11 +122,13 @@ def validation_lane() -> Limiter:
     """The lane validations pass before they take a slot of the account's budget: AC_VALIDATIONS_PER_SECOND
     (default 1 of AC's 5) per AC account, whoever asks. AC counts a validation like any request, so it must
     take a budget slot (without one, saves pushed an account past 5 per second: 429s in the load run); the
-    lane bounds what callers without a connection can take of that budget (issue 9, finding 2; decision 36)."""
+    lane bounds what callers without a connection can take of that budget (the second security round, finding 2;
+    decision 36)."""
     global _validation_lane
     if _validation_lane is None:
         # The lane keeps the fixed 50 ms margin it was made with: a validation waits for a budget slot after
-        # the lane, so its arrival at AC drifts from the lane's stamp (the budget's own margin adapts, issue 12).
+        # the lane, so its arrival at AC drifts from the lane's stamp (the budget's own margin adapts, the
+        # real-latency round).
         _validation_lane = _make_limiter(get_settings().validations_per_second, margin=VALIDATION_LANE_MARGIN)
     return _validation_lane
 

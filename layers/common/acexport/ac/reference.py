@@ -90,7 +90,7 @@ def reference(client: ACClient, path: str, collection: str, *, optional: bool = 
 def derived(items: list[dict] | None, build: Callable[[list[dict]], T]) -> T:
     """`build(items)` for a cached reference list, built once per list: the cache replaces a list when it
     refreshes and never changes one, so a warm page does not index an account's tags, fields or custom field
-    values again (issue 12: an account's 540 custom field values cost 0.2 ms a page). The entry holds the
+    values again (the real-latency round: an account's 540 custom field values cost 0.2 ms a page). The entry holds the
     list itself, so its id cannot be reused while the entry lives. `build` must be a module-level function."""
     if not items:
         return build([])

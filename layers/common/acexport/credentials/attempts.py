@@ -1,8 +1,8 @@
 """The per-caller limit of connection saves (POST /auth), which call AC to validate a key.
 
 A caller without a connection must not be able to slow another tenant's exports on the same AC account
-(issue 9, finding 2): validations pass a lane of 1 per second per AC account before they take a slot of the
-account's budget (`ac.client.validation_lane`, decision 36), and each caller is bounded by this limit:
+(the second security round, finding 2): validations pass a lane of 1 per second per AC account before they take a slot
+of the account's budget (`ac.client.validation_lane`, decision 36), and each caller is bounded by this limit:
 at most AUTH_SAVE_ATTEMPTS saves that reach AC per AUTH_SAVE_WINDOW_SECONDS per
 caller (account_id + user), counted in Mongo so every container shares it.
 

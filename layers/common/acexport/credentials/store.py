@@ -7,7 +7,7 @@ plaintext by the old Node service (no `key_encryption`) still work and are encry
 
 Every stored base_url goes through the same guard as a new one (`ac.base_url.normalise_base_url`)
 each time it is used: records written by the old service (http, other hosts) are refused with a message
-that asks the user to connect again, never called as stored (issue 9, finding 10).
+that asks the user to connect again, never called as stored (the second security round, finding 10).
 """
 
 from __future__ import annotations

@@ -9,8 +9,8 @@ jobs.store's slots); only then is the job stored, with the identity of the conne
 (id, host, key digest: the worker fails the job if it changes), and its first message queued. Another
 tenant's job id is answered exactly like a missing one (404 `Export job not found`).
 
-From EventBridge (issue 9, finding 4) the rule only admits the platform's `source` on the service's own
-bus, whose resource policy names who may put events (template.yaml); the event's owner must have a
+From EventBridge (the second security round, finding 4) the rule only admits the platform's `source` on the service's
+own bus, whose resource policy names who may put events (template.yaml); the event's owner must have a
 connection on the event's account, and an `agency_account_id` must be the parent of that account in the
 accounts collection, before anything is stored.
 """

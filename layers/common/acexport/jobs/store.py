@@ -18,7 +18,7 @@ connection {id, host, key} (the connection the job started with; `key` is a dige
 active_slot (`<digest of account_id and owner>#<k>` while the job is queued or running, removed by the same write
 that ends it).
 
-The active-job quota is atomic (issue 9, finding 7): a unique sparse index on `active_slot` admits at
+The active-job quota is atomic (the second security round, finding 7): a unique sparse index on `active_slot` admits at
 most one active job per slot, and a tenant has EXPORT_MAX_ACTIVE_JOBS slots; `create` inserts the job
 with the first free slot, so concurrent starts can never hold more slots than there are. A terminal
 status and the freed slot are one update (`settle`, `cancel`): no counter to drift.

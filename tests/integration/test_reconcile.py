@@ -162,7 +162,7 @@ def test_a_reconcile_failing_half_way_reports_nothing_and_is_retried(kit, sandbo
     job = kit.wait(job_id, timeout=60)
     assert job["status"] == "succeeded", job
     assert [r.status for r in sandbox.requests if r.path == "/deals"][:5] == [500] * 5
-    assert calls == ["UpstreamUnavailable: ActiveCampaign is unavailable (it answered 500); retry later"]
+    assert calls == ["UpstreamUnavailableError: ActiveCampaign is unavailable (it answered 500); retry later"]
     assert len([c for c in deleted(kit.api) if c[0] == "contact.deleted"]) == 1
     assert len(deleted(kit.api)) == 2 and len(bus(kit.stack)) == 2
 

@@ -51,3 +51,33 @@ def test_concurrent_invocations_keep_their_own_keys():
     assert lines["worker after"]["correlation_id"] == "sqs-message-1"
     assert lines["status"]["function_name"] == "ExportJobStatusFunction"
     assert lines["status"]["correlation_id"] == "api-request-2"
+
+
+def test_a_pool_thread_logs_with_the_keys_of_the_invocation_that_gave_it_work():
+    """The walk reads pages ahead on pool threads: their lines name the worker, not the function that ran last."""
+    from acexport.logs import ContextPool
+
+    buffer = io.StringIO()
+    handler = logger.registered_handler
+    previous = handler.setStream(buffer)
+
+    @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+    def other(event, context):
+        logger.info("status")
+
+    @logger.inject_lambda_context(correlation_id_path="id", clear_state=True)
+    def worker(event, context):
+        with ContextPool(max_workers=1) as pool:
+            pool.submit(lambda: None).result()            # the pool's thread exists before the other invocation
+            thread = threading.Thread(target=other, args=({"id": "api-request-2"}, Context("ExportJobStatusFunction")))
+            thread.start()
+            thread.join(5)                                # the latest invocation is now the status request
+            pool.submit(logger.info, "page read ahead").result()
+
+    try:
+        worker({"id": "sqs-message-1"}, Context("ExportWorkerFunction"))
+    finally:
+        handler.setStream(previous)
+    lines = {line["message"]: line for line in map(json.loads, buffer.getvalue().splitlines())}
+    assert lines["page read ahead"]["function_name"] == "ExportWorkerFunction"
+    assert lines["page read ahead"]["correlation_id"] == "sqs-message-1"

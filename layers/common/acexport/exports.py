@@ -13,8 +13,6 @@ reference call), after the standard values are checked and before the records ar
 
 from __future__ import annotations
 
-from concurrent.futures import ThreadPoolExecutor
-
 from acexport import metrics
 from acexport import query as query_mod
 from acexport.ac import custom_fields
@@ -23,11 +21,12 @@ from acexport.ac.records import attach_custom_values, enrich, page_records, pars
 from acexport.ac.resources import Plan, Record, Resource, plan, sort_locally
 from acexport.credentials import store
 from acexport.errors import BadRequestError, NotConnectedError
+from acexport.logs import ContextPool
 from acexport.query import pagination
 from acexport.settings import get_settings
 from acexport.tenancy import Tenant
 
-_pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="ac")
+_pool = ContextPool(max_workers=4, thread_name_prefix="ac")
 
 
 def _get(client: ACClient, resource: Resource, params, offset: int, limit: int) -> dict:

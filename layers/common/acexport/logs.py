@@ -21,14 +21,17 @@ Each invocation starts clean (`clear_state=True` in the handlers' decorators cle
 The keys Powertools itself sets per invocation (`function_name`, `function_request_id`, `cold_start`,
 `correlation_id`: `inject_lambda_context`) live in the formatter, one dict per process: right in Lambda, wrong
 locally, where a status request's keys landed on the lines of a worker running at the same time.
-`InvocationFormatter` keeps that dict per invocation context (a ContextVar); a thread that no invocation
-started (a pool thread) reads the latest invocation's keys, which in Lambda is the one running.
+`InvocationFormatter` keeps that dict per invocation context (a ContextVar). The layer's thread pools are
+`ContextPool`s: each task runs in a copy of the submitting invocation's context, so a page read ahead on a pool
+thread logs with its own function's keys and bound ids; a thread started any other way reads the latest
+invocation's keys, which in Lambda is the one running.
 """
 
 from __future__ import annotations
 
 import logging
-from contextvars import ContextVar
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextvars import ContextVar, copy_context
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -59,6 +62,14 @@ class InvocationFormatter(LambdaPowertoolsFormatter):
     def log_format(self, value: dict[str, Any]) -> None:
         self._keys.set(value)
         self._latest = value
+
+
+class ContextPool(ThreadPoolExecutor):
+    """A thread pool whose tasks run in a copy of the submitter's context: the invocation's log keys (function
+    name, correlation id) and bound ids (job, tenant) follow the work onto the pool's threads."""
+
+    def submit(self, fn, /, *args, **kwargs) -> Future:
+        return super().submit(copy_context().run, fn, *args, **kwargs)
 
 
 logger = Logger(logger_formatter=InvocationFormatter())   # every function's Logger() is this same one

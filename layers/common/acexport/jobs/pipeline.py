@@ -18,6 +18,7 @@ from typing import Protocol
 
 from acexport.ac.resources import Record
 from acexport.jobs.reading import OutOfTime, Query, Reader
+from acexport.logs import ContextPool
 
 
 @dataclass
@@ -70,7 +71,7 @@ class PipelinedWalk(ABC):
 
     # ---- the context
     def __enter__(self) -> PipelinedWalk:
-        self.pool = ThreadPoolExecutor(max_workers=2 * self.in_flight, thread_name_prefix="ac-prefetch")
+        self.pool = ContextPool(max_workers=2 * self.in_flight, thread_name_prefix="ac-prefetch")
         self._start()
         return self
 

@@ -48,7 +48,7 @@ LIST_FILTERS = ("status", "resource")
 logger = logging.getLogger(__name__)
 
 
-def _queue(doc: dict) -> None:
+def queue(doc: dict) -> None:
     """Send the job's pending message (unless sent already)."""
     handoff = doc.get("handoff") or {}
     if handoff.get("sent"):
@@ -63,7 +63,7 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     if request_key is not None:
         existing = job_store.by_request_key(request_key)
         if existing is not None:
-            _queue(existing)
+            queue(existing)
             return existing
     connection = credential_store.find(tenant)
     if connection is None:
@@ -84,7 +84,7 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     except job_store.NoFreeSlot:
         raise TooManyJobsError(limit) from None
     try:
-        _queue(doc)
+        queue(doc)
     except ServiceUnavailableError:
         if created:
             job_store.settle(doc["_id"], "failed",

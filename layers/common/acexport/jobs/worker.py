@@ -317,6 +317,20 @@ def failure_of(exc: BaseException) -> JobFailed:
 
 # ---- one step -----------------------------------------------------------------------------------
 
+
+def not_claimed(job_id: str) -> None:
+    """A step (of any kind of job) that could not claim its job: a finished job is finalized (again: idempotent),
+    a job another step holds is retried after that step's lease (LeaseHeld), a missing one is dropped."""
+    doc = job_store.get(job_id)
+    if doc is None:
+        return
+    if doc["status"] in job_store.TERMINAL:
+        finalize(job_id, doc)
+        return
+    until = job_store.as_datetime((doc.get("lease") or {}).get("until"))
+    raise LeaseHeld(max(1.0, (until - job_store.now()).total_seconds()) if until else 1.0)
+
+
 class Step:
     """One step of a job, for one queue message: claim the job (or learn why not), then work it (Claimed)."""
 
@@ -329,19 +343,9 @@ class Step:
     def run(self) -> None:
         doc = job_store.claim(self.job_id, self.worker, self.settings.lease_seconds)
         if doc is None:
-            self._not_claimed()
+            not_claimed(self.job_id)
             return
         Claimed(self, doc).run()
-
-    def _not_claimed(self) -> None:
-        doc = job_store.get(self.job_id)
-        if doc is None:
-            return
-        if doc["status"] in job_store.TERMINAL:
-            finalize(self.job_id, doc)
-            return
-        until = job_store.as_datetime((doc.get("lease") or {}).get("until"))
-        raise LeaseHeld(max(1.0, (until - job_store.now()).total_seconds()) if until else 1.0)
 
 
 class Claimed:

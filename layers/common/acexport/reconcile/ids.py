@@ -26,9 +26,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 
 from acexport.ac.client import AC_PAGE, ACClient, UpstreamInvalidError
+from acexport.logs import ContextPool
 
 RESOURCES = ("contacts", "deals", "accounts")
 ORDER = {"deals": ("orders[cdate]", "ASC"), "accounts": ("orders[id]", "ASC")}
@@ -115,7 +116,7 @@ class IdWalk:
         if not lanes:
             return None
         pending: dict[Future, list] = {}
-        with ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="reconcile") as pool:
+        with ContextPool(max_workers=self.in_flight, thread_name_prefix="reconcile") as pool:
             def submit(lane: list) -> None:
                 pending[pool.submit(self._contact_page, lane[0], lane[1])] = lane
 
@@ -175,7 +176,7 @@ class IdWalk:
         results: dict[int, list[int]] = {}
         pending: dict[Future, int] = {}
         ahead = offset                  # the next offset to request
-        with ThreadPoolExecutor(max_workers=self.in_flight, thread_name_prefix="reconcile") as pool:
+        with ContextPool(max_workers=self.in_flight, thread_name_prefix="reconcile") as pool:
             try:
                 while True:
                     total = self.totals.get(resource)

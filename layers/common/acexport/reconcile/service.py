@@ -24,10 +24,9 @@ import secrets
 
 from acexport import db
 from acexport.credentials import store
-from acexport.errors import ApiError, BadRequestError, NotConnectedError
+from acexport.errors import ApiError, BadRequestError, NotConnectedError, TooManyJobsError
 from acexport.jobs import store as jobs
-from acexport.jobs.messages import send_work
-from acexport.jobs.service import TooManyJobsError
+from acexport.jobs.service import queue
 from acexport.live import subscriptions
 from acexport.settings import job_settings, reconcile_settings
 from acexport.tenancy import Tenant
@@ -54,12 +53,6 @@ def _give_up_key(doc: dict) -> None:
                                      {"$set": {"request_key": f"reconcile-done:{doc['_id']}"}})
 
 
-def _queue(doc: dict) -> None:
-    handoff = doc.get("handoff") or {}
-    if handoff.get("sent"):
-        return
-    send_work(doc["_id"], int(handoff.get("seq", 0)), doc["ac_host"])
-    jobs.mark_sent(doc["_id"], int(handoff.get("seq", 0)))
 
 
 def check_request(body: dict) -> None:
@@ -91,7 +84,7 @@ def start(tenant: Tenant, *, source: str = "api") -> tuple[dict, bool]:
     except jobs.NoFreeSlot:
         raise TooManyJobsError(limit) from None
     if doc["status"] in jobs.ACTIVE:
-        _queue(doc)
+        queue(doc)
     return doc, created
 
 

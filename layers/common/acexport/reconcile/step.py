@@ -38,7 +38,7 @@ from acexport.jobs import store as jobs
 from acexport.jobs import worker
 from acexport.jobs.messages import send_work
 from acexport.jobs.view import iso
-from acexport.jobs.worker import CONNECTION_CHANGED, JobFailed, LeaseHeld, Stopped, finalize
+from acexport.jobs.worker import CONNECTION_CHANGED, JobFailed, Stopped, finalize
 from acexport.logs import bind_tenant
 from acexport.reconcile import deletions, storage
 from acexport.reconcile.ids import RESOURCES, IdWalk, Shifted
@@ -76,7 +76,7 @@ class ReconcileStep:
     def run(self) -> None:
         doc = jobs.claim(self.job_id, self.worker, self.settings.lease_seconds)
         if doc is None:
-            self._not_claimed()
+            worker.not_claimed(self.job_id)
             return
         self.doc, self.seq = doc, int(doc.get("seq", 0))
         self.tenant = Tenant(account_id=doc["account_id"], owner=doc["owner"], workspace_id=doc.get("workspace_id"),
@@ -113,16 +113,6 @@ class ReconcileStep:
     def _release(self) -> None:
         with contextlib.suppress(Exception):
             jobs.release(self.job_id, self.worker)
-
-    def _not_claimed(self) -> None:
-        doc = jobs.get(self.job_id)
-        if doc is None:
-            return
-        if doc["status"] in jobs.TERMINAL:
-            finalize(self.job_id, doc)
-            return
-        until = jobs.as_datetime((doc.get("lease") or {}).get("until"))
-        raise LeaseHeld(max(1.0, (until - jobs.now()).total_seconds()) if until else 1.0)
 
     def _drop_partial(self) -> None:
         if (self.doc.get("checkpoint") or {}).get("partial"):

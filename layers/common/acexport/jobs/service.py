@@ -20,8 +20,10 @@ from __future__ import annotations
 import logging
 import re
 import secrets
+import time
 
 from acexport import query
+from acexport.ac import custom_fields
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store as credential_store
 from acexport.errors import (
@@ -44,6 +46,7 @@ from acexport.tenancy import Tenant, stored_sub_account
 
 JOB_ID = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
 LIST_FILTERS = ("status", "resource")
+START_AC_SECONDS = 10.0   # an EventBridge start has no request deadline: the custom-field lookup gets this
 
 logger = logging.getLogger(__name__)
 
@@ -57,9 +60,12 @@ def queue(doc: dict) -> None:
     job_store.mark_sent(doc["_id"], int(handoff.get("seq", 0)))
 
 
-def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None = None) -> dict:
+def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None = None,
+          deadline: float | None = None) -> dict:
     """Store a job and queue its first message. With a request_key seen before (an event delivered
-    twice), the job it started, queued if it was not yet."""
+    twice), the job it started, queued if it was not yet. Custom-field filters are resolved against the
+    account's definitions first (one cached AC call, by `deadline`): an unknown or ambiguous name is the page
+    exports' 400, before anything is stored."""
     if request_key is not None:
         existing = job_store.by_request_key(request_key)
         if existing is not None:
@@ -69,6 +75,9 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     if connection is None:
         raise NotConnectedError()
     identity = credential_store.identity(connection)   # a stored base_url the guard refuses: 403 reconnect
+    if custom_fields.custom_names(spec.resource, spec.filters, ())[0]:
+        client = credential_store.client(connection, deadline=deadline or time.monotonic() + START_AC_SECONDS)
+        custom_fields.with_custom_fields(client, spec.resource, spec.filters, ())
     job_id = secrets.token_urlsafe(24)
     doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
            "owner": tenant.owner, "source": source, "resource": spec.resource.name, "format": spec.format,

@@ -147,7 +147,9 @@ def test_invoke_uses_a_running_make_dev(tmp_path):
                                                       "X-Sub-Account-Id": "someone-else"}, timeout=10)
         assert other.status_code == 403
 
-        worker = run(["-m", "devstack", "invoke", "ExportWorkerFunction", "-e", "events/export_worker.json"], env=env)
+        # --arrange: the running stack's own worker may hold the seeded job; a fresh queued one is this call's
+        worker = run(["-m", "devstack", "invoke", "ExportWorkerFunction", "-e", "events/export_worker.json",
+                      "--arrange"], env=env)
         assert worker.returncode == 0, worker.stderr[-3000:]
         assert "using the running make dev" in worker.stderr
         assert json.loads(worker.stdout) == {"batchItemFailures": []}

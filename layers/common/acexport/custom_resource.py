@@ -30,11 +30,11 @@ import json
 import logging
 import threading
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
-
-import requests
 
 from acexport.errors import ApiError
 
@@ -83,21 +83,36 @@ def respond(event: dict, status: str, reason: str = "", data: dict | None = None
     host = urlsplit(event["ResponseURL"]).hostname   # logged instead of the URL (it is pre-signed)
     for attempt in range(1, PUT_ATTEMPTS + 1):
         timeout = PUT_TIMEOUT if deadline is None else max(1.0, min(PUT_TIMEOUT, deadline - time.monotonic()))
-        try:
-            reply = requests.put(event["ResponseURL"], data=body, timeout=timeout,
-                                 headers={"Content-Type": "", "Content-Length": str(len(body))})
-        except requests.RequestException as exc:
-            logger.warning("custom resource response not delivered", extra={
-                "host": host, "attempt": attempt, "error": type(exc).__name__})
-        else:
-            if reply.status_code < 300:
-                logger.info("custom resource response delivered", extra={"status": status, "host": host})
-                return True
+        code = _put(event["ResponseURL"], body, timeout, host=host, attempt=attempt)
+        if code is not None and code < 300:
+            logger.info("custom resource response delivered", extra={"status": status, "host": host})
+            return True
+        if code is not None:
             logger.warning("custom resource response refused", extra={
-                "host": host, "attempt": attempt, "http_status": reply.status_code})
+                "host": host, "attempt": attempt, "http_status": code})
         if attempt < PUT_ATTEMPTS and (deadline is None or time.monotonic() + attempt < deadline):
             time.sleep(attempt)
     return False
+
+
+def _put(url: str, body: bytes, timeout: float, *, host: str | None, attempt: int) -> int | None:
+    """PUT `body` to CloudFormation's pre-signed URL; its HTTP status, or None when it could not be sent. The
+    standard library's client, not requests: urllib3 logs each request line at DEBUG, and this URL's query
+    string is a credential (X-Amz-Signature) that must never reach a log."""
+    if urlsplit(url).scheme not in ("https", "http"):
+        logger.warning("custom resource response URL is not http(s)", extra={"host": host})
+        return None
+    request = urllib.request.Request(url, data=body, method="PUT",  # noqa: S310 - the scheme is checked above
+                                     headers={"Content-Type": "", "Content-Length": str(len(body))})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as reply:  # noqa: S310 - the scheme is checked above
+            return int(reply.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError) as exc:
+        logger.warning("custom resource response not delivered", extra={
+            "host": host, "attempt": attempt, "error": type(exc).__name__})
+        return None
 
 
 def rolling_back(stack_id: str) -> bool:

@@ -19,16 +19,22 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 dev: $(STAMP)          ## start the local stack (API on port PORT, default 3000) with embedded defaults
 	$(BIN)/python -m devstack
 
-test: $(STAMP)         ## lint + every test (unit, integration, template); what CI runs
+# The gates: ruff, mypy over the layer and the handlers (pyproject.toml [tool.mypy]: zero errors), and the
+# complexity gate, a normal test (tests/unit/test_complexity.py), so every pytest run below includes it.
+test: $(STAMP)         ## lint + types + every test (unit, integration, template, complexity); what CI runs
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)    ## lint + the tests not marked slow (pyproject.toml markers): ~30 s, for while you work
+test-fast: $(STAMP)    ## lint + types + the tests not marked slow (pyproject.toml markers), for while you work
 	$(BIN)/ruff check .
+	$(BIN)/mypy
 	$(BIN)/python -m pytest -m "not slow"
 
-lint: $(STAMP)         ## ruff + cfn-lint on template.yaml
+lint: $(STAMP)         ## ruff + mypy + the complexity gate + cfn-lint on template.yaml
 	$(BIN)/ruff check .
+	$(BIN)/mypy
+	$(BIN)/python -m pytest -q tests/unit/test_complexity.py
 	$(BIN)/cfn-lint template.yaml
 
 bench: $(STAMP)        ## benchmarks against the local stack (see benchmarks/README.md)
@@ -61,4 +67,4 @@ build: $(STAMP)        ## sam build (needs the SAM CLI and python3.13 on PATH; n
 	sam build
 
 clean:                 ## remove the venv, SAM build output and caches
-	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .clients
+	rm -rf $(VENV) .aws-sam .pytest_cache .ruff_cache .mypy_cache .clients

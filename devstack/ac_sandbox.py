@@ -1298,26 +1298,37 @@ class WebhooksMixin:
                 return 200, {"Content-Type": JSON}, json.dumps({"deliveries": out}).encode()
             if len(parts) == 2 and parts[0] in ("contacts", "deals", "accounts") and method == "DELETE":
                 return self._controlled({parts[0][:-1]: self.delete(parts[0], parts[1])}, [])
-            if parts == ["contacts"] and method == "POST":
-                contact, sent = self.add_contact(str(data.get("email") or "new@example.com"),
-                                                 first_name=str(data.get("firstName") or ""),
-                                                 last_name=str(data.get("lastName") or ""))
-                return self._controlled({"contact": contact}, sent)
-            if len(parts) == 2 and parts[0] == "contacts" and method in ("PATCH", "PUT", "POST"):
-                return self._controlled({"contact": self._contact(parts[1])},
-                                        self.update_contact(parts[1], **data))
-            if len(parts) == 3 and parts[0] == "contacts" and parts[2] == "tags" and method in ("POST", "DELETE"):
-                sent = self.tag_contact(parts[1], str(data.get("tag") or "vip"), remove=method == "DELETE")
-                return self._controlled({"contact": self._contact(parts[1])}, sent)
-            if parts == ["deals"] and method == "POST":
-                deal, sent = self.add_deal(str(data.get("title") or "New deal"), value=_int(data.get("value"), 0),
-                                           contact_id=data.get("contact"), stage=str(data.get("stage") or "1"))
-                return self._controlled({"deal": deal}, sent)
-            if len(parts) == 2 and parts[0] == "deals" and method in ("PATCH", "PUT", "POST"):
-                return self._controlled({"deal": self._deal(parts[1])}, self.update_deal(parts[1], **data))
+            controls = {"contacts": self._contact_control, "deals": self._deal_control}
+            answer = controls[parts[0]](method, parts, data) if parts[0] in controls else None
+            if answer is not None:
+                return answer
         except KeyError as exc:
             return 404, {"Content-Type": JSON}, json.dumps({"message": str(exc.args[0])}).encode()
         return 404, {"Content-Type": JSON}, b'{"message": "Unknown sandbox control"}'
+
+    def _contact_control(self, method: str, parts: list[str], data: dict) -> tuple[int, dict[str, str], bytes] | None:
+        """`/_sandbox/contacts...`: add, update, tag or untag a contact (None: no such control)."""
+        if parts == ["contacts"] and method == "POST":
+            contact, sent = self.add_contact(str(data.get("email") or "new@example.com"),
+                                             first_name=str(data.get("firstName") or ""),
+                                             last_name=str(data.get("lastName") or ""))
+            return self._controlled({"contact": contact}, sent)
+        if len(parts) == 2 and method in ("PATCH", "PUT", "POST"):
+            return self._controlled({"contact": self._contact(parts[1])}, self.update_contact(parts[1], **data))
+        if len(parts) == 3 and parts[2] == "tags" and method in ("POST", "DELETE"):
+            sent = self.tag_contact(parts[1], str(data.get("tag") or "vip"), remove=method == "DELETE")
+            return self._controlled({"contact": self._contact(parts[1])}, sent)
+        return None
+
+    def _deal_control(self, method: str, parts: list[str], data: dict) -> tuple[int, dict[str, str], bytes] | None:
+        """`/_sandbox/deals...`: add or update a deal (None: no such control)."""
+        if parts == ["deals"] and method == "POST":
+            deal, sent = self.add_deal(str(data.get("title") or "New deal"), value=_int(data.get("value"), 0),
+                                       contact_id=data.get("contact"), stage=str(data.get("stage") or "1"))
+            return self._controlled({"deal": deal}, sent)
+        if len(parts) == 2 and method in ("PATCH", "PUT", "POST"):
+            return self._controlled({"deal": self._deal(parts[1])}, self.update_deal(parts[1], **data))
+        return None
 
     @staticmethod
     def _controlled(payload: dict, sent: list[Delivery]) -> tuple[int, dict[str, str], bytes]:

@@ -777,6 +777,45 @@ def _query_parameters(raw_query: str) -> dict[str, str] | None:
     return params or None
 
 
+def _identity(auth: Authorizer, headers: Mapping[str, str], query: Mapping[str, str] | None) -> list[str] | None:
+    """The authorizer's identity sources, headers then query strings; None when one is missing or blank
+    (API Gateway answers 401 without calling the authorizer)."""
+    identity: list[str] = []
+    for name in auth.identity_headers:
+        value = headers.get(name.lower(), "")
+        if not value.strip():
+            return None
+        identity.append(value)
+    for name in auth.identity_query_strings:
+        value = (query or {}).get(name, "")
+        if not value.strip():
+            return None
+        identity.append(value)
+    return identity
+
+
+def _authorizer_event(event: dict[str, Any], identity: list[str], route_arn: str) -> dict[str, Any]:
+    """The REQUEST authorizer's payload-2.0 event for a request's event (keys in API Gateway's order)."""
+    auth_event: dict[str, Any] = {
+        "version": "2.0",
+        "type": "REQUEST",
+        "routeArn": route_arn,
+        "identitySource": identity,
+        "routeKey": event["routeKey"],
+        "rawPath": event["rawPath"],
+        "rawQueryString": event["rawQueryString"],
+    }
+    if "cookies" in event:
+        auth_event["cookies"] = event["cookies"]
+    auth_event["headers"] = event["headers"]
+    if "queryStringParameters" in event:
+        auth_event["queryStringParameters"] = event["queryStringParameters"]
+    auth_event["requestContext"] = copy.deepcopy(event["requestContext"])
+    if "pathParameters" in event:
+        auth_event["pathParameters"] = event["pathParameters"]
+    return auth_event
+
+
 def _policy_allows(policy: Any, route_arn: str) -> bool:
     """IAM-policy authorizer answers: allowed when an Allow matches the route and no Deny does."""
     statements = (policy or {}).get("Statement") or []
@@ -1045,17 +1084,9 @@ class LocalApiGateway:
         """Run (or reuse the cached answer of) the route's authorizer: its context, or an error Reply."""
         auth = route.authorizer
         assert auth is not None
-        identity: list[str] = []
-        for name in auth.identity_headers:
-            value = headers.get(name.lower(), "")
-            if not value.strip():
-                return _json_reply(*UNAUTHORIZED)
-            identity.append(value)
-        for name in auth.identity_query_strings:
-            value = (query or {}).get(name, "")
-            if not value.strip():
-                return _json_reply(*UNAUTHORIZED)
-            identity.append(value)
+        identity = _identity(auth, headers, query)
+        if identity is None:
+            return _json_reply(*UNAUTHORIZED)
 
         cache_key = (auth.name, tuple(identity))
         use_cache = auth.ttl_seconds > 0 and bool(identity)
@@ -1068,23 +1099,7 @@ class LocalApiGateway:
         method = event["requestContext"]["http"]["method"]
         route_arn = (f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{API_ID}/{STAGE}/{method}"
                      f"{event['rawPath']}")
-        auth_event: dict[str, Any] = {
-            "version": "2.0",
-            "type": "REQUEST",
-            "routeArn": route_arn,
-            "identitySource": identity,
-            "routeKey": event["routeKey"],
-            "rawPath": event["rawPath"],
-            "rawQueryString": event["rawQueryString"],
-        }
-        if "cookies" in event:
-            auth_event["cookies"] = event["cookies"]
-        auth_event["headers"] = event["headers"]
-        if "queryStringParameters" in event:
-            auth_event["queryStringParameters"] = event["queryStringParameters"]
-        auth_event["requestContext"] = copy.deepcopy(event["requestContext"])
-        if "pathParameters" in event:
-            auth_event["pathParameters"] = event["pathParameters"]
+        auth_event = _authorizer_event(event, identity, route_arn)
 
         request_id = event["requestContext"]["requestId"]
         try:

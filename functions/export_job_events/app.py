@@ -8,7 +8,8 @@ from aws_lambda_powertools.logging import correlation_paths
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.EVENT_BRIDGE, log_event=False, clear_state=True)
 def lambda_handler(event: dict, context) -> dict:
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    raw = event.get("detail")
+    detail: dict = raw if isinstance(raw, dict) else {}
     bind(**{k: detail[k][:200] for k in ("account_id", "owner") if isinstance(detail.get(k), str)})
     job = service.start_from_event(event)
     if job:

@@ -8,6 +8,7 @@ from acexport.jobs import worker
 from acexport.logs import logger
 from acexport.reconcile import step as _reconcile_step  # noqa: F401 - registers the reconcile jobs' step
 from aws_lambda_powertools.utilities.batch import SqsFifoPartialProcessor, process_partial_response
+from aws_lambda_powertools.utilities.batch.types import PartialItemFailureResponse
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 
 processor = SqsFifoPartialProcessor()
@@ -23,6 +24,6 @@ def record_handler(record: SQSRecord, lambda_context) -> None:
 
 @logger.inject_lambda_context(correlation_id_path=SQS_MESSAGE_ID, log_event=False, clear_state=True)
 @metrics.published()
-def lambda_handler(event: dict, context) -> dict:
+def lambda_handler(event: dict, context) -> PartialItemFailureResponse:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor,
                                     context=context)

@@ -85,6 +85,18 @@ def test_key_is_ciphertext_at_rest_and_bound_to_its_tenant(api, mongo):
     assert api.export("contacts", "limit=2", token=alice).status_code == 200
 
 
+def test_a_kms_record_without_its_ciphertext_asks_for_a_reconnect(api, mongo):
+    api.sandbox.add_key(SECRET_KEY)
+    token = api.token("olga", "acc-o")
+    api.call("POST", "/auth", token=token, json={"api_key": SECRET_KEY, "base_url": api.sandbox.base_url})
+    collection = mongo[os.environ["CREDENTIALS_COLLECTION"]]
+    collection.update_one({"owner": "olga"}, {"$unset": {"api_key": ""}})
+    api.sandbox.requests.clear()
+    reply = api.export("contacts", token=token)
+    assert reply.status_code == 403 and reply.json()["reconnect"] is True     # as KMS refusing it: not a 500
+    assert api.sandbox.count() == 0
+
+
 def test_exception_texts_carry_no_secret():
     from acexport.ac.client import ACClient
     from acexport.errors import ApiError

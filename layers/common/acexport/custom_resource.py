@@ -138,6 +138,7 @@ def handle(event: dict, context: Any, work: Callable[[dict], dict], *, physical_
     kind = event["RequestType"]
     deadline = time.monotonic() + context.get_remaining_time_in_millis() / 1000.0 - MARGIN_SECONDS
     logger.info("custom resource request", extra={"request_type": kind, "logical_id": event["LogicalResourceId"]})
+    sent: dict[str, Any]
     if kind == "Delete":
         sent = {"status": SUCCESS, "reason": "nothing to delete: the indexes stay with the data", "data": {}}
     elif kind not in ("Create", "Update"):

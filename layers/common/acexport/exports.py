@@ -131,7 +131,7 @@ def read_scan(client: ACClient, resource: Resource, steps: Plan, page: int, limi
                           _too_many(resource, cap))
     if custom:      # custom-field filters and orders read those fields' values first
         attach_custom_values(client, resource, found, custom)
-    matched = [r for r in found if all(spec.matches(r, value) for spec, value in steps.local_filters)]
+    matched = [r for r in found if all(spec.keeps(r, value) for spec, value in steps.local_filters)]
     if steps.local_orders:
         sort_locally(matched, steps.local_orders)
     start = (page - 1) * limit

@@ -135,7 +135,7 @@ def verify_claims(authorization: str | None, secret: str | SigningKeys, *,
             claims = _decode(token, keys.current)
         except jwt.InvalidSignatureError:
             # Only a bad signature is worth a second try: an expired or malformed token stays refused.
-            if not keys.previous_valid(time.time() if now is None else now):
+            if keys.previous is None or not keys.previous_valid(time.time() if now is None else now):
                 raise
             claims, used_previous = _decode(token, keys.previous), True
     except jwt.PyJWTError as exc:

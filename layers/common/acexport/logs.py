@@ -51,7 +51,7 @@ class InvocationFormatter(LambdaPowertoolsFormatter):
         self._latest: dict[str, Any] = {}
         super().__init__(**options)
 
-    @property   # type: ignore[override]
+    @property
     def log_format(self) -> dict[str, Any]:
         try:
             return self._keys.get()

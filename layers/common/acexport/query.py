@@ -47,6 +47,35 @@ def _integer(name: str, value: str, low: int, high: int) -> int:
     return int(text)
 
 
+def _bracketed(key: str, filters, orders, resource: str, custom: bool) -> tuple[str, str]:
+    """(kind, field) of `filters[<field>]` or `orders[<field>]`, the field one the resource supports (any
+    with `custom`)."""
+    match = _BRACKETED.match(key)
+    if not match or "][" in match.group(2) or not match.group(2).strip():
+        raise BadRequestError(f"Malformed query parameter {key}: use filters[<field>]=<value> "
+                              "or orders[<field>]=ASC|DESC", parameter=key)
+    kind, field = match.groups()
+    allowed = filters if kind == "filters" else orders
+    if field not in allowed and not custom:
+        names = ", ".join(sorted(allowed)) or "none"
+        raise BadRequestError(f"Unsupported {kind[:-1]} '{field}' for {resource}. Supported: {names}",
+                              parameter=key, supported=sorted(allowed))
+    return kind, field
+
+
+def _filter_value(key: str, value: str) -> str:
+    if not value.strip() or len(value) > MAX_VALUE_LENGTH:
+        raise BadRequestError(f"{key} needs a value of 1 to {MAX_VALUE_LENGTH} characters", parameter=key)
+    return value.strip()
+
+
+def _direction(key: str, value: str) -> str:
+    direction = value.strip().upper()
+    if direction not in _DIRECTIONS:
+        raise BadRequestError(f"{key} must be ASC or DESC", parameter=key)
+    return direction
+
+
 def parse(raw_query: str | None, *, filters, orders, resource: str, custom: bool = False) -> Query:
     """Parse and check a raw query string against the fields a resource supports (with `custom`, other
     names are kept: custom fields, resolved by the caller)."""
@@ -67,26 +96,11 @@ def parse(raw_query: str | None, *, filters, orders, resource: str, custom: bool
         elif key == "limit":
             limit = _integer("limit", value, 1, MAX_LIMIT)
         elif key.startswith(("filters", "orders")):
-            match = _BRACKETED.match(key)
-            if not match or "][" in match.group(2) or not match.group(2).strip():
-                raise BadRequestError(f"Malformed query parameter {key}: use filters[<field>]=<value> "
-                                 "or orders[<field>]=ASC|DESC", parameter=key)
-            kind, field = match.groups()
-            allowed = filters if kind == "filters" else orders
-            if field not in allowed and not custom:
-                names = ", ".join(sorted(allowed)) or "none"
-                raise BadRequestError(f"Unsupported {kind[:-1]} '{field}' for {resource}. Supported: {names}",
-                                 parameter=key, supported=sorted(allowed))
+            kind, field = _bracketed(key, filters, orders, resource, custom)
             if kind == "filters":
-                if not value.strip() or len(value) > MAX_VALUE_LENGTH:
-                    raise BadRequestError(f"{key} needs a value of 1 to {MAX_VALUE_LENGTH} characters",
-                                     parameter=key)
-                found_filters.append((field, value.strip()))
+                found_filters.append((field, _filter_value(key, value)))
             else:
-                direction = value.strip().upper()
-                if direction not in _DIRECTIONS:
-                    raise BadRequestError(f"{key} must be ASC or DESC", parameter=key)
-                found_orders.append((field, direction))
+                found_orders.append((field, _direction(key, value)))
     return Query(page=page, limit=limit, filters=tuple(found_filters), orders=tuple(found_orders))
 
 

@@ -57,7 +57,7 @@ class UnsafeAddress(Exception):
 
 
 def _getaddrinfo(host: str, port: int) -> list[str]:
-    return [info[4][0] for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
+    return [str(info[4][0]) for info in socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)]
 
 
 RESOLVER: Resolver = _getaddrinfo   # replaced in tests (no DNS without internet)

@@ -129,12 +129,19 @@ def resolve(fields: tuple[CustomField, ...], resource: Resource, kind: str, name
         raise BadRequestError(f"The custom field name '{name[:64]}' is ambiguous for {resource.name}: it names "
                          f"{_listed(found)}; use {kind}s[customField:<id>]", parameter=parameter,
                          supported=standard)
+    raise _unsupported(fields, resource, kind, name, standard, parameter)
+
+
+def _unsupported(fields: tuple[CustomField, ...], resource: Resource, kind: str, name: str, standard: list[str],
+                 parameter: str) -> BadRequestError:
+    """A name that is neither a supported field nor a custom field: the error lists the closest custom fields."""
+    wanted = normal(name)
     close = difflib.get_close_matches(wanted, [normal(f.name) for f in fields], n=MAX_LISTED, cutoff=0.6)
     candidates = [f for f in fields if normal(f.name) in close] or list(fields)
     custom = f" Custom fields: {_listed(candidates)}." if fields else f" {resource.name} has no custom fields."
-    raise BadRequestError(f"Unsupported {kind} '{name[:64]}' for {resource.name}: neither a supported field nor a "
-                     f"custom field. Supported: {', '.join(standard)}.{custom}", parameter=parameter,
-                     supported=standard)
+    return BadRequestError(f"Unsupported {kind} '{name[:64]}' for {resource.name}: neither a supported field nor "
+                           f"a custom field. Supported: {', '.join(standard)}.{custom}", parameter=parameter,
+                           supported=standard)
 
 
 # ---- what a custom field filters and orders by -----------------------------------------------------

@@ -113,20 +113,25 @@ def _deal_values(client: ACClient, records: list[Record], wanted: set[str] | Non
     if not ignored and not any(live):
         return [None if _is_disabled(r) else {} for r in records]
     meta = reference.by_id(custom_fields.meta(client, DEALS.name))
-    index: dict[str, list[dict]] | None = {}
-    if ignored and meta:
-        data = reference.reference(client, "/dealCustomFieldData", "dealCustomFieldData", optional=True,
-                                   cap=get_settings().local_scan_limit)
-        index = None if data is None else reference.derived(data, _by_deal)
-    out = []
-    for record, items in zip(records, side, strict=True):
-        if _is_disabled(record):
-            out.append(None)
-            continue
-        if items is None:
-            items = None if index is None else index.get(str(record.get("id")), [])
-        out.append(_values(meta, items, "customFieldId", "fieldValue", "fieldType", wanted))
-    return out
+    index = _read_deal_values(client) if ignored and meta else {}
+    return [_one_deal_values(meta, record, items, index, wanted) for record, items in zip(records, side, strict=True)]
+
+
+def _read_deal_values(client: ACClient) -> dict[str, list[dict]] | None:
+    """Every deal's custom field values by deal id, read whole (None: more than LOCAL_SCAN_LIMIT)."""
+    data = reference.reference(client, "/dealCustomFieldData", "dealCustomFieldData", optional=True,
+                               cap=get_settings().local_scan_limit)
+    return None if data is None else reference.derived(data, _by_deal)
+
+
+def _one_deal_values(meta: dict[str, dict], record: Record, items: list[dict] | None,
+                     index: dict[str, list[dict]] | None, wanted: set[str] | None) -> dict | None:
+    """One deal's values: sideloaded `items`, else from `index` (None: not known); None for a disabled stub."""
+    if _is_disabled(record):
+        return None
+    if items is None:
+        items = None if index is None else index.get(str(record.get("id")), [])
+    return _values(meta, items, "customFieldId", "fieldValue", "fieldType", wanted)
 
 
 def _by_account(data: list[dict]) -> dict[str, list[dict]]:
@@ -181,7 +186,7 @@ def keep_custom_matches(client: ACClient, resource: Resource, records: list[Reco
     extended, wanted = custom_fields.with_custom_fields(client, resource, filters, ())
     specs = [(extended.filters[name], value) for name, value in filters]
     attach_custom_values(client, resource, records, wanted)
-    kept = [r for r in records if all(spec.matches(r, value) for spec, value in specs)]
+    kept = [r for r in records if all(spec.keeps(r, value) for spec, value in specs)]
     for record in records:
         record.pop(custom_fields.VALUES, None)
     return kept
@@ -209,21 +214,32 @@ def enrich_contacts(client: ACClient, records: list[Record]) -> None:
     for record, loaded, found in zip(records, side, values, strict=True):
         record["customFields"] = _by_label(fields, found, "title") or {}
         record["customFieldsByTag"] = _by_label(fields, found, "perstag") or {}
-        linked = loaded.get("contactTags")
-        record["tags"] = None if linked is None else [tags.get(str(i.get("tag"))) for i in linked
-                                                      if tags.get(str(i.get("tag"))) is not None]
-        members = loaded.get("contactLists")
-        record["lists"] = None if members is None else [
-            {"id": str(i.get("list")), "name": lists.get(str(i.get("list"))), "status": i.get("status")}
-            for i in members]
+        _name_tags_and_lists(record, loaded, tags, lists)
+
+
+def _name_tags_and_lists(record: Record, loaded: dict, tags: dict, lists: dict) -> None:
+    """A contact's `tags` (names) and `lists` ({id, name, status}) from its sideloaded memberships."""
+    linked = loaded.get("contactTags")
+    record["tags"] = None if linked is None else [tags.get(str(i.get("tag"))) for i in linked
+                                                  if tags.get(str(i.get("tag"))) is not None]
+    members = loaded.get("contactLists")
+    record["lists"] = None if members is None else [
+        {"id": str(i.get("list")), "name": lists.get(str(i.get("list"))), "status": i.get("status")}
+        for i in members]
+
+
+def _titles(client: ACClient, path: str, collection: str) -> dict[str, object]:
+    """{id: title} of a reference collection every deal page needs (pipelines, stages)."""
+    return {ident: item.get("title") for ident, item in reference.by_id(reference.reference(client, path,
+                                                                                            collection)).items()}
 
 
 def enrich_deals(client: ACClient, records: list[Record]) -> None:
     """`pipelineTitle`/`stageTitle` beside AC's `group`/`stage`, `ownerName` beside `owner` (the AC user's
     first and last name), `customFields` {label: value} (_deal_values: sideloaded, or read whole when AC
     ignores the include). A disabled stub ({id, title, isDisabled}) gets nulls."""
-    pipelines = {str(g.get("id")): g.get("title") for g in reference.reference(client, "/dealGroups", "dealGroups")}
-    stages = {str(s.get("id")): s.get("title") for s in reference.reference(client, "/dealStages", "dealStages")}
+    pipelines = _titles(client, "/dealGroups", "dealGroups")
+    stages = _titles(client, "/dealStages", "dealStages")
     values = _take_values(client, DEALS, records)
     for record in records:
         _sideloaded(record)

@@ -16,6 +16,7 @@ import datetime as dt
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from acexport.errors import BadRequestError
@@ -119,11 +120,23 @@ class Filter:
     # A contact custom field AC can narrow by /fieldValues: value -> [(field id, value to ask)] (custom_fields)
     field_value: Callable[[str], list[tuple[str, str]]] | None = None
 
+    def keeps(self, record: Record, value: str) -> bool:
+        """Whether a filter applied here keeps the record (plan() applies here only filters with `matches`)."""
+        if self.matches is None:
+            raise TypeError("a filter ActiveCampaign applies exactly is not applied here")
+        return self.matches(record, value)
+
 
 @dataclass(frozen=True)
 class Order:
     ac_field: str | None = None                             # None: ordered by this service
     key: Callable[[Record], Any] | None = None
+
+    def sort_key(self, record: Record) -> Any:
+        """The key an order applied here sorts by (plan() applies here only orders with a `key`)."""
+        if self.key is None:
+            raise TypeError("an order ActiveCampaign applies is not applied here")
+        return self.key(record)
 
 
 @dataclass(frozen=True)
@@ -161,14 +174,13 @@ class Plan:
         return bool(self.local_filters or self.local_orders or self.lookups)
 
 
-def plan(resource: Resource, filters, orders) -> Plan:
-    """How a query runs. Orders go to AC when AC applies all of them and no contact set is narrowed by
-    /fieldValues (its records are read by id, in several calls); otherwise all are applied here, which an
-    order AC applies on something the record does not carry (deals' contact_name) cannot be: a 400."""
+def _filter_steps(resource: Resource, filters) -> tuple[Params, list[tuple[Filter, str]],
+                                                        list[tuple[tuple[str, str], ...]]]:
+    """The filters' AC parameters, the filters applied here, and the /fieldValues lookups."""
     exact: Params = list(resource.base_params)
     narrowing: Params = []
-    local_filters = []
-    lookups = []
+    local_filters: list[tuple[Filter, str]] = []
+    lookups: list[tuple[tuple[str, str], ...]] = []
     for name, raw in filters:
         spec = resource.filters[name]
         value = spec.check(name, raw) if spec.check else raw
@@ -185,6 +197,14 @@ def plan(resource: Resource, filters, orders) -> Plan:
         if key not in taken:
             exact.append((key, value))
             taken.add(key)
+    return exact, local_filters, lookups
+
+
+def plan(resource: Resource, filters, orders) -> Plan:
+    """How a query runs. Orders go to AC when AC applies all of them and no contact set is narrowed by
+    /fieldValues (its records are read by id, in several calls); otherwise all are applied here, which an
+    order AC applies on something the record does not carry (deals' contact_name) cannot be: a 400."""
+    exact, local_filters, lookups = _filter_steps(resource, filters)
     specs = [(resource.orders[name], direction) for name, direction in orders]
     if not specs or lookups or any(order.ac_field is None for order, _ in specs):
         for (order, _), (name, _) in zip(specs, orders, strict=True):
@@ -200,14 +220,18 @@ def _last_when_descending(key: tuple) -> tuple:
     return (-key[0], *key[1:])
 
 
+def _descending_key(order: Order, record: Record) -> tuple:
+    return _last_when_descending(order.sort_key(record))
+
+
 def sort_locally(records: list[Record], orders: tuple[tuple[Order, str], ...]) -> None:
     """Apply several orders, the first given being the primary one (stable sorts, last key first). Keys are
     (0, value) or (1, "") for a record without a value, which comes last in both directions."""
     for order, direction in reversed(orders):
         if direction == "DESC":
-            records.sort(key=lambda r, k=order.key: _last_when_descending(k(r)), reverse=True)
+            records.sort(key=partial(_descending_key, order), reverse=True)
         else:
-            records.sort(key=order.key)
+            records.sort(key=order.sort_key)
 
 
 # ---- the resources -----------------------------------------------------------------------------

@@ -141,6 +141,8 @@ def credentials(doc: dict) -> Credentials:
         return Credentials(base_url=checked_base_url(doc), api_key=str(stored or ""))
     base_url = checked_base_url(doc)
     try:
+        if not isinstance(stored, bytes):   # a KMS record without its ciphertext: as one KMS refuses
+            raise StoredCredentialsRejectedError()
         api_key = crypto.decrypt(stored, account_id=doc["account_id"], owner=doc["owner"])
     except StoredCredentialsRejectedError:
         mark_rejected(_tenant(doc))

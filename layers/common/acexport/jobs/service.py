@@ -21,6 +21,7 @@ import logging
 import re
 import secrets
 import time
+from typing import Any
 
 from acexport import query
 from acexport.ac import custom_fields
@@ -79,7 +80,8 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
         client = credential_store.client(connection, deadline=deadline or time.monotonic() + START_AC_SECONDS)
         custom_fields.with_custom_fields(client, spec.resource, spec.filters, ())
     job_id = secrets.token_urlsafe(24)
-    doc = {"_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
+    doc: dict[str, Any] = {
+           "_id": job_id, "request_key": request_key or f"api:{job_id}", "account_id": tenant.account_id,
            "owner": tenant.owner, "source": source, "resource": spec.resource.name, "format": spec.format,
            "filters": dict(spec.filters), "ac_host": identity["host"], "connection": identity}
     for field in ("workspace_id", "agency_account_id"):
@@ -134,10 +136,12 @@ def recent(tenant: Tenant, raw_query: str | None) -> tuple[list[dict], dict]:
     return docs, pagination(parsed.page, parsed.limit, total)
 
 
-def _event_text(detail: dict, name: str, *, required: bool = True) -> str | None:
+def _optional_event_text(detail: dict, name: str) -> str | None:
+    return None if detail.get(name) is None else _event_text(detail, name)
+
+
+def _event_text(detail: dict, name: str) -> str:
     value = detail.get(name)
-    if value is None and not required:
-        return None
     if not isinstance(value, str) or not 1 <= len(value.strip()) <= 128 or not value.isprintable():
         raise BadRequestError(f"detail.{name} must be a string of 1 to 128 characters", parameter=f"detail.{name}")
     return value.strip()
@@ -147,12 +151,13 @@ def start_from_event(event: dict) -> dict | None:
     """An `ActiveCampaign Export Requested` event (detail: account_id, owner, resource, options, and
     optionally workspace_id) starts a job as POST .../jobs does, once per event id. A request that cannot
     start one is answered with an `ActiveCampaign Export Request Rejected` event; None then."""
-    detail = event.get("detail") if isinstance(event.get("detail"), dict) else {}
+    raw = event.get("detail")
+    detail: dict = raw if isinstance(raw, dict) else {}
     event_id = str(event.get("id") or "")
     try:
         tenant = Tenant(account_id=_event_text(detail, "account_id"), owner=_event_text(detail, "owner"),
-                        workspace_id=_event_text(detail, "workspace_id", required=False))
-        agency = _event_text(detail, "agency_account_id", required=False)
+                        workspace_id=_optional_event_text(detail, "workspace_id"))
+        agency = _optional_event_text(detail, "agency_account_id")
         if agency is not None:
             stored = stored_sub_account(tenant.account_id, parent=agency)
             if stored is None:

@@ -91,7 +91,7 @@ def _moment(raw) -> str | None:
     return value
 
 
-def parse(resource_name: str, options: dict) -> JobSpec:
+def parse(resource_name: str, options: object) -> JobSpec:
     """Check a start request (the HTTP body, or an EventBridge event's `options`) before any I/O."""
     resource = resource_named(resource_name)
     if not isinstance(options, dict):

@@ -184,7 +184,8 @@ def read(tenant: Tenant, *, after: int, limit: int) -> tuple[list[dict], int]:
     query = {"account_id": tenant.account_id, "owner": tenant.owner, "seq": {"$gt": after}}
     with db.mongo_errors():
         docs = list(collection().find(query, {"dedupe": 0}).sort("seq", ASCENDING).limit(limit))
-    out, cursor, size, claims = [], after, 0, 0
+    out: list[dict] = []
+    cursor, size, claims = after, 0, 0
     for doc in docs:
         if doc["seq"] != cursor + 1:
             age = (now - _aware(doc.get("sequenced_at") or doc["received_at"])).total_seconds()
@@ -214,21 +215,31 @@ def _mark_order(tenant: Tenant, docs: list[dict], kept_since: dt.datetime, curre
     same second: AC's clock cannot order them) on each change of the page. One indexed read."""
     if not docs:
         return
+    others = _changes_of_records(tenant, docs, kept_since, current)
+    for doc in docs:
+        _mark_one(doc, others)
+
+
+def _changes_of_records(tenant: Tenant, docs: list[dict], kept_since: dt.datetime,
+                        current: str | None) -> list[dict]:
+    """The kept changes of the page's records since the earliest of them happened (the page's own included)."""
     query = {"account_id": tenant.account_id, "owner": tenant.owner,
              "record_id": {"$in": sorted({d["record_id"] for d in docs})},
              "occurred_at": {"$gte": min(_aware(d["occurred_at"]) for d in docs)}}
     with db.mongo_errors():
-        others = [o for o in collection().find(query, {"resource": 1, "record_id": 1, "occurred_at": 1,
-                                                       "received_at": 1, "connection_id": 1, "seq": 1})
-                  if o.get("connection_id") in (None, current) and _aware(o["received_at"]) >= kept_since]
-    for doc in docs:
-        at = _aware(doc["occurred_at"])
-        same = [o for o in others if (o["resource"], o["record_id"]) == (doc["resource"], doc["record_id"])
-                and o["_id"] != doc["_id"]]
-        later = [o for o in same if _aware(o["occurred_at"]) > at]
-        newest = max(later, key=lambda o: (_aware(o["occurred_at"]), o.get("seq") or 0), default=None)
-        doc["superseded_by"] = newest["_id"] if newest else None
-        doc["order_unknown"] = newest is None and any(_aware(o["occurred_at"]) == at for o in same)
+        return [o for o in collection().find(query, {"resource": 1, "record_id": 1, "occurred_at": 1,
+                                                     "received_at": 1, "connection_id": 1, "seq": 1})
+                if o.get("connection_id") in (None, current) and _aware(o["received_at"]) >= kept_since]
+
+
+def _mark_one(doc: dict, others: list[dict]) -> None:
+    at = _aware(doc["occurred_at"])
+    same = [o for o in others if (o["resource"], o["record_id"]) == (doc["resource"], doc["record_id"])
+            and o["_id"] != doc["_id"]]
+    later = [o for o in same if _aware(o["occurred_at"]) > at]
+    newest = max(later, key=lambda o: (_aware(o["occurred_at"]), o.get("seq") or 0), default=None)
+    doc["superseded_by"] = newest["_id"] if newest else None
+    doc["order_unknown"] = newest is None and any(_aware(o["occurred_at"]) == at for o in same)
 
 
 def latest_cursor(tenant: Tenant) -> int:

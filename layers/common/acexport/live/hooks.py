@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import re
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 from acexport.ac.client import ACClient, UpstreamRefusedError
 from acexport.compat import as_datetime
@@ -63,7 +63,8 @@ def _iso(value) -> str | None:
 
 def describe(doc: dict | None) -> dict:
     """What GET/PUT/DELETE /live answer: never the secret, the URL or the webhook ids; the host AC posts to."""
-    state = (doc or {}).get("state") or subscriptions.DISABLED
+    doc = doc or {}
+    state = doc.get("state") or subscriptions.DISABLED
     if state == subscriptions.DISABLED:
         return {"enabled": False, "state": state, "events": [], "since": None}
     out = {"enabled": state == subscriptions.ENABLED, "state": state, "events": list(doc.get("events") or []),
@@ -81,6 +82,12 @@ def describe(doc: dict | None) -> dict:
     return out
 
 
+def _bare(parts: SplitResult, text: str) -> bool:
+    """No userinfo, path, query or fragment."""
+    return not (parts.username is not None or parts.password is not None or parts.path not in ("", "/")
+                or bool(parts.query) or bool(parts.fragment) or "?" in text or "#" in text)
+
+
 def _origin(text: str, *, local: bool) -> str | None:
     """`scheme://host[:port]` when `text` is exactly that (no userinfo, path, query or fragment): https on
     port 443, or (local stack only) http on a loopback host. None otherwise."""
@@ -90,8 +97,7 @@ def _origin(text: str, *, local: bool) -> str | None:
     except ValueError:
         return None
     host = parts.hostname or ""
-    if (parts.username is not None or parts.password is not None or parts.path not in ("", "/") or parts.query
-            or parts.fragment or "?" in text or "#" in text or not _HOST.fullmatch(host)):
+    if not _bare(parts, text) or not _HOST.fullmatch(host):
         return None
     if parts.scheme == "https" and port in (None, 443):
         return f"https://{host.lower()}"
@@ -196,23 +202,32 @@ def _remember_fields(client: ACClient, doc: dict) -> None:
 
 
 
+def _still_enabled(current: dict, client: ACClient, connection_id: str) -> bool:
+    """The subscription is enabled for this connection and AC host, and AC still has its webhooks."""
+    return bool(current.get("state") == subscriptions.ENABLED
+                and current.get("connection_id") == connection_id and current.get("ac_host") == client.host
+                and current.get("webhook_ids") and all(_exists(client, i) for i in current["webhook_ids"]))
+
+
+def _webhook_ids_at(doc: dict, host: str) -> list:
+    """The webhooks a subscription registered at `host` (none when it registered them at another host)."""
+    return list(doc.get("webhook_ids") or []) if doc.get("ac_host") == host else []
+
+
 def enable(tenant: Tenant, *, url_base: str, deadline: float) -> dict:
     """PUT /live: idempotent. An enabled subscription of this connection whose webhook AC still has is
     answered as it is; else a new registration, confirmed by compare-and-set (subscriptions.enabled)."""
     client, conn = _client(tenant, deadline)
     connection_id = str(conn["_id"])
     current = subscriptions.find(tenant)
-    if (current and current.get("state") == subscriptions.ENABLED
-            and current.get("connection_id") == connection_id and current.get("ac_host") == client.host
-            and current.get("webhook_ids") and all(_exists(client, i) for i in current["webhook_ids"])):
+    if current and _still_enabled(current, client, connection_id):
         _remember_fields(client, current)
         return describe(subscriptions.checked(current, gone=False))
     events = _events(client)
     secret = subscriptions.new_secret()
     doc = subscriptions.prepare(tenant, secret, connection_id=connection_id)
     _remember_fields(client, doc)   # before the webhook exists, so its first delivery finds the names
-    old_ids = list((current or {}).get("webhook_ids") or []) if (current or {}).get("ac_host") == client.host \
-        else []
+    old_ids = _webhook_ids_at(current or {}, client.host)
     name = f"activecampaign-integration live {doc['_id']}"
     try:
         webhook_id, events, refused = _register(client, name, f"{url_base}/{secret}", events)

@@ -239,7 +239,7 @@ def _account(block: dict, cut: Cut, catalogue) -> tuple[dict, list[Custom], list
 _RECORDS = {"contact": _contact, "deal": _deal, "account": _account}
 
 
-def _render(record: dict, resource: str, customs: list[Custom] | None, tags: list[str] | None,
+def _render(record: dict, resource: str, customs: list[Custom], tags: list[str] | None,
             has_fields: bool) -> dict:
     out = dict(record)
     if resource == "contact" and tags is not None:
@@ -261,7 +261,8 @@ def _fit(record: dict, resource: str, customs: list[Custom], tags: list[str] | N
         return rendered
     candidates = sorted([(c.cost(), "c", i) for i, c in enumerate(customs)]
                         + [(size(t) + 1, "t", i) for i, t in enumerate(tags or [])], reverse=True)
-    dropped_customs, dropped_tags = set(), set()
+    dropped_customs: set[int] = set()
+    dropped_tags: set[int] = set()
     for cost, kind, index in candidates:
         if over <= 0:
             break
@@ -279,11 +280,42 @@ def _fit(record: dict, resource: str, customs: list[Custom], tags: list[str] | N
 
 def _list_ids(value) -> list[str]:
     """`list=3` (admin) or `list[][id]=3` (a public unsubscribe, possibly several lists)."""
+    candidates: list[str | None]
     if isinstance(value, str):
         candidates = [value.strip()]
     else:
         candidates = [text(item.get("id")) for item in items(value) if isinstance(item, dict)]
     return [c.strip() for c in candidates[:MAX_LIST_ITEMS] if c and _ID.fullmatch(c.strip()) and c.strip() != "0"]
+
+
+def _block(delivery: dict, resource: str) -> tuple[dict, str]:
+    """The delivery's record block and the record's id; BadRequest without one."""
+    block = delivery.get(resource)
+    record_id = text(block.get("id")) if isinstance(block, dict) else None
+    if not isinstance(block, dict) or record_id is None or not _ID.fullmatch(record_id.strip()):
+        raise BadRequestError(f"{resource}[id] is required")
+    return block, record_id.strip()
+
+
+def _list_change(ac_type: str, change_type: str, delivery: dict, details: dict[str, Any]) -> str:
+    """The list ids of a (un)subscribe, in `details`; a subscribe to no list is a contact created."""
+    lists = _list_ids(delivery.get("list"))
+    if ac_type == "subscribe" and not lists:
+        return "contact.created"
+    if ac_type in ("subscribe", "unsubscribe") and lists:
+        details["list_id"] = lists[0]
+        if len(lists) > 1:
+            details["list_ids"] = lists
+    return change_type
+
+
+def _updated_fields(delivery: dict, cut: Cut) -> list[str]:
+    """AC's `updated_fields` names (strings only), at most MAX_LIST_ITEMS of them."""
+    updated = [name for name in items(delivery.get("updated_fields")) if isinstance(name, str)]
+    if len(updated) > MAX_LIST_ITEMS:
+        updated = updated[:MAX_LIST_ITEMS]
+        cut.mark("updated_fields")
+    return [cut.text(name, "updated_fields") for name in updated]
 
 
 def change(delivery: dict, *, received_at: dt.datetime, catalogue: list[dict] | None = None) -> Change:
@@ -293,33 +325,21 @@ def change(delivery: dict, *, received_at: dt.datetime, catalogue: list[dict] | 
     if ac_type not in TYPES:
         raise BadRequestError("Unsupported or missing event type")
     resource, change_type = TYPES[ac_type]
-    block = delivery.get(resource)
-    record_id = text(block.get("id")) if isinstance(block, dict) else None
-    if record_id is None or not _ID.fullmatch(record_id.strip()):
-        raise BadRequestError(f"{resource}[id] is required")
+    block, record_id = _block(delivery, resource)
     occurred_at = _occurred_at(text(delivery.get("date_time")), received_at)
     cut = Cut()
     details: dict[str, Any] = {}
-    lists = _list_ids(delivery.get("list"))
-    if ac_type == "subscribe" and not lists:
-        change_type = "contact.created"
-    elif ac_type in ("subscribe", "unsubscribe") and lists:
-        details["list_id"] = lists[0]
-        if len(lists) > 1:
-            details["list_ids"] = lists
+    change_type = _list_change(ac_type, change_type, delivery, details)
     if ac_type.startswith("contact_tag_") and text(delivery.get("tag")):
         details["tag"] = cut.text(delivery["tag"], "tag")
-    updated = [name for name in items(delivery.get("updated_fields")) if isinstance(name, str)]
-    if len(updated) > MAX_LIST_ITEMS:
-        updated = updated[:MAX_LIST_ITEMS]
-        cut.mark("updated_fields")
+    updated = _updated_fields(delivery, cut)
     if updated:
-        details["updated_fields"] = [cut.text(name, "updated_fields") for name in updated]
+        details["updated_fields"] = updated
     initiated_by = text(delivery.get("initiated_by"))
     base, customs, tags = _RECORDS[resource](block, cut, catalogue)
     record = _fit(base, resource, customs, tags if isinstance(block.get("tags"), str) else None,
                   isinstance(block.get("fields"), dict), cut)
     if cut.names:
         details["truncated"] = cut.names[:MAX_TRUNCATED]
-    return Change(type=change_type, resource=resource, record_id=record_id.strip(), occurred_at=occurred_at,
+    return Change(type=change_type, resource=resource, record_id=record_id, occurred_at=occurred_at,
                   initiated_by=initiated_by[:32] if initiated_by else None, record=record, details=details)

@@ -109,13 +109,15 @@ def prepare(tenant: Tenant, secret: str, *, connection_id: str) -> dict:
     """Create or take over the tenant's document for a new registration (state `pending`): the old secret
     is revoked at once, and the new one is accepted only when `enabled` confirms this registration."""
     with db.mongo_errors():
-        return collection().find_one_and_update(
+        doc = collection().find_one_and_update(
             _key(tenant),
             {"$set": {"secret_hash": secret_hash(secret), "workspace_id": tenant.workspace_id,
                       "agency_account_id": tenant.agency_account_id, "state": PENDING,
                       "connection_id": connection_id, "webhook_ids": [], "updated_at": now()},
              "$setOnInsert": {"seq": 0, "created_at": now()}},
             upsert=True, return_document=ReturnDocument.AFTER)
+    assert doc is not None, "an upsert returning the document after it always has one"
+    return doc
 
 
 def enabled(doc: dict, *, ac_host: str, hook_host: str, webhook_ids: list[str], webhook_name: str,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import zlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 VERSION = 1
 LEVEL = 6
@@ -57,7 +57,7 @@ def decode(blob: bytes) -> list[int]:
     return ids
 
 
-def pack(sets: dict[str, Iterable[int]], header: dict) -> bytes:
+def pack(sets: Mapping[str, Iterable[int]], header: dict) -> bytes:
     """One object holding every set of `sets` (resource -> ids) and `header`."""
     blobs = {name: encode(ids) for name, ids in sets.items()}
     head = {**header, "version": VERSION, "sets": {name: len(blob) for name, blob in blobs.items()}}

@@ -51,7 +51,8 @@ def feed_of(doc: dict) -> dict:
         return fresh
     except DuplicateKeyError:           # made at the same moment by PUT /live
         with db.mongo_errors():
-            return subscriptions.collection().find_one(key)
+            made = subscriptions.collection().find_one(key)
+        return made if made is not None else feed_of(doc)   # deleted again meanwhile: made once more
 
 
 def dedupe(connection: str, generation: int, resource: str, record_id: int) -> str:

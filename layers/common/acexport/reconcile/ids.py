@@ -128,16 +128,8 @@ class IdWalk:
                     finished, _ = wait(pending, return_when=FIRST_COMPLETED)
                     for future in finished:
                         lane = pending.pop(future)
-                        page = future.result()
-                        if page and min(page) <= lane[0]:
-                            raise UpstreamInvalidError("ActiveCampaign ignored id_greater (the same page again)")
-                        ids.update(page)
-                        if len(page) < AC_PAGE or (lane[1] is not None and max(page) >= lane[1] - 1):
-                            lanes.remove(lane)
-                        else:
-                            lane[0] = max(page)
-                            if self._time_left():
-                                submit(lane)
+                        if self._advance(lane, future.result(), lanes, ids) and self._time_left():
+                            submit(lane)
                         if self._time_left():
                             self._fill(lanes, pending, submit)
                     self.tick()
@@ -145,6 +137,18 @@ class IdWalk:
                 for future in pending:      # an error, or the end reached before pages asked ahead came
                     future.cancel()
         return {"lanes": lanes} if lanes else None
+
+    @staticmethod
+    def _advance(lane: list, page: list[int], lanes: list[list], ids: set[int]) -> bool:
+        """Take a lane's page; whether the lane goes on (from the page's last id), else it is done."""
+        if page and min(page) <= lane[0]:
+            raise UpstreamInvalidError("ActiveCampaign ignored id_greater (the same page again)")
+        ids.update(page)
+        if len(page) < AC_PAGE or (lane[1] is not None and max(page) >= lane[1] - 1):
+            lanes.remove(lane)
+            return False
+        lane[0] = max(page)
+        return True
 
     def _fill(self, lanes: list[list], pending: dict, submit) -> None:
         """Keep `in_flight` lanes busy: start waiting lanes, else split the widest running one."""
@@ -171,6 +175,17 @@ class IdWalk:
     def _offset_page(self, resource: str, offset: int) -> list[int]:
         return self._page(resource, [ORDER[resource], ("offset", str(offset))])
 
+    def _ask_ahead(self, pool: ThreadPoolExecutor, pending: dict[Future, int], resource: str, offset: int,
+                   ahead: int) -> int:
+        """Ask for pages from `ahead` on while time and `in_flight` allow (beyond `offset` only below the
+        total AC gave); the next offset to ask for."""
+        total = self.totals.get(resource)
+        while (self._time_left() and len(pending) < self.in_flight
+               and (ahead == offset or (total is not None and ahead < total))):
+            pending[pool.submit(self._offset_page, resource, ahead)] = ahead
+            ahead += STEP
+        return ahead
+
     def _offsets(self, resource: str, cursor: dict, ids: set[int]) -> dict | None:
         offset, boundary = int(cursor.get("offset", 0)), cursor.get("boundary")
         results: dict[int, list[int]] = {}
@@ -179,11 +194,7 @@ class IdWalk:
         with ContextPool(max_workers=self.in_flight, thread_name_prefix="reconcile") as pool:
             try:
                 while True:
-                    total = self.totals.get(resource)
-                    while (self._time_left() and len(pending) < self.in_flight
-                           and (ahead == offset or (total is not None and ahead < total))):
-                        pending[pool.submit(self._offset_page, resource, ahead)] = ahead
-                        ahead += STEP
+                    ahead = self._ask_ahead(pool, pending, resource, offset, ahead)
                     if not pending and offset not in results:
                         return {"offset": offset, **({"boundary": boundary} if boundary is not None else {})}
                     if offset not in results:

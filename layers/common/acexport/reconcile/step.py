@@ -24,6 +24,7 @@ import contextlib
 import datetime as dt
 import logging
 import time
+from typing import Any
 
 from acexport import metrics
 from acexport.ac.client import ACClient, UpstreamInvalidError
@@ -142,8 +143,12 @@ class ReconcileStep:
         read = sum(len(ids) for ids in self.sets.values())
         return {"read": read, "written": 0, **({"total": sum(self.totals.values())} if self.totals else {})}
 
+    def _tenant(self) -> Tenant:
+        assert self.tenant is not None, "set by run() before any work"
+        return self.tenant
+
     def _client(self) -> ACClient:
-        connection = store.find(self.tenant)
+        connection = store.find(self._tenant())
         if connection is None:
             raise JobFailed(NOT_CONNECTED)
         if store.identity(connection) != self.doc.get("connection"):
@@ -159,7 +164,7 @@ class ReconcileStep:
         self.next_tick = time.monotonic() + self.settings.progress_seconds
         if not jobs.renew(self.job_id, self.worker, self.seq, self.settings.lease_seconds, self._progress()):
             raise Stopped()
-        current = store.connection_id(self.tenant)
+        current = store.connection_id(self._tenant())
         if current is None:
             raise JobFailed(NOT_CONNECTED)
         if current != self.doc["connection"]["id"]:
@@ -216,8 +221,9 @@ class ReconcileStep:
         noticed = dt.datetime.now(dt.UTC).replace(microsecond=0)
         connection = self.doc["connection"]["id"]
         previous = storage.load(self.doc)
-        baseline = previous is None or previous.connection != connection
-        deleted = {name: [] if baseline else sorted(set(previous.sets.get(name, ())) - self.sets[name])
+        known = previous.sets if previous is not None and previous.connection == connection else None
+        baseline = known is None
+        deleted = {name: [] if known is None else sorted(set(known.get(name, ())) - self.sets[name])
                    for name in RESOURCES}
         reported = deletions.report(self.doc, deleted, noticed_at=noticed, connection=connection,
                                     generation=previous.generation if previous else 0)
@@ -227,7 +233,7 @@ class ReconcileStep:
             {"connection": connection, "host": self.doc["ac_host"], "generation": generation,
              "saved_at": iso(noticed), "job": self.job_id}))
         stored = sum(len(ids) for ids in self.sets.values())
-        summary = {"baseline": baseline, "noticed_at": iso(noticed),
+        summary: dict[str, Any] = {"baseline": baseline, "noticed_at": iso(noticed),
                    "deleted": {name: len(ids) for name, ids in deleted.items()},
                    "ids": {name: len(ids) for name, ids in self.sets.items()},
                    "requests": self.client.calls if self.client else 0, "id_set_bytes": size}

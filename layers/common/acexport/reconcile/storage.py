@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
 from acexport.jobs.aws import aws_errors, client, error_code
@@ -27,7 +28,7 @@ logger = logging.getLogger(__name__)
 
 @dataclass
 class IdSets:
-    sets: dict[str, list[int]]
+    sets: Mapping[str, Collection[int]]   # resource -> ids (lists when read, sets while a job collects)
     header: dict = field(default_factory=dict)
 
     @property

@@ -175,7 +175,7 @@ class IdWalk:
     def _offset_page(self, resource: str, offset: int) -> list[int]:
         return self._page(resource, [ORDER[resource], ("offset", str(offset))])
 
-    def _ask_ahead(self, pool: ThreadPoolExecutor, pending: dict[Future, int], resource: str, offset: int,
+    def _ask_ahead(self, pool: ContextPool, pending: dict[Future, int], resource: str, offset: int,
                    ahead: int) -> int:
         """Ask for pages from `ahead` on while time and `in_flight` allow (beyond `offset` only below the
         total AC gave); the next offset to ask for."""

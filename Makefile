@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke e2e setup-db ac-clients
+.PHONY: help dev test test-fast test-unit test-integration lint bench bench-cold load build clean smoke e2e setup-db ac-clients
 
 help:                  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
@@ -19,13 +19,19 @@ $(STAMP): requirements-dev.txt layers/common/requirements.txt
 dev: $(STAMP)          ## start the local stack (API on port PORT, default 3000) with embedded defaults
 	$(BIN)/python -m devstack
 
-test: $(STAMP)         ## lint + every test (unit, integration, template); what CI runs
+test: $(STAMP)         ## lint + every test (unit, integration, e2e: docs/architecture.md "Test tiers"); what CI runs
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)    ## lint + the tests not marked slow (pyproject.toml markers): ~30 s, for while you work
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
+
+test-unit: $(STAMP)    ## the unit tier: in-process, fakes, no socket or subprocess (a guard fails a test that tries)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP)  ## the integration tier: the local stack (AC stand-in, nx-27017, moto, subprocesses)
+	$(BIN)/python -m pytest tests/integration
 
 lint: $(STAMP)         ## ruff + cfn-lint on template.yaml
 	$(BIN)/ruff check .

@@ -34,10 +34,13 @@ def _guard_inet(name: str, original):
 
 
 def patch_tier(mp: pytest.MonkeyPatch) -> None:
-    """Refuse AF_INET/AF_INET6 connect and bind (a client or a loopback server) and every way of starting a
-    process (subprocess, os.system, os.fork, posix_spawn: multiprocessing and ProcessPoolExecutor included)."""
+    """Refuse AF_INET/AF_INET6 connect and bind (a client or a loopback server), name lookups (the resolver
+    sends DNS queries from C, past socket.socket) and every way of starting a process (subprocess, os.system,
+    os.fork, posix_spawn: multiprocessing and ProcessPoolExecutor included)."""
     for name in ("connect", "connect_ex", "bind"):
         mp.setattr(socket.socket, name, _guard_inet(name, getattr(socket.socket, name)))
+    mp.setattr(socket, "getaddrinfo", _refuse("socket.getaddrinfo (a name lookup: DNS)"))
+    mp.setattr(socket, "gethostbyname", _refuse("socket.gethostbyname (a name lookup: DNS)"))
     mp.setattr(subprocess.Popen, "_execute_child", _refuse("subprocess.Popen"))
     for name in ("system", "fork", "forkpty", "posix_spawn", "posix_spawnp"):
         if hasattr(os, name):

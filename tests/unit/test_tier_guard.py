@@ -1,5 +1,6 @@
 """The unit tier's guard (tests/tier_guard.py, applied by tests/unit/conftest.py) is on in every unit test: an
-inet connection, a loopback server or a process fails the test with advice; a Unix socket pair still works."""
+inet connection, a name lookup, a loopback server or a process fails the test with advice; a Unix socket pair
+still works."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ def test_an_inet_connection_fails_with_advice():
 def test_an_http_request_fails_before_any_byte_is_sent():
     with pytest.raises(TierViolation):
         requests.get("http://127.0.0.1:9/", timeout=1)
+
+
+def test_a_name_lookup_fails():
+    with pytest.raises(TierViolation, match="DNS"):
+        socket.getaddrinfo("acme.api-us1.com", 443)
 
 
 def test_a_loopback_server_cannot_bind():

@@ -23,7 +23,7 @@ test: $(STAMP)         ## lint + every test (unit, integration, e2e: docs/archit
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)    ## lint + the tests not marked slow (pyproject.toml markers): ~30 s, for while you work
+test-fast: $(STAMP)    ## lint + the unit and integration tests not marked slow (pyproject.toml markers): under a minute
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow"
 

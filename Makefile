@@ -5,7 +5,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: help dev test test-fast lint bench bench-cold load build clean smoke e2e setup-db ac-clients
+.PHONY: help dev test test-fast test-unit test-integration lint bench bench-cold load build clean smoke e2e setup-db ac-clients
 
 help:                  ## list the targets
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:[^#]*## /\t/' | expand -t 12
@@ -21,15 +21,21 @@ dev: $(STAMP)          ## start the local stack (API on port PORT, default 3000)
 
 # The gates: ruff, mypy over the layer and the handlers (pyproject.toml [tool.mypy]: zero errors), and the
 # complexity gate, a normal test (tests/unit/test_complexity.py), so every pytest run below includes it.
-test: $(STAMP)         ## lint + types + every test (unit, integration, template, complexity); what CI runs
+test: $(STAMP)         ## lint + types + every test (unit, integration, e2e: docs/architecture.md "Test tiers"); what CI runs
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)    ## lint + types + the tests not marked slow (pyproject.toml markers), for while you work
+test-fast: $(STAMP)    ## lint + types + the unit and integration tests not marked slow (pyproject.toml markers)
 	$(BIN)/ruff check .
 	$(BIN)/mypy
 	$(BIN)/python -m pytest -m "not slow"
+
+test-unit: $(STAMP)    ## the unit tier: in-process, fakes, no socket or subprocess (a guard fails a test that tries)
+	$(BIN)/python -m pytest tests/unit
+
+test-integration: $(STAMP)  ## the integration tier: the local stack (AC stand-in, nx-27017, moto, subprocesses)
+	$(BIN)/python -m pytest tests/integration
 
 lint: $(STAMP)         ## ruff + mypy + the complexity gate + cfn-lint on template.yaml
 	$(BIN)/ruff check .

@@ -4,5 +4,5 @@
 Each client is installed from PyPI into its own venv under `.clients/` (gitignored) and driven by a small
 script here that runs with that venv's Python and prints one JSON line: a row per stream or tool. The
 requests they send are also recorded, with their sources, in tests/fixtures/ac_clients/ and replayed by
-tests/unit/test_ac_sandbox_clients.py inside `make test`.
+tests/integration/test_ac_sandbox_clients.py inside `make test`.
 """

@@ -3,49 +3,30 @@
 `ACClient._classify` judges one answer into an `Outcome` (AC's answer, a retry after a wait, or a failure now);
 it is checked on `requests.Response` objects built here, one per kind of answer AC gives
 (docs/ac-behaviour.md: 429 + Retry-After, a 403 without Content-Type, a redirect or an
-HTML 404 for a wrong host). The retry loop talks real HTTP to the AC stand-in (devstack/ac_sandbox.py, with
-injected faults) on a fake clock shared by the client and its rate limiter: back-off, Retry-After and
-deadlines are read off the clock, so nothing here sleeps for real.
+HTML 404 for a wrong host), on a fake clock shared by the client and its rate limiter, in-process. The retry
+loop, which talks HTTP to the AC stand-in, is tested in tests/integration/test_ac_client_retries.py.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
-import socket
 import time
 
 import pytest
 import requests
-from acexport import caches
 from acexport.ac import client as ac_client
-from acexport.ac.client import MAX_ATTEMPTS, MIN_ATTEMPT_SECONDS, ACClient, Outcome, Verdict
-from acexport.ac.ratelimit import SlidingWindowLimiter
+from acexport.ac.client import Outcome, Verdict
 from acexport.errors import (
     InvalidCredentialsError,
-    PermissionDeniedError,
     StoredCredentialsRejectedError,
     UpstreamThrottledError,
-    UpstreamTimeoutError,
     UpstreamUnavailableError,
 )
 from requests.structures import CaseInsensitiveDict
 
-from devstack.ac_sandbox import ACSandbox
+from tests.ac_client_kit import KEY, backoff_bounds, budget_on, make_client
 from tests.fakes import FakeClock
-
-KEY = "sandbox-key"
-
-
-def backoff_bounds(attempt: int) -> tuple[float, float]:
-    """`_backoff(attempt)` is 0.25 s doubling per attempt, capped at 4 s, times a jitter in [0.5, 1]."""
-    base = min(4.0, 0.25 * 2 ** (attempt - 1))
-    return base / 2, base
-
-
-def total_backoff_bounds(attempts: int) -> tuple[float, float]:
-    bounds = [backoff_bounds(a) for a in range(1, attempts + 1)]
-    return sum(low for low, _ in bounds), sum(high for _, high in bounds)
 
 
 @pytest.fixture
@@ -55,23 +36,7 @@ def clock():
 
 @pytest.fixture(autouse=True)
 def limiter(monkeypatch, clock):
-    """A new container whose request budget runs on the same fake clock as the client."""
-    for name in ("ACTIVECAMPAIGN_API_VERSION", "AC_CONNECT_TIMEOUT", "AC_READ_TIMEOUT"):
-        monkeypatch.delenv(name, raising=False)
-    # the stand-in is on loopback: the local switch lets the client connect there (the second security round's
-    # address check)
-    monkeypatch.setenv("ACTIVECAMPAIGN_ALLOW_LOCAL_BASE_URL", "true")
-    caches.reset()
-    budget = SlidingWindowLimiter(5, clock=clock, sleep=clock.sleep)
-    monkeypatch.setattr(ac_client, "_limiter", budget)
-    # validations' lane too (else it is the Mongo one: this file needed MONGODB_URI from an earlier test)
-    monkeypatch.setattr(ac_client, "_validation_lane", SlidingWindowLimiter(1, clock=clock, sleep=clock.sleep))
-    yield budget
-    caches.reset()
-
-
-def make_client(clock, base_url="https://acme.api-us1.com", *, seconds=30.0) -> ACClient:
-    return ACClient(base_url, KEY, deadline=clock() + seconds, clock=clock, sleep=clock.sleep)
+    yield from budget_on(monkeypatch, clock)
 
 
 def retried(outcome: Outcome):
@@ -208,143 +173,6 @@ def test_a_4xx_with_json_is_refused_without_retry(clock):
     assert isinstance(failed(make_client(clock)._classify(answer, 1, validating=True)), InvalidCredentialsError)
 
 
-# ---- the retry loop, against the AC stand-in over HTTP, on the fake clock
-
-@pytest.fixture(scope="module")
-def ac():
-    with ACSandbox(rate_limit=None, contacts=5, deals=2, accounts=2) as sandbox:
-        yield sandbox
-
-
-@pytest.fixture
-def sandbox(ac):
-    ac.reset()
-    return ac
-
-
-def test_5xx_then_success_waits_the_backoffs(clock, sandbox):
-    sandbox.inject(503, times=2, path="/contacts")
-    client, start = make_client(clock, sandbox.base_url), clock()
-    body = client.get("/contacts")
-    assert len(body["contacts"]) == 5 and client.calls == 3 and sandbox.count("/contacts") == 3
-    low, high = total_backoff_bounds(2)
-    assert low <= clock() - start <= high
-
-
-def test_429_waits_exactly_retry_after(clock, sandbox):
-    sandbox.inject(429, path="/contacts", retry_after=2)
-    client, start = make_client(clock, sandbox.base_url), clock()
-    assert client.get("/contacts")["contacts"]
-    assert clock() - start == pytest.approx(2.0) and client.throttled == 1 and sandbox.count("/contacts") == 2
-
-
-def test_a_retry_after_beyond_the_deadline_is_answered_at_once(clock, sandbox):
-    sandbox.inject(429, path="/contacts", retry_after=10)
-    client, start = make_client(clock, sandbox.base_url, seconds=5), clock()
-    with pytest.raises(UpstreamThrottledError) as raised:
-        client.get("/contacts")
-    assert raised.value.headers == {"Retry-After": "10"}
-    assert clock() == start and sandbox.count("/contacts") == 1
-
-
-def test_an_outage_gets_max_attempts_then_fails(clock, sandbox):
-    sandbox.inject(500, times=MAX_ATTEMPTS + 1, path="/contacts")
-    client, start = make_client(clock, sandbox.base_url), clock()
-    with pytest.raises(UpstreamUnavailableError, match="500"):
-        client.get("/contacts")
-    assert client.calls == MAX_ATTEMPTS and sandbox.count("/contacts") == MAX_ATTEMPTS
-    low, high = total_backoff_bounds(MAX_ATTEMPTS - 1)   # no wait after the last attempt
-    assert low <= clock() - start <= high
-
-
-def test_no_useless_wait_when_no_retry_would_fit(clock, sandbox):
-    sandbox.inject(500, times=2, path="/contacts")
-    # 0.6 s left: one attempt fits; any back-off would leave less than MIN_ATTEMPT_SECONDS for a second one
-    client, start = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS + 0.1), clock()
-    with pytest.raises(UpstreamUnavailableError):
-        client.get("/contacts")
-    assert clock() == start and sandbox.count("/contacts") == 1
-
-
-def test_no_attempt_without_time_for_one(clock, sandbox):
-    client = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS - 0.01)
-    with pytest.raises(UpstreamTimeoutError):
-        client.get("/contacts")
-    assert client.calls == 0 and sandbox.count() == 0
-
-
-def test_an_intermittent_403_is_retried_once(clock, sandbox):
-    sandbox.inject(403, path="/contacts", content_type=None)
-    client = make_client(clock, sandbox.base_url)
-    assert client.get("/contacts")["contacts"] and sandbox.count("/contacts") == 2
-
-
-def test_a_403_twice_is_a_rejected_connection(clock, sandbox):
-    sandbox.remove_key(KEY)
-    client = make_client(clock, sandbox.base_url)
-    with pytest.raises(StoredCredentialsRejectedError):
-        client.get("/contacts")
-    assert sandbox.count("/contacts") == 2
-
-
-def test_validation_is_refused_on_the_first_403(clock, sandbox):
-    sandbox.remove_key(KEY)
-    client, start = make_client(clock, sandbox.base_url), clock()
-    with pytest.raises(InvalidCredentialsError):
-        client.validate()
-    assert sandbox.count("/users/me") == 1 and clock() == start
-
-
-def test_no_slot_in_the_budget_before_the_deadline_is_a_throttle_without_a_request(clock, limiter, sandbox):
-    client = make_client(clock, sandbox.base_url, seconds=5)
-    limiter.penalise(client.host, 10)                  # another caller of the account got Retry-After: 10
-    with pytest.raises(UpstreamThrottledError):
-        client.get("/contacts")
-    assert client.calls == 0 and sandbox.count() == 0
-
-
-def test_an_unreachable_host_is_retried_then_unavailable(clock):
-    with socket.socket() as probe:                      # a loopback port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    client, start = make_client(clock, f"http://127.0.0.1:{port}"), clock()
-    with pytest.raises(UpstreamUnavailableError, match="could not be reached") as raised:
-        client.get("/contacts")
-    assert client.calls == MAX_ATTEMPTS and KEY not in str(raised.value)
-    low, high = total_backoff_bounds(MAX_ATTEMPTS - 1)
-    assert low <= clock() - start <= high
-
-
-@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
-def test_the_read_timeout_is_the_time_left_on_the_clients_clock(clock, sandbox):
-    sandbox.inject(None, path="/contacts", delay=5)
-    # 0.6 s left on the fake clock: the read times out after 0.6 s (real), not AC_READ_TIMEOUT's 10 s
-    client = make_client(clock, sandbox.base_url, seconds=MIN_ATTEMPT_SECONDS + 0.1)
-    began = time.monotonic()
-    with pytest.raises(UpstreamTimeoutError):
-        client.get("/contacts")
-    assert time.monotonic() - began < 3 and client.calls == 1
-
-
-# ---- a refused stored key is marked in one place
-
-def test_a_refused_stored_key_calls_on_rejected_once_and_other_failures_never(clock, sandbox):
-    marked = []
-    client = ACClient(sandbox.base_url, KEY, deadline=clock() + 30, clock=clock, sleep=clock.sleep,
-                      on_rejected=lambda: marked.append(1))
-    sandbox.inject(500, times=MAX_ATTEMPTS, path="/contacts")
-    with pytest.raises(UpstreamUnavailableError):
-        client.get("/contacts")
-    sandbox.inject(403, path="/deals", body=b'{"errors":[{"detail":"You do not have permission to view deals."}]}')
-    with pytest.raises(PermissionDeniedError):
-        client.get("/deals")
-    assert marked == []
-    sandbox.remove_key(KEY)
-    with pytest.raises(StoredCredentialsRejectedError):
-        client.get("/contacts")
-    assert marked == [1]
-
-
 def test_only_the_credential_store_and_the_save_build_an_ac_client():
     """Every AC call with a stored key goes through `credentials.store.client` (which marks a refused key for
     reconnecting); a save validates a new pair (connections.save). A module building its own client would
@@ -359,14 +187,3 @@ def test_only_the_credential_store_and_the_save_build_an_ac_client():
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "ACClient":
                 builders.add(path.relative_to(package).as_posix())
     assert builders == {"credentials/store.py", "credentials/connections.py"}
-
-
-def test_one_watchdog_thread_keeps_every_attempts_deadline(clock, sandbox):
-    """Each attempt runs under a deadline watch (ac/transport.py); the watches share one thread, however many
-    calls are made."""
-    import threading
-
-    client = make_client(clock, sandbox.base_url)
-    for _ in range(20):
-        assert client.get("/contacts")["contacts"]
-    assert [t.name for t in threading.enumerate()].count("ac-deadline-watch") == 1

@@ -211,3 +211,10 @@ def test_queued_failed_and_stored_text_dates():
                                    error={"message": "Invalid base_url or api_key", "reconnect": 1}))
     assert failed["error"] == {"message": "Invalid base_url or api_key", "reconnect": True}
     assert failed["finished_at"] == "2025-01-02T03:04:05Z" and failed["file"] is None
+
+
+def test_the_fake_is_an_ac_reader():
+    """It stands where the walk takes an acexport.ports.ACReader (the AC client in production)."""
+    from acexport.ports import ACReader
+
+    assert isinstance(FakeAC(1), ACReader)

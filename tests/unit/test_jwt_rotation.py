@@ -83,7 +83,7 @@ def test_current_alone_is_a_plain_key():
     json.dumps({"current": NEW, "previous": OLD, "previous_until": True}),
     json.dumps({"current": NEW, "next": OLD}),                                    # unknown field
     "",
-])
+], ids=["not-json", "no-current", "empty-current", "no-window-end", "words", "no-zone", "bool", "unknown", "empty"])
 def test_a_malformed_secret_is_a_configuration_error_that_never_names_a_key(value):
     with pytest.raises(SecretFormatError) as caught:
         signing_keys(value)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
+from functools import cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +24,8 @@ def _module_name(path: Path) -> str:
 MODULES = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
 
 
-def _imports(path: Path) -> set[str]:
+@cache   # each module parsed once per run, whichever tests ask
+def _imports(path: Path) -> frozenset[str]:
     """The acexport modules `path` imports (a `from pkg import name` counts pkg.name when it is a module)."""
     found: set[str] = set()
     for node in ast.walk(ast.parse(path.read_text())):
@@ -33,7 +35,7 @@ def _imports(path: Path) -> set[str]:
             for alias in node.names:
                 candidate = f"{node.module}.{alias.name}"
                 found.add(candidate if candidate in MODULES else node.module)
-    return {name for name in found if name in MODULES}
+    return frozenset(name for name in found if name in MODULES)
 
 
 def _graph() -> dict[str, set[str]]:

@@ -1,16 +1,14 @@
 """template.yaml, samconfig.toml and events/ hold to the contract of docs/architecture.md.
 
 The template is read as SAM source (cfn-lint 1.x validates SAM resources without running the SAM
-transform), so SAM policy templates are checked by name and mapped to the IAM actions they grant.
+transform), so SAM policy templates are checked by name and mapped to the IAM actions they grant. What runs a
+tool (cfn-lint, the layer's build) is in tests/integration/test_template_tools.py.
 """
 
 from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
-import sys
 import tomllib
 from functools import cache
 from pathlib import Path
@@ -195,16 +193,6 @@ def statements() -> list[tuple[str, dict[str, Any]]]:
 # ----------------------------------------------------------------------------- lint
 
 
-@pytest.mark.slow  # > 3 s (cfn-lint); `make lint` runs it too
-def test_cfn_lint_reports_nothing() -> None:
-    sibling = Path(sys.executable).with_name("cfn-lint")
-    exe = str(sibling) if sibling.exists() else shutil.which("cfn-lint")
-    if exe is None:
-        pytest.fail("cfn-lint is not installed (requirements-dev.txt)")
-    proc = subprocess.run([exe, str(TEMPLATE)], cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, f"cfn-lint found problems:\n{proc.stdout}\n{proc.stderr}"
-
-
 def test_no_blanket_lint_exceptions() -> None:
     assert "cfn-lint" not in template().get("Metadata", {}), "ignore rules per resource, with a reason"
 
@@ -271,25 +259,6 @@ def test_layer_is_built_by_sam_for_python313_arm64() -> None:
     assert layer["Metadata"]["BuildMethod"] == "makefile"      # layers/common/Makefile: bytecode in the layer
     assert layer["Metadata"]["BuildArchitecture"] == "arm64"
     assert (ROOT / "layers/common/requirements.txt").is_file()
-
-
-@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
-def test_the_layer_build_ships_bytecode_for_the_template_architecture(tmp_path) -> None:
-    """`make build-CommonLayer` (what sam build runs for BuildMethod: makefile) puts acexport and compiled
-    bytecode in python/; its defaults are the template's arm64 and python3.13. Built here without PyPI: an
-    empty requirements file stands in for the dependencies."""
-    source = tmp_path / "common"
-    shutil.copytree(ROOT / "layers/common", source, ignore=shutil.ignore_patterns("__pycache__"))
-    (source / "requirements.txt").write_text("")
-    makefile = (source / "Makefile").read_text()
-    assert "PLATFORM ?= manylinux2014_aarch64" in makefile and "PYTHON ?= python3.13" in makefile
-    out = tmp_path / "artifacts"
-    subprocess.run(["make", "-s", "-C", str(source), "build-CommonLayer", f"ARTIFACTS_DIR={out}",
-                    f"PYTHON={sys.executable}"], check=True, capture_output=True)
-    assert (out / "python/acexport/api.py").is_file()
-    compiled = list((out / "python/acexport").rglob("*.pyc"))
-    assert len(compiled) >= len(list((out / "python/acexport").rglob("*.py")))
-    assert all(path.read_bytes()[4:8] == b"\x01\x00\x00\x00" for path in compiled)   # PEP 552: unchecked hash
 
 
 # ----------------------------------------------------------------------------- API and authorizer

@@ -236,3 +236,10 @@ def test_a_page_not_arrived_in_time_is_none_and_asked_again(resource):
         first = walk.next_page()
         second = walk.next_page()
     assert [r["id"] for r in first.records + second.records] == [str(n) for n in range(1, 151)] and second.last
+
+
+def test_the_fake_is_an_ac_reader():
+    """It stands where the walk takes an acexport.ports.ACReader (the AC client in production)."""
+    from acexport.ports import ACReader
+
+    assert isinstance(FakeDeals(1), ACReader)

@@ -138,3 +138,10 @@ def test_slices_of_dense_ids_are_whole_pages_and_cost_no_request(in_flight):
     assert sorted(seen) == list(range(1, 5001)) and len(seen) == 5000
     assert len({call.get("id_less") for call in pages}) >= in_flight       # walked in slices
     assert len(pages) == 50
+
+
+def test_the_fake_is_an_ac_reader():
+    """It stands where the walk takes an acexport.ports.ACReader (the AC client in production)."""
+    from acexport.ports import ACReader
+
+    assert isinstance(FakeContacts([1]), ACReader)

@@ -10,6 +10,7 @@ The tree is the architecture (docs/architecture.md has the same map, one line pe
     api           the Powertools resolver factory, the handler decorator, the response envelopes
     identity      JWT verification (the authorizer only); the secret's rotation form (current + previous)
     tenancy       who the caller is and which account they act on (sub-accounts)
+    ports         what the domain code needs of AC and the stores (typing.Protocols; the unit tests' fakes)
     db            the Mongo client and the mapping of driver failures to 503
     compat        every nx-27017 (local Mongo) quirk, read back tolerantly: dates, flags, collection names
     query         the export query string (page, limit, filters[...], orders[...]) and the pagination object

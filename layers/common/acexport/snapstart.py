@@ -14,7 +14,7 @@ runtime's `snapshot_restore_py` (Python 3.12+ runtimes; absent elsewhere, then n
 
 One place registers: `acexport.ac.client`, at import. Every function that calls AC imports it at init
 (the handlers, or the modules they import: exports, jobs.worker, live.hooks, save_auth), so none can
-forget the hooks (tests/unit/test_cold_start.py checks every function). A function that reaches AC only
+forget the hooks (tests/integration/test_cold_start.py checks every function). A function that reaches AC only
 from a later import (DELETE /auth's webhook removal) builds its AC state after the restore, and the
 client's back-off jitter comes from `random.SystemRandom` (the OS), never from a state in the snapshot.
 """

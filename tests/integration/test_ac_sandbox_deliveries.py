@@ -64,7 +64,7 @@ def posted(ac):
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/hook"
     with ac._lock:
         ac.webhooks["1"] = {"id": "1", "url": url, "events": ["subscribe", "update", "unsubscribe",

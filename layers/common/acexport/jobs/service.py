@@ -24,7 +24,6 @@ import time
 from typing import Any
 
 from acexport import query
-from acexport.ac import custom_fields
 from acexport.ac.resources import RESOURCES
 from acexport.credentials import store as credential_store
 from acexport.errors import (
@@ -76,7 +75,9 @@ def start(tenant: Tenant, spec: JobSpec, *, source: str, request_key: str | None
     if connection is None:
         raise NotConnectedError()
     identity = credential_store.identity(connection)   # a stored base_url the guard refuses: 403 reconnect
-    if custom_fields.custom_names(spec.resource, spec.filters, ())[0]:
+    if any(name not in spec.resource.filters for name, _ in spec.filters):   # a custom field is named
+        from acexport.ac import custom_fields  # here: a start without one never loads the AC client (cold start)
+
         client = credential_store.client(connection, deadline=deadline or time.monotonic() + START_AC_SECONDS)
         custom_fields.with_custom_fields(client, spec.resource, spec.filters, ())
     job_id = secrets.token_urlsafe(24)

@@ -47,6 +47,7 @@ def test_a_403_without_the_permission_body_is_still_a_rejected_key(connected):
     assert connected.call("GET", "/auth").json()["data"]["needs_reconnect"] is True
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_names_the_key_may_not_read_are_null_and_cost_one_call(connected):
     sandbox = connected.sandbox
     sandbox.deny("/users")

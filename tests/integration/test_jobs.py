@@ -52,6 +52,7 @@ def test_csv_has_a_header_row_and_nested_fields_as_json(kit, resource):
                 assert cell == str(value)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_a_formula_typed_into_an_ac_form_is_inert_in_csv_and_exact_in_ndjson(kit):
     """A contact who filled in a public AC form with a formula: a spreadsheet opening the CSV file shows it as
     text (a leading '), the NDJSON file carries it exactly as AC sent it."""

@@ -40,6 +40,7 @@ def test_put_registers_the_account_events_the_documented_list_omits(connected, s
     assert "refused_events" not in live
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_an_account_that_refuses_account_events_gets_the_webhook_without_them_and_get_live_says_so(
         connected, sandbox):
     sandbox.refused_events = {"account_add", "account_update"}

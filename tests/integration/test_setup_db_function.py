@@ -141,6 +141,7 @@ def test_duplicates_fail_the_resource_with_the_reason_and_never_the_key(api, fre
     assert CREDENTIAL_KEY not in index_keys(creds)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_mongo_unreachable_fails_within_the_time_and_names_no_password(api, fresh_db, response_url):
     api.env(MONGODB_URI="mongodb://setup:pa55word-0123@127.0.0.1:9/?connectTimeoutMS=300", MONGODB_TIMEOUT_MS="300")
     started = time.monotonic()
@@ -160,6 +161,7 @@ class Context:
         return int((self.ends - time.monotonic()) * 1000)
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_work_that_outlasts_the_function_is_answered_failed_before_its_timeout(response_url):
     started = time.monotonic()
     sent = custom_resource.handle(request("Create", response_url.url), Context(custom_resource.MARGIN_SECONDS + 1),
@@ -199,6 +201,7 @@ def test_a_refused_response_is_retried_then_given_up_without_raising(caplog):
     assert "X-Amz-Signature" not in caplog.text                          # the pre-signed URL is never logged
 
 
+@pytest.mark.slow   # >= 0.3 s here (make test-fast leaves it out)
 def test_the_stack_status_is_read_and_an_unreadable_one_is_not_a_rollback(api):
     """rolling_back() against moto's CloudFormation: a stack that is not rolling back, and one that does not
     exist (the failure is then reported as it is)."""

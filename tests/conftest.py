@@ -32,3 +32,11 @@ class LambdaContext:
 @pytest.fixture
 def lambda_context():
     return LambdaContext()
+
+
+@pytest.fixture
+def clock():
+    """A clock that moves only when something sleeps on it (tests.fakes.FakeClock)."""
+    from tests.fakes import FakeClock
+
+    return FakeClock()

@@ -117,3 +117,20 @@ def kit(api, mongo, monkeypatch):
     api.sandbox.requests.clear()
     yield kit
     kit.settle()
+
+
+@pytest.fixture(scope="module")
+def server():
+    """The sandbox's own tests (test_ac_sandbox*.py): a sandbox of the module, without AC's rate limit."""
+    from devstack.ac_sandbox import ACSandbox
+
+    sandbox = ACSandbox(rate_limit=None).start()
+    yield sandbox
+    sandbox.stop()
+
+
+@pytest.fixture
+def sb(server):
+    """`server`, reset to its seeded data for each test."""
+    server.reset()
+    return server

@@ -23,12 +23,6 @@ from acexport.errors import (
 
 from devstack.ac_sandbox import ACSandbox
 from tests.ac_client_kit import KEY, budget_on, make_client, total_backoff_bounds
-from tests.fakes import FakeClock
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture(autouse=True)

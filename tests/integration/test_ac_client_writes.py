@@ -12,14 +12,8 @@ from acexport.ac.ratelimit import SlidingWindowLimiter
 from acexport.errors import UpstreamUnavailableError
 
 from devstack.ac_sandbox import ACSandbox
-from tests.fakes import FakeClock
 
 HOOK = {"webhook": {"name": "n", "url": "https://hooks.example/x", "events": ["update"], "sources": ["admin"]}}
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture(autouse=True)

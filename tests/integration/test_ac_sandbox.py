@@ -10,19 +10,6 @@ from devstack.ac_sandbox import ACSandbox, RecordedRequest, deal_created
 KEY = {"Api-Token": "sandbox-key"}
 
 
-@pytest.fixture(scope="module")
-def server():
-    sandbox = ACSandbox(rate_limit=None).start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def sb(server):
-    server.reset()
-    return server
-
-
 def get(sb, path, params=None, headers=KEY, timeout=5.0, **kwargs):
     url = f"{sb.base_url}/api/3{path}"
     return requests.get(url, params=params, headers=headers, timeout=timeout, **kwargs)

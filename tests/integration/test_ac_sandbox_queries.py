@@ -2,25 +2,11 @@
 by field and value, `/contacts` by `ids[]`, lists with their timestamps, and an AC that ignores
 `include=dealCustomFieldData` (with `/dealCustomFieldData` to fall back on)."""
 
-import pytest
 import requests
 
 from devstack.ac_sandbox import ACSandbox
 
 KEY = {"Api-Token": "sandbox-key"}
-
-
-@pytest.fixture(scope="module")
-def server():
-    sandbox = ACSandbox(rate_limit=None).start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def sb(server):
-    server.reset()
-    return server
 
 
 def get(sb, path, params=None):

@@ -4,22 +4,9 @@ ActiveCampaign's own MCP server (`ac-mcp-server` 0.12.0) send and read them."""
 import pytest
 import requests
 
-from devstack.ac_sandbox import SINGLE_READS, ACSandbox
+from devstack.ac_sandbox import SINGLE_READS
 
 KEY = {"Api-Token": "sandbox-key"}
-
-
-@pytest.fixture(scope="module")
-def server():
-    sandbox = ACSandbox(rate_limit=None).start()
-    yield sandbox
-    sandbox.stop()
-
-
-@pytest.fixture
-def sb(server):
-    server.reset()
-    return server
 
 
 def call(sb, path, params=None, method="GET"):

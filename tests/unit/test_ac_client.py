@@ -26,12 +26,6 @@ from acexport.errors import (
 from requests.structures import CaseInsensitiveDict
 
 from tests.ac_client_kit import KEY, backoff_bounds, budget_on, make_client
-from tests.fakes import FakeClock
-
-
-@pytest.fixture
-def clock():
-    return FakeClock()
 
 
 @pytest.fixture(autouse=True)

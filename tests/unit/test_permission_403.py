@@ -10,7 +10,7 @@ from acexport.ac.client import permission_refused
 from acexport.errors import PermissionDeniedError, StoredCredentialsRejectedError
 from requests.structures import CaseInsensitiveDict
 
-from tests.unit.test_ac_client import clock, failed, limiter, make_client, retried  # noqa: F401  (fixtures, helpers)
+from tests.unit.test_ac_client import failed, limiter, make_client, retried  # noqa: F401  (a fixture, helpers)
 
 
 def answer(status: int, body, content_type: str | None = "text/plain") -> requests.Response:

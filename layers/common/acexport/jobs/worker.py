@@ -289,12 +289,13 @@ OUTCOMES: dict[type[BaseException], Outcome] = {
 }
 
 
-def outcome_of(exc: BaseException) -> Outcome:
-    """What `exc`, raised by a step, means for its job (OUTCOMES); another API error by its status: the job's own
-    request refused (4xx, e.g. PermissionDenied) fails it, our own 5xx is retried; anything else is retried."""
+def outcome_of(exc: BaseException, outcomes: dict[type[BaseException], Outcome] = OUTCOMES) -> Outcome:
+    """What `exc`, raised by a step, means for its job (`outcomes`: OUTCOMES, or another kind of job's table);
+    another API error by its status: the job's own request refused (4xx, e.g. PermissionDenied) fails it, our
+    own 5xx is retried; anything else is retried."""
     for kind in type(exc).__mro__:
-        if kind in OUTCOMES:
-            return OUTCOMES[kind]
+        if kind in outcomes:
+            return outcomes[kind]
         if kind is ApiError:
             return Outcome.FAIL if exc.status < 500 else Outcome.RETRY    # type: ignore[attr-defined]
     return Outcome.RETRY

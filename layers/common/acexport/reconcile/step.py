@@ -27,19 +27,14 @@ import time
 from typing import Any
 
 from acexport import metrics
-from acexport.ac.client import ACClient, UpstreamInvalidError
+from acexport.ac.client import ACClient
 from acexport.credentials import store
-from acexport.errors import (
-    INVALID_CREDENTIALS,
-    NOT_CONNECTED,
-    ApiError,
-    StoredCredentialsRejectedError,
-)
+from acexport.errors import NOT_CONNECTED, UpstreamTimeoutError, UpstreamUnavailableError
 from acexport.jobs import store as jobs
 from acexport.jobs import worker
 from acexport.jobs.messages import send_work
 from acexport.jobs.view import iso
-from acexport.jobs.worker import CONNECTION_CHANGED, JobFailed, Stopped, finalize
+from acexport.jobs.worker import CONNECTION_CHANGED, JobFailed, Outcome, Stopped, finalize
 from acexport.logs import bind_tenant
 from acexport.reconcile import deletions, storage
 from acexport.reconcile.ids import RESOURCES, IdWalk, Shifted
@@ -50,6 +45,16 @@ logger = logging.getLogger(__name__)
 
 MOVED = ("ActiveCampaign's deals or accounts kept moving while the reconcile read them; nothing was reported, "
          "start the reconcile again")
+
+
+# What an error means for a reconcile: the export worker's table (jobs.worker.OUTCOMES), except that a reconcile
+# reads AC without the export walk's patience and reports nothing before its last read, so AC unavailable or slow
+# is the queue's to retry, and so is a value it cannot read (no record of the job's own is involved).
+OUTCOMES: dict[type[BaseException], Outcome] = {
+    **{kind: outcome for kind, outcome in worker.OUTCOMES.items() if kind not in (ValueError, OverflowError)},
+    UpstreamUnavailableError: Outcome.RETRY,
+    UpstreamTimeoutError: Outcome.RETRY,
+}
 
 
 def run(job_id: str, worker: str, settings: JobSettings, lambda_deadline: float) -> None:
@@ -86,24 +91,15 @@ class ReconcileStep:
         started = time.monotonic()
         try:
             self._work()
-        except Stopped:
-            self._stopped()
-        except JobFailed as failure:
-            self._fail(failure)
-        except StoredCredentialsRejectedError:
-            store.mark_rejected(self.tenant)
-            self._fail(JobFailed(INVALID_CREDENTIALS, reconnect=True))
-        except UpstreamInvalidError as exc:
-            self._fail(JobFailed(exc.message))
-        except ApiError as exc:
-            if exc.status < 500:                    # a missing permission and the like: no retry changes it
-                self._fail(JobFailed(exc.message))
-                return
-            self._release()
-            raise                                   # AC or our dependencies unavailable: retried by the queue
-        except BaseException:
-            self._release()
-            raise
+        except BaseException as exc:
+            outcome = worker.outcome_of(exc, OUTCOMES)
+            if outcome is Outcome.RETRY:
+                self._release()
+                raise                               # AC or our dependencies unavailable: retried by the queue
+            if outcome is Outcome.STOP:
+                self._stopped()
+            else:                                   # RECONNECT: the client (store.client) marked the connection
+                self._fail(worker.failure_of(exc))
         finally:
             metrics.add("JobStepSeconds", metrics.MetricUnit.Seconds, round(time.monotonic() - started, 3))
             if self.client is not None:

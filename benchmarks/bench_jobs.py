@@ -144,21 +144,7 @@ def run(resource: str, size: int, fmt: str, answer_ms: float, jitter: float, tra
                                  stdout=subprocess.PIPE, text=True, env=env)
 
         def export(body: dict) -> tuple[dict, float, dict]:
-            started = time.monotonic()
-            reply = requests.post(f"{api}/export/{resource}/jobs", headers=headers, json=body, timeout=30)
-            assert reply.status_code == 202, reply.text
-            job_id = reply.json()["data"]["id"]
-            child.stdin.write(job_id + "\n")
-            child.stdin.flush()
-            while True:
-                job = requests.get(f"{api}/export/jobs/{job_id}", headers=headers, timeout=30).json()["data"]
-                if job["status"] not in ("queued", "running"):
-                    break
-                time.sleep(0.05)
-            wall = time.monotonic() - started
-            memory = _report(child)
-            assert job["status"] == "succeeded", job
-            return job, wall, memory
+            return run_job(child, api, headers, f"/export/{resource}/jobs", body)
 
         # A first, one-page job warms the worker "container" (imports, clients, the rate budget's slots,
         # AC's field definitions in the reference cache), as the steady state of a deployed worker.
@@ -189,6 +175,29 @@ def run(resource: str, size: int, fmt: str, answer_ms: float, jitter: float, tra
             "post_to_first_request_s": round(setup, 3), "last_request_to_done_s": round(tail, 3),
             "file_bytes": job["file"]["size"], "records": job["file"]["records"], "exact": exact,
             "worker_memory": memory}
+
+
+def run_job(child: subprocess.Popen, api: str, headers: dict, path: str, body: dict | None = None, *,
+            poll: float = 0.05) -> tuple[dict, float, dict]:
+    """POST `path` (a job start: an export, a reconcile), hand the job to the worker child, wait until it ends:
+    the job as `GET /export/jobs/{id}` shows it, the wall time from the POST, and the child's memory report."""
+    import requests
+
+    started = time.monotonic()
+    reply = requests.post(f"{api}{path}", headers=headers, json=body, timeout=30)
+    assert reply.status_code == 202, reply.text
+    job_id = reply.json()["data"]["id"]
+    child.stdin.write(job_id + "\n")
+    child.stdin.flush()
+    while True:
+        job = requests.get(f"{api}/export/jobs/{job_id}", headers=headers, timeout=30).json()["data"]
+        if job["status"] not in ("queued", "running"):
+            break
+        time.sleep(poll)
+    wall = time.monotonic() - started
+    memory = _report(child)
+    assert job["status"] == "succeeded", job
+    return job, wall, memory
 
 
 def _report(child: subprocess.Popen) -> dict:

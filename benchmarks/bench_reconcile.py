@@ -33,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "layers" / "common")]
 
-from benchmarks.bench_jobs import _report  # noqa: E402 - the worker child's report
+from benchmarks.bench_jobs import run_job  # noqa: E402 - a job through the API and the worker child
 
 BASE = "/v1/integrations/activecampaign"
 
@@ -76,20 +76,7 @@ def run(size: int, answer_ms: float, jitter: float, deleted: int) -> dict:
         def reconcile() -> dict:
             time.sleep(1.2)   # AC's window empties
             sandbox.requests.clear()
-            started = time.monotonic()
-            reply = requests.post(f"{api}/changes/reconcile", headers=headers, timeout=30)
-            assert reply.status_code == 202, reply.text
-            job_id = reply.json()["data"]["id"]
-            child.stdin.write(job_id + "\n")
-            child.stdin.flush()
-            while True:
-                job = requests.get(f"{api}/export/jobs/{job_id}", headers=headers, timeout=30).json()["data"]
-                if job["status"] not in ("queued", "running"):
-                    break
-                time.sleep(0.1)
-            wall = time.monotonic() - started
-            memory = _report(child)
-            assert job["status"] == "succeeded", job
+            job, wall, memory = run_job(child, api, headers, "/changes/reconcile", poll=0.1)
             paths = Counter(r.path for r in sandbox.requests)
             floor = size / 500 + (paths["/deals"] + paths["/accounts"]) / 5
             return {"wall_s": round(wall, 2), "floor_s": round(floor, 2), "ratio": round(wall / floor, 3),

@@ -93,9 +93,16 @@ class Kit:
     def s3(self):
         return self.stack.events.client("s3")
 
-    def finished_events(self, job_id: str) -> list[dict]:
-        return [e for e in self.stack.events.published()
-                if e["detail-type"] == "ActiveCampaign Export Job Finished" and e["detail"]["job_id"] == job_id]
+    def finished_events(self, job_id: str, *, timeout: float = 5) -> list[dict]:
+        """The job's "Finished" events, once there is one (up to `timeout`): a job's end is written before its
+        event is published (jobs.worker.finalize), so a reader that saw the status can be a moment early."""
+        deadline = time.monotonic() + timeout
+        while True:
+            found = [e for e in self.stack.events.published()
+                     if e["detail-type"] == "ActiveCampaign Export Job Finished" and e["detail"]["job_id"] == job_id]
+            if found or time.monotonic() > deadline:
+                return found
+            time.sleep(0.05)
 
     def settle(self, timeout: float = 10) -> None:
         """Let every job still active finish (or cancel it), so nothing runs into the next test."""
